@@ -1,0 +1,7 @@
+"""``python -m comining`` (and ``torchrun -m comining``) run the command line."""
+
+import sys
+
+from comining.cli import main
+
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""Command line: argument parsing and sub-commands only.
+
+Every setting of ``Config`` is a flag with a readable name (``--closed-rate``) and the spelling of
+the authors' scripts (``--closeset_ratio``), so their commands run with ``comining train`` in place
+of ``python cifarmain.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from comining.config import CHOICES, PRESETS, Config
+from comining.errors import TrainingStopped, UserError
+
+# Extra spellings: the seed's option names and common variants.
+ALIASES = {
+    "synthetic": ["--synthetic-data"],
+    "closed_rate": ["--closeset_ratio", "--closeset-ratio", "--noise-rate", "--noise_rate"],
+    "open_ratio": ["--openset_ratio", "--openset-ratio"],
+    "margin": ["--m"],
+    "re_k": ["--re_k1", "--re-k1"],
+    "epochs": ["--n_epoch", "--n-epoch", "--n_epochs"],
+    "warmup_epochs": ["--warmup"],
+    "data_root": ["--root"],
+}
+HELP = {
+    "dataset": "digits (default, bundled), fashion-mnist, cifar10, cifar100",
+    "data_root": "folder holding the data set (default: datasets/)",
+    "synthetic": "the paper's named setting: cifar10nc, cifar100nc, cifar80no",
+    "noise_type": "symmetric or asymmetric (pair flip)",
+    "closed_rate": "closed-set noise rate ρc",
+    "open_ratio": "share of classes (the last ones) turned into open-set noise ρo",
+    "noise_seed": "seed of the label corruption (0 reproduces the established protocol)",
+    "train_subset": "train on the first N training images only",
+    "test_subset": "evaluate on the first N test images only",
+    "arch": "cnn (the paper's 6-layer CNN) or small (a CPU-sized CNN)",
+    "method": "training method, e.g. comining, standard",
+    "forget_rate": "share of each batch treated as noisy (default: implied by the noise rates)",
+    "num_gradual": "epochs over which the baselines' forget rate ramps up",
+    "warmup_epochs": "epochs of plain training before Co-mining starts selecting",
+    "epsilon": "label-smoothing mass ε",
+    "confident_fraction": "share e of the clean set used as high-confidence anchors",
+    "w_pc": "weight of the prediction-consistency loss",
+    "w_tri": "weight of the semi-hard triplet loss",
+    "w_re": "weight of the relabelling loss",
+    "margin": "triplet margin m",
+    "plk": "lowest positive rank", "puk": "positive ranks end (exclusive)",
+    "nlk": "lowest negative rank", "nuk": "negative ranks end (exclusive)",
+    "re_k": "k of the k-reciprocal neighbours",
+    "re_sigma": "in-distribution threshold σ on the soft label",
+    "bank": "memory bank size per view",
+    "aug": "Co-mining's two views: ws (weak+strong), ww, ss",
+    "baseline_aug": "baselines' view: none (as the paper) or weak",
+    "jocor_lambda": "JoCoR's co-regularisation weight (default: the paper's rule)",
+    "epoch_decay_start": "epoch from which the learning rate decays linearly",
+    "precision": "auto (bf16 where the hardware computes it natively), fp32, bf16",
+    "device": "auto, cpu, cuda or cuda:N",
+    "out": "run directory (default runs/<dataset>-<noise>-<method>-<time>)",
+    "quiet": "no progress bars",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): the problem and where to read more."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per Config field; defaults are suppressed so only what the user typed overrides."""
+    for field in dataclasses.fields(Config):
+        name = field.name
+        flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else []) + ALIASES.get(name, [])
+        kind = str(field.type).split(" |")[0]
+        options = {"dest": name, "default": argparse.SUPPRESS, "help": HELP.get(name, "")}
+        if kind == "bool":
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = {"int": int, "float": float}.get(kind, str)
+            options["metavar"] = name.upper()
+            if name in CHOICES and name != "noise_type":  # noise types also accept aliases (pairflip)
+                options["choices"] = CHOICES[name]
+        parser.add_argument(*flags, **options)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="comining", description="Train image classifiers on noisy labels with Co-mining "
+                                                 "and its baselines.")
+    commands = parser.add_subparsers(dest="command", parser_class=Parser)
+    train = commands.add_parser("train", help="train one run (no arguments: the digits demo)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--preset", choices=sorted(PRESETS), help="a named set of the paper's settings")
+    train.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
+    add_config_flags(train)
+    return parser
+
+
+def cmd_train(args) -> int:
+    from comining.config import resolve
+    from comining.engine import train
+    from comining.rundir import default_out
+
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    cfg = resolve(overrides, preset=args.preset, config_file=args.config)
+    out = cfg.out or str(default_out(cfg))
+    results = train(cfg, out)
+    print_summary(cfg, results, out)
+    return 0
+
+
+def print_summary(cfg: Config, results: dict, out: str) -> None:
+    noise = results.get("noise", {})
+    n = results["train_size"]
+    lines = [f"{cfg.method} on {cfg.dataset}: {n} training images, "
+             f"{noise.get('wrong_labels', 0) * 100:.1f} % of labels wrong "
+             f"({cfg.noise_type} {cfg.closed_rate:.0%}" + (f", open-set {cfg.open_ratio:.0%})" if cfg.open_ratio else ")"),
+             f"test accuracy {results['last10_mean']:.2f} ± {results['last10_std']:.2f} % "
+             f"(last {min(10, results['epochs'])} epochs; best {results['best_acc']:.2f} at epoch {results['best_epoch']}; "
+             f"{results['precision']} on {results['device']}, {results['seconds']:.0f} s)"]
+    if "n_wrong_labels" in results and cfg.method != "standard":
+        wrong = results["n_wrong_labels"]
+        lines.append(f"wrong labels caught: {results['wrong_caught']} of {wrong}"
+                     + (f" ({results['wrong_caught'] / wrong:.0%})" if wrong else "")
+                     + f"; right labels set aside: {results['right_flagged']} of {n - wrong}")
+    lines.append(f"verdicts: {results['n_clean']} clean, {results['n_relabelled']} relabelled"
+                 + (f" ({results['relabelled_correctly']} to the true class)" if "relabelled_correctly" in results else "")
+                 + f", {results['n_discarded']} discarded")
+    lines.append(f"run directory: {out} (verdicts.csv, metrics.jsonl, curves.png)")
+    print("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv:
+        argv = ["train"]
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"train": cmd_train}[args.command](args)
+    except UserError as err:
+        print(f"comining: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingStopped as err:
+        print(f"comining: stopped: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""The training engine: one epoch loop for every method and data set.
+
+``Trainer`` builds the data, the method (its networks and ledger), the optimiser and the views from
+a Config; ``fit()`` runs the epochs, evaluates after each, and keeps the run directory current
+(metrics.jsonl and checkpoint.pt every epoch; results.json, verdicts.csv and plots at the end).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from comining import hardware, report
+from comining.config import Config
+from comining.data import load_arrays
+from comining.data.augment import Views
+from comining.data.training import InMemoryData
+from comining.errors import TrainingStopped
+from comining.methods import build_method
+from comining.metrics import VERDICTS, Ledger, last_k_stats, selection_metrics
+from comining.models import build_model
+from comining.rundir import RunDir, atomic_csv, atomic_json, atomic_torch_save
+
+
+def schedule(cfg: Config, epoch: int) -> tuple[float, float]:
+    """(learning rate, Adam β1) of an epoch.
+
+    linear (the paper's CIFAR plan): constant until --epoch_decay_start, then linear decay towards 0
+    with β1 = 0.1. cosine (the web plan): constant for the warm-up epochs, then cosine decay to 0.
+    """
+    if cfg.schedule == "linear":
+        if epoch < cfg.epoch_decay_start:
+            return cfg.lr, 0.9
+        return cfg.lr * (cfg.epochs - epoch) / max(cfg.epochs - cfg.epoch_decay_start, 1), 0.1
+    if epoch < cfg.warmup_epochs:
+        return cfg.lr, 0.9
+    progress = (epoch - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1)
+    return 0.5 * cfg.lr * (1 + math.cos(math.pi * progress)), 0.9
+
+
+def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+
+
+def load_training_data(cfg: Config, device):
+    return InMemoryData(cfg, load_arrays(cfg.dataset, cfg.data_root), device)
+
+
+class LossMonitor:
+    """Sums an epoch's loss terms on the device and remembers the first step with a non-finite term.
+
+    Checking means one synchronisation, so on a GPU it happens every ``check_every`` steps only.
+    """
+
+    def __init__(self, device, check_every: int):
+        self.device, self.check_every = device, check_every
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.bad_step = torch.tensor(-1, device=device)
+        self.bad_terms = None
+
+    def add(self, terms: dict, step: int, epoch: int) -> None:
+        values = torch.stack([v.detach().float() for v in terms.values()])
+        for name, value in zip(terms, values):
+            self.sums[name] = self.sums.get(name, 0) + value
+        self.steps += 1
+        bad = ~torch.isfinite(values)
+        first = bad.any() & (self.bad_step < 0)
+        self.bad_step = torch.where(first, step, self.bad_step)
+        self.bad_terms = bad if self.bad_terms is None else torch.where(first, bad, self.bad_terms)
+        self._names = list(terms)
+        if (step + 1) % self.check_every == 0:
+            self.check(epoch)
+
+    def check(self, epoch: int) -> None:
+        step = int(self.bad_step)
+        if step >= 0:
+            names = [n for n, b in zip(self._names, self.bad_terms.tolist()) if b]
+            raise NonFiniteLoss(epoch, step, names)
+
+    def means(self) -> dict:
+        return {name: float(total) / max(self.steps, 1) for name, total in self.sums.items()}
+
+
+class NonFiniteLoss(TrainingStopped):
+    def __init__(self, epoch: int, step: int, terms: list[str]):
+        self.epoch, self.step, self.terms = epoch, step, terms
+        super().__init__(f"loss term {'/'.join(terms)} became non-finite at epoch {epoch + 1}, step {step + 1}")
+
+
+class Trainer:
+    """Everything one run needs; ``fit()`` trains, ``Trainer.resume(path)`` continues a run."""
+
+    def __init__(self, cfg: Config, out=None):
+        self.cfg = cfg
+        self.device = hardware.resolve_device(cfg.device)
+        self.precision = hardware.resolve_precision(cfg.precision, self.device)
+        self.channels_last = self.device.type == "cuda"
+        hardware.seed_everything(cfg.seed)
+        self.data = load_training_data(cfg, self.device)
+        self.ledger = Ledger(len(self.data), self.device)
+        self.method = build_method(cfg, self.data.num_classes, self.make_model, self.ledger)
+        self.optimizer = make_optimizer(cfg, self.method.parameters())
+        plain = self.method.view_kinds == ("plain",)  # the authors' baselines: tensor conversion only
+        self.views = Views(self.data.crop_size, self.data.padding, self.data.flip,
+                           None if plain else self.data.normalize, self.channels_last)
+        self.history: list[dict] = []
+        self.start_epoch = 0
+        self.run = RunDir(out) if out is not None else None
+        self.monitor_every = 1 if self.device.type == "cpu" else 50
+
+    def make_model(self):
+        model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        return model.to(self.device, memory_format=memory_format)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def train_epoch(self, epoch: int, progress=None) -> dict:
+        cfg, method, optimizer = self.cfg, self.method, self.optimizer
+        lr, beta1 = schedule(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+            if "betas" in group:
+                group["betas"] = (beta1, group["betas"][1])
+        method.train()
+        self.ledger.new_epoch()
+        monitor = LossMonitor(self.device, self.monitor_every)
+        for step, (index, images, labels) in enumerate(self.data.batches(epoch, cfg.batch_size, cfg.seed)):
+            views = [self.views(images, kind) for kind in method.view_kinds]
+            with hardware.autocast(self.device, self.precision):
+                loss, terms = method.loss(views, labels, index, epoch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            monitor.add({"loss": loss, **terms}, step, epoch)
+            if progress is not None:
+                progress.update(1)
+        monitor.check(epoch)
+        return {"lr": lr, "forget_rate": method.forget_rate(epoch), "loss": monitor.means()}
+
+    @torch.no_grad()
+    def evaluate(self) -> list[float]:
+        """Test accuracy (%) of every network of the method."""
+        self.method.eval()
+        correct = torch.zeros(len(self.method.nets), device=self.device)
+        total = 0
+        for images, labels in self.data.test_batches(self.cfg.eval_batch_size):
+            x = self.views(images, "test")
+            with hardware.autocast(self.device, self.precision):
+                for i, net in enumerate(self.method.nets):
+                    correct[i] += (net(x)[0].argmax(1) == labels).sum()
+            total += labels.shape[0]
+        return (100 * correct / max(total, 1)).tolist()
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        if self.run is not None:
+            self.run.create()
+            atomic_json(self.run.config, cfg.to_dict())
+        started = time.time() - sum(r["seconds"] for r in self.history)
+        epochs = tqdm(range(self.start_epoch, cfg.epochs), initial=self.start_epoch, total=cfg.epochs,
+                      desc=f"{cfg.method} {cfg.dataset}", unit="epoch", disable=cfg.quiet, dynamic_ncols=True)
+        for epoch in epochs:
+            tick = time.time()
+            with tqdm(total=self.data.num_batches(cfg.batch_size), desc=f"epoch {epoch + 1}", unit="batch",
+                      leave=False, disable=cfg.quiet, dynamic_ncols=True) as bar:
+                record = {"epoch": epoch + 1, **self.train_epoch(epoch, bar)}
+            accs = self.evaluate()
+            record.update(test_acc=float(np.mean(accs)), test_acc_nets=accs)
+            if self.data.true_labels is not None:
+                record.update(selection_metrics(self.ledger, self.data.labels, self.data.true_labels,
+                                                self.data.num_classes))
+            record["seconds"] = time.time() - tick
+            self.history.append(record)
+            self.save(epoch + 1)
+            postfix = {"acc": f"{record['test_acc']:.2f}"}
+            if record.get("label_precision") is not None:
+                postfix["precision"] = f"{record['label_precision']:.3f}"
+            epochs.set_postfix(postfix)
+        results = self.results(time.time() - started)
+        if self.run is not None:
+            atomic_json(self.run.results, results)
+            self.write_verdicts()
+            report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
+        return results
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def save(self, epochs_done: int) -> None:
+        if self.run is None:
+            return
+        self.run.write_metrics(self.history)
+        atomic_torch_save(self.run.checkpoint, {
+            "config": self.cfg.to_dict(), "epoch": epochs_done, "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "ledger": self.ledger.state_dict(),
+            "rng": hardware.rng_state(), "history": self.history})
+
+    def results(self, seconds: float) -> dict:
+        accs = [r["test_acc"] for r in self.history]
+        mean, std = last_k_stats(accs)
+        best = int(np.argmax(accs))
+        results = {"last10_mean": mean, "last10_std": std, "best_acc": accs[best], "best_epoch": best + 1,
+                   "final_acc": accs[-1], "epochs": len(accs), "seconds": seconds,
+                   "method": self.cfg.method, "dataset": self.cfg.dataset, "precision": self.precision,
+                   "device": str(self.device), "noise": self.data.noise, "train_size": len(self.data)}
+        results.update(self.verdict_summary())
+        return results
+
+    def verdict_summary(self) -> dict:
+        """Counts of the final verdicts, and against the truth where the noise was synthetic."""
+        status = self.ledger.status
+        summary = {f"n_{name}": int((status == code).sum()) for code, name in enumerate(VERDICTS)}
+        true = self.data.true_labels
+        if true is not None:
+            given = self.data.labels
+            wrong = (given != true) | (true >= self.data.num_classes)
+            summary.update(
+                n_wrong_labels=int(wrong.sum()),
+                wrong_caught=int((wrong & (status != 0)).sum()),
+                right_flagged=int((~wrong & (status != 0)).sum()),
+                relabelled_correctly=int(((status == 1) & (self.ledger.pseudo == true)).sum()))
+        return summary
+
+    def write_verdicts(self) -> None:
+        classes = self.data.classes
+        status = self.ledger.status.tolist()
+        pseudo = self.ledger.pseudo.tolist()
+        score = self.ledger.score.tolist()
+        given = self.data.labels.tolist()
+        true = self.data.true_labels.tolist() if self.data.true_labels is not None else None
+        names = self.data.sample_names()
+
+        def name(label):
+            return classes[label] if 0 <= label < len(classes) else f"open:{label}"
+
+        rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), VERDICTS[status[i]],
+                 name(pseudo[i]) if pseudo[i] >= 0 else "", "" if math.isnan(score[i]) else f"{score[i]:.4f}"]
+                for i in range(len(names))]
+        header = ["sample", "given_label", *(["true_label"] if true else []), "verdict", "suggested_label", "score"]
+        atomic_csv(self.run.verdicts, header, rows)
+
+
+def train(cfg: Config, out=None) -> dict:
+    """Train one run from a Config; writes the run directory ``out`` if given. Returns results."""
+    return Trainer(cfg, out).fit()

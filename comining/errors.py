@@ -1,0 +1,13 @@
+"""The one exception type the command line turns into a one-line message and exit status 2."""
+
+
+class UserError(Exception):
+    """Bad input from the user: a missing file, a wrong layout, a value out of range.
+
+    The message is one line that names the problem and says how to fix it; the CLI prints it
+    without a traceback.
+    """
+
+
+class TrainingStopped(Exception):
+    """Training stopped on purpose (a signal, a non-finite loss); the message says how to go on."""

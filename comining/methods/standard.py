@@ -1,0 +1,16 @@
+"""Standard: one network, cross-entropy on the given labels; every sample is trusted."""
+
+import torch.nn.functional as F
+
+from comining.methods import Method, register
+from comining.metrics import CLEAN
+
+
+@register("standard")
+class Standard(Method):
+    def loss(self, views, labels, index, epoch):
+        logits, _ = self.nets[0](views[0])
+        per_sample = F.cross_entropy(logits.float(), labels, reduction="none")
+        self.ledger.record(index, CLEAN, per_sample)
+        ce = per_sample.mean()
+        return ce, {"ce": ce}

@@ -1,0 +1,78 @@
+"""Accuracy, last-10 statistics, and the per-sample ledger of verdicts with its selection metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+VERDICTS = ("clean", "relabelled", "discarded")
+CLEAN, RELABELLED, DISCARDED = range(3)
+
+
+class Ledger:
+    """What the method decided for every training sample, kept from the last step that saw it.
+
+    Lives on the training device and is written with index tensors, so recording a step's decisions
+    never synchronises. ``status`` holds codes into VERDICTS; ``pseudo`` the suggested label of
+    relabelled samples (-1 otherwise); ``score`` the selection score (lower = more trusted).
+    ``epoch_seen`` marks the samples seen in the current epoch for the per-epoch metrics.
+    """
+
+    def __init__(self, num_samples: int, device):
+        self.status = torch.zeros(num_samples, dtype=torch.int8, device=device)
+        self.pseudo = torch.full((num_samples,), -1, dtype=torch.long, device=device)
+        self.score = torch.full((num_samples,), float("nan"), device=device)
+        self.epoch_seen = torch.zeros(num_samples, dtype=torch.bool, device=device)
+
+    def record(self, index: torch.Tensor, status: torch.Tensor | int, score: torch.Tensor | None = None,
+               pseudo: torch.Tensor | None = None) -> None:
+        self.status[index] = torch.as_tensor(status, dtype=torch.int8, device=index.device)
+        if score is not None:
+            self.score[index] = score.detach().float()
+        self.pseudo[index] = -1 if pseudo is None else pseudo
+        self.epoch_seen[index] = True
+
+    def new_epoch(self) -> None:
+        self.epoch_seen.zero_()
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("status", "pseudo", "score", "epoch_seen")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            getattr(self, key).copy_(value)
+
+
+def selection_metrics(ledger: Ledger, noisy: torch.Tensor, true: torch.Tensor, num_closed: int) -> dict:
+    """Quality of this epoch's decisions, computable because synthetic noise keeps the true labels.
+
+    label_precision: share of the clean set whose given label is right; label_recall: share of the
+    right labels that made the clean set; relabel_acc: share of relabelled samples given their true
+    class; open_discarded: share of open-set samples discarded. Counts only samples seen this epoch.
+    """
+    seen = ledger.epoch_seen
+    right = (noisy == true) & (true < num_closed) & seen
+    clean = (ledger.status == CLEAN) & seen
+    relabelled = (ledger.status == RELABELLED) & seen
+    discarded = (ledger.status == DISCARDED) & seen
+    is_open = (true >= num_closed) & seen
+    counts = torch.stack([
+        clean.sum(), (clean & right).sum(), right.sum(), relabelled.sum(),
+        (relabelled & (ledger.pseudo == true)).sum(), discarded.sum(), is_open.sum(), (is_open & discarded).sum(),
+    ]).tolist()  # one synchronisation per epoch
+    n_clean, n_clean_right, n_right, n_relab, n_relab_right, n_disc, n_open, n_open_disc = counts
+
+    def ratio(a, b):
+        return a / b if b else None
+
+    return {
+        "label_precision": ratio(n_clean_right, n_clean), "label_recall": ratio(n_clean_right, n_right),
+        "relabel_acc": ratio(n_relab_right, n_relab), "open_discarded": ratio(n_open_disc, n_open),
+        "clean": n_clean, "relabelled": n_relab, "discarded": n_disc,
+    }
+
+
+def last_k_stats(accuracies, k: int = 10) -> tuple[float, float]:
+    """Mean and (population) standard deviation of the last ``k`` values: the paper's reported number."""
+    tail = np.asarray(accuracies[-k:], dtype=float)
+    return float(tail.mean()), float(tail.std())

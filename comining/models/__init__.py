@@ -1,0 +1,29 @@
+"""Model registry: a new architecture is one new file that decorates its builder with ``@register``.
+
+Every model maps images [N×C×H×W] to ``(logits [N×classes], features [N×D])``, where the features
+are the input of the final linear layer (what Co-mining's memory banks store), and exposes
+``feature_dim``.
+"""
+
+from __future__ import annotations
+
+from comining.errors import UserError
+
+MODELS: dict = {}
+
+
+def register(name: str):
+    def wrap(builder):
+        MODELS[name] = builder
+        return builder
+    return wrap
+
+
+def build_model(name: str, in_channels: int, num_classes: int, image_size: int):
+    """A fresh model ``name`` for images of ``in_channels`` × ``image_size``² and ``num_classes`` outputs."""
+    if name not in MODELS:
+        raise UserError(f"unknown architecture '{name}': choose one of {', '.join(sorted(MODELS))}")
+    return MODELS[name](in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+
+
+from comining.models import cnn  # noqa: E402,F401  (registers its models)

@@ -1,0 +1,53 @@
+"""The paper's 6-layer CNN for CIFAR-style data and a small CNN for CPU runs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from comining.models import register
+
+
+def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class Classifier(nn.Module):
+    """A feature extractor followed by one linear layer; returns (logits, features)."""
+
+    def __init__(self, body: nn.Module, feature_dim: int, num_classes: int):
+        super().__init__()
+        self.body, self.feature_dim = body, feature_dim
+        self.fc = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor):
+        features = self.body(x)
+        return self.fc(features), features
+
+
+@register("cnn")
+def paper_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier:
+    """Conv 3×3 64,64,pool,128,128,pool,196,16,pool with BatchNorm and ReLU; linear on the flat map.
+
+    The flattened size follows the input size (32 px → 16·4·4 = 256, 28 px → 144, 8 px → 16).
+    """
+    body = nn.Sequential(
+        conv_bn_relu(in_channels, 64), conv_bn_relu(64, 64), nn.MaxPool2d(2),
+        conv_bn_relu(64, 128), conv_bn_relu(128, 128), nn.MaxPool2d(2),
+        conv_bn_relu(128, 196), conv_bn_relu(196, 16), nn.MaxPool2d(2),
+        nn.Flatten())
+    side = image_size // 2 // 2 // 2
+    if side < 1:
+        raise ValueError(f"the paper's CNN needs images of at least 8 px, got {image_size}")
+    return Classifier(body, 16 * side * side, num_classes)
+
+
+@register("small")
+def small_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier:
+    """Three conv blocks (32, 64, 128) and global average pooling: cheap enough for CPU grids."""
+    body = nn.Sequential(
+        conv_bn_relu(in_channels, 32), nn.MaxPool2d(2),
+        conv_bn_relu(32, 64), nn.MaxPool2d(2),
+        conv_bn_relu(64, 128),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(body, 128, num_classes)

@@ -1,0 +1,40 @@
+"""Plots and tables of finished runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: training machines have no screen
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_run(history: list[dict], path: Path, title: str = "") -> None:
+    """Test accuracy per epoch (left) and the quality of the clean set where the truth is known (right)."""
+    epochs = [r["epoch"] for r in history]
+    selection = [k for k in ("label_precision", "label_recall", "relabel_acc", "open_discarded")
+                 if any(r.get(k) is not None for r in history)]
+    fig, axes = plt.subplots(1, 2 if selection else 1, figsize=(11 if selection else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    nets = len(history[0].get("test_acc_nets", [])) if history else 0
+    if nets > 1:
+        for i in range(nets):
+            ax.plot(epochs, [r["test_acc_nets"][i] for r in history], lw=0.8, alpha=0.6, label=f"network {i + 1}")
+    ax.plot(epochs, [r["test_acc"] for r in history], lw=1.8, label="test accuracy" + (" (mean)" if nets > 1 else ""))
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    if selection:
+        ax = axes[0][1]
+        for key in selection:
+            points = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
+            ax.plot(*zip(*points), label=key.replace("_", " "))
+        ax.set(xlabel="epoch", ylabel="share", ylim=(0, 1.02), title="selection (against the true labels)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)

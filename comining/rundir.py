@@ -1,0 +1,94 @@
+"""The run directory: config, per-epoch metrics, results, checkpoint, verdicts, plots.
+
+Every file that is replaced as a whole is written to a temporary file in the same directory and
+renamed over the old one, so a crash or a full disk mid-write leaves the previous complete file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from comining.config import Config, noise_tag
+from comining.errors import UserError
+
+
+def default_out(cfg: Config) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.dataset}-{noise_tag(cfg)}-{cfg.method}-{stamp}"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_json(path: Path, obj) -> None:
+    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def atomic_torch_save(path: Path, obj) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def atomic_csv(path: Path, header: list[str], rows) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write(path, text.getvalue().encode())
+
+
+class RunDir:
+    """Paths and writers of one run directory."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.metrics = self.path / "metrics.jsonl"
+        self.results = self.path / "results.json"
+        self.checkpoint = self.path / "checkpoint.pt"
+        self.verdicts = self.path / "verdicts.csv"
+
+    def create(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create run directory {self.path} ({err.strerror}): choose another --out") from None
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """Rewrite metrics.jsonl from the history (atomic, so a resumed run never duplicates lines)."""
+        atomic_write(self.metrics, "".join(json.dumps(r) + "\n" for r in history).encode())
+
+    def load_checkpoint(self) -> dict:
+        if not self.checkpoint.exists():
+            raise UserError(f"no checkpoint in {self.path}: pass a run directory that has checkpoint.pt")
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated, not a torch file, or holds code
+            reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+            raise UserError(f"checkpoint {self.checkpoint} cannot be loaded ({reason}): "
+                            "it is damaged or not a comining checkpoint; start a new run") from None
+        if not isinstance(state, dict) or "epoch" not in state or "method" not in state:
+            raise UserError(f"checkpoint {self.checkpoint} is not a comining checkpoint: start a new run")
+        return state
