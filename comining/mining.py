@@ -33,7 +33,7 @@ class MemoryBank:
         if n > self.size:  # only the newest `size` rows would survive anyway
             feats, labels, n = feats[-self.size:], labels[-self.size:], self.size
         slots = (torch.arange(n, device=self.buffer.device) + self.ptr) % self.size
-        self.buffer[slots] = F.normalize(feats.detach().float(), dim=1)
+        self.buffer[slots] = F.normalize(feats.detach().to(self.buffer.device, torch.float32), dim=1)
         self.label_buffer[slots] = labels.to(self.label_buffer.device, torch.long)
         self.ptr = (self.ptr + n) % self.size
         self.count = min(self.count + n, self.size)

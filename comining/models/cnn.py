@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from comining.errors import UserError
 from comining.models import register
 
 
@@ -38,7 +39,8 @@ def paper_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier
         nn.Flatten())
     side = image_size // 2 // 2 // 2
     if side < 1:
-        raise ValueError(f"the paper's CNN needs images of at least 8 px, got {image_size}")
+        raise UserError(f"the paper's CNN needs images of at least 8 px, got {image_size}: "
+                        "use a larger --crop-size or --arch small")
     return Classifier(body, 16 * side * side, num_classes)
 
 
