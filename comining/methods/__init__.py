@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from comining.config import Config, effective_forget_rate
 from comining.errors import UserError
+from comining.metrics import CLEAN, DISCARDED
 
 METHODS: dict = {}
 
@@ -59,12 +61,52 @@ class Method(nn.Module):
     def forget_rate(self, epoch: int) -> float:
         """Linear ramp from 0 to the target over the first --num_gradual epochs (Co-teaching's schedule)."""
         ramp = self.cfg.num_gradual
-        if ramp <= 1:
+        if ramp == 0:
             return self.target_forget_rate
-        return self.target_forget_rate * min(epoch / (ramp - 1), 1.0)
+        return self.target_forget_rate * min(epoch / max(ramp - 1, 1), 1.0)  # = linspace(0, r, ramp)[epoch]
 
     def loss(self, views, labels, index, epoch):
         raise NotImplementedError
+
+
+def pick_smallest(values: torch.Tensor, rate: float, among: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean mask of the ⌊n(1-rate)⌋ smallest ``values`` among the candidates ``among`` (all if None).
+
+    n is the number of candidates, counted on the device, so a data-dependent candidate set (such
+    as the samples two networks disagree on) never forces a synchronisation.
+    """
+    n = values.shape[0]
+    among = torch.ones(n, dtype=torch.bool, device=values.device) if among is None else among
+    order = values.detach().masked_fill(~among, float("inf")).argsort()
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(n, device=values.device)
+    keep = torch.floor(among.sum().double() * (1.0 - rate) + 1e-9)  # float32 would round 59 down to 58
+    return rank < keep
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask`` holds; 0 (with a zero gradient) when it holds nowhere."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+class TwoNetworks(Method):
+    """Base of the baselines that train two networks of the same architecture side by side."""
+
+    num_networks = 2
+
+    def forward_both(self, x: torch.Tensor):
+        """Logits of both networks, as float32 for the losses."""
+        return [net(x)[0].float() for net in self.nets]
+
+    def forward_ce(self, x: torch.Tensor, labels: torch.Tensor):
+        """(z1, z2, ce1, ce2): both networks' logits and per-sample cross-entropies on the given labels."""
+        z1, z2 = self.forward_both(x)
+        return z1, z2, F.cross_entropy(z1, labels, reduction="none"), F.cross_entropy(z2, labels, reduction="none")
+
+    def record(self, index, trained: torch.Tensor, score: torch.Tensor) -> None:
+        """Verdicts of a two-network step: clean if at least one network trained on the given label."""
+        self.ledger.record(index, torch.where(trained, CLEAN, DISCARDED), score)
 
 
 def build_method(cfg: Config, num_classes: int, make_model, ledger) -> Method:
@@ -73,4 +115,5 @@ def build_method(cfg: Config, num_classes: int, make_model, ledger) -> Method:
     return METHODS[cfg.method](cfg, num_classes, make_model, ledger)
 
 
-from comining.methods import comining, standard  # noqa: E402,F401  (register the methods)
+from comining.methods import (  # noqa: E402,F401  (each module registers its method)
+    comining, coteaching, coteachingplus, decoupling, jocor, peerlearning, standard)
