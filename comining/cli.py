@@ -13,6 +13,7 @@ import sys
 
 from comining.config import CHOICES, PRESETS, Config
 from comining.errors import TrainingStopped, UserError
+from comining.table import PAPER_METHODS, PAPER_NOISE, TABLE_PRESETS
 
 # Extra spellings: the seed's option names and common variants.
 ALIASES = {
@@ -95,6 +96,15 @@ def build_parser() -> Parser:
     train.add_argument("--preset", choices=sorted(PRESETS), help="a named set of the paper's settings")
     train.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
     add_config_flags(train)
+
+    table = commands.add_parser("table", help="run a grid of methods × noise settings and write its table",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    table.add_argument("--preset", choices=sorted(TABLE_PRESETS) + sorted(PRESETS),
+                       help="table1/table2/table3: the paper's CIFAR-10N / CIFAR-100N / CIFAR-80N tables")
+    table.add_argument("--config", metavar="FILE", help="JSON file of settings shared by every run")
+    table.add_argument("--methods", default=",".join(PAPER_METHODS), help="comma-separated methods (columns)")
+    table.add_argument("--noise", default=",".join(PAPER_NOISE), help="comma-separated settings (rows), e.g. sym50,asym40")
+    add_config_flags(table)
     return parser
 
 
@@ -108,6 +118,23 @@ def cmd_train(args) -> int:
     out = cfg.out or str(default_out(cfg))
     results = train(cfg, out)
     print_summary(cfg, results, out)
+    return 0
+
+
+def cmd_table(args) -> int:
+    from comining.config import resolve
+    from comining.table import run_grid, write_table
+
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    preset = TABLE_PRESETS.get(args.preset, args.preset)
+    base = resolve(overrides, preset=preset, config_file=args.config)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    noises = [n.strip() for n in args.noise.split(",") if n.strip()]
+    out = base.out or f"tables/{args.preset or base.synthetic or base.dataset}"
+    results = run_grid(base, methods, noises, out)
+    title = f"{base.synthetic or base.dataset}, {base.arch} CNN, last-10 mean ± std of test accuracy (%)"
+    print(write_table(results, methods, noises, out, title))
+    print(f"table, CSV and plot in {out}/ (table.md, table.csv, table.png)")
     return 0
 
 
@@ -142,7 +169,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"train": cmd_train}[args.command](args)
+        return {"train": cmd_train, "table": cmd_table}[args.command](args)
     except UserError as err:
         print(f"comining: error: {err}", file=sys.stderr)
         return 2

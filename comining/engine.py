@@ -209,7 +209,8 @@ class Trainer:
         results = {"last10_mean": mean, "last10_std": std, "best_acc": accs[best], "best_epoch": best + 1,
                    "final_acc": accs[-1], "epochs": len(accs), "seconds": seconds,
                    "method": self.cfg.method, "dataset": self.cfg.dataset, "precision": self.precision,
-                   "device": str(self.device), "noise": self.data.noise, "train_size": len(self.data)}
+                   "device": str(self.device), "noise": self.data.noise, "train_size": len(self.data),
+                   "label_precision": self.history[-1].get("label_precision")}
         results.update(self.verdict_summary())
         return results
 

@@ -33,8 +33,30 @@ def plot_run(history: list[dict], path: Path, title: str = "") -> None:
         ax.set(xlabel="epoch", ylabel="share", ylim=(0, 1.02), title="selection (against the true labels)")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a PNG through a temporary file, so a crash never leaves half a picture."""
     fig.tight_layout()
     tmp = Path(path).with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
+
+
+def plot_table(results: dict, methods: list[str], noises: list[str], path: Path, title: str = "") -> None:
+    """Grouped bars: one group per noise setting, one bar per method, whiskers at ± the last-10 std."""
+    from comining.table import METHOD_TITLES, noise_title
+
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(noises) * max(1, len(methods) / 4)), 4))
+    for i, m in enumerate(methods):
+        xs = [g + (i - (len(methods) - 1) / 2) * width for g in range(len(noises))]
+        ax.bar(xs, [results[n, m]["last10_mean"] for n in noises], width,
+               yerr=[results[n, m]["last10_std"] for n in noises], capsize=2, label=METHOD_TITLES.get(m, m))
+    ax.set_xticks(range(len(noises)), [noise_title(n) for n in noises])
+    ax.set(ylabel="test accuracy, mean of last 10 epochs (%)", title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=min(len(methods), 4), loc="lower left")
+    save_figure(fig, path)

@@ -46,10 +46,18 @@ def paper_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier
 
 @register("small")
 def small_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier:
-    """Three conv blocks (32, 64, 128) and global average pooling: cheap enough for CPU grids."""
+    """Three conv blocks (32, 64, 64 channels, each pooled) and a 128-wide hidden layer.
+
+    About 9× cheaper than the paper's CNN on 28-px images. The flattened map (not a global
+    average) keeps where things are in the image, which Fashion-MNIST needs; with global pooling
+    test accuracy swung by 20+ points from epoch to epoch under label noise.
+    """
+    side = image_size // 8
+    if side < 1:
+        raise UserError(f"the small CNN needs images of at least 8 px, got {image_size}: use a larger --crop-size")
     body = nn.Sequential(
         conv_bn_relu(in_channels, 32), nn.MaxPool2d(2),
         conv_bn_relu(32, 64), nn.MaxPool2d(2),
-        conv_bn_relu(64, 128),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        conv_bn_relu(64, 64), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(64 * side * side, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(inplace=True))
     return Classifier(body, 128, num_classes)
