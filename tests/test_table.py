@@ -1,0 +1,74 @@
+"""`comining table`: the grid runs once, resumes without retraining, and writes the paper's format."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from comining import engine
+from comining.config import resolve
+from comining.errors import UserError
+from comining.table import markdown_table, parse_noise, run_grid
+
+
+def test_parse_noise():
+    assert parse_noise("sym50") == ("symmetric", 0.5)
+    assert parse_noise("asym40") == ("asymmetric", 0.4)
+    for bad in ("sym", "sym100", "flip20", "sym-5"):
+        with pytest.raises(UserError):
+            parse_noise(bad)
+
+
+def test_markdown_marks_the_best_of_each_row():
+    results = {("sym50", "standard"): {"last10_mean": 60.0, "last10_std": 1.234},
+               ("sym50", "comining"): {"last10_mean": 70.5, "last10_std": 0.5},
+               ("asym40", "standard"): {"last10_mean": 80.0, "last10_std": 2.0},
+               ("asym40", "comining"): {"last10_mean": 79.0, "last10_std": 0.25}}
+    text = markdown_table(results, ["standard", "comining"], ["sym50", "asym40"])
+    assert text.splitlines() == [
+        "| Noise | Standard | Co-mining |",
+        "|---|---:|---:|",
+        "| Symmetric-50% | 60.00±1.23 | **70.50±0.50** |",
+        "| Asymmetric-40% | **80.00±2.00** | 79.00±0.25 |",
+    ]
+
+
+def test_grid_runs_once_and_resumes_without_training(tmp_path, monkeypatch):
+    base = resolve({"train_subset": 400, "epochs": 3, "warmup_epochs": 1, "epoch_decay_start": 1,
+                    "batch_size": 64, "quiet": True})
+    methods, noises = ["standard", "comining"], ["sym40", "asym20"]
+    first = run_grid(base, methods, noises, tmp_path)
+    assert set(first) == {(n, m) for n in noises for m in methods}
+    assert first["asym20", "comining"]["epochs"] == 3
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cell was trained again")
+
+    monkeypatch.setattr(engine, "train", no_training)
+    second = run_grid(base, methods, noises, tmp_path)
+    assert {k: v["last10_mean"] for k, v in second.items()} == {k: v["last10_mean"] for k, v in first.items()}
+
+
+def test_table_command_writes_markdown_csv_and_plot(tmp_path):
+    args = ["--methods", "standard,comining", "--noise", "sym40,asym20", "--train-subset", "300", "--epochs", "2",
+            "--warmup-epochs", "1", "--batch-size", "64", "--out", str(tmp_path / "t"), "--quiet"]
+    done = subprocess.run([sys.executable, "-m", "comining", "table", *args], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "| Symmetric-40% |" in done.stdout and "**" in done.stdout
+    table = (tmp_path / "t" / "table.md").read_text()
+    assert "| Noise | Standard | Co-mining |" in table
+    rows = list(csv.DictReader((tmp_path / "t" / "table.csv").open()))
+    assert [(r["noise"], r["method"]) for r in rows] == [
+        ("sym40", "standard"), ("sym40", "comining"), ("asym20", "standard"), ("asym20", "comining")]
+    assert (tmp_path / "t" / "table.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "t" / "sym40-comining" / "results.json").exists()
+
+
+def test_table_rejects_an_unknown_method_before_training(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "comining", "table", "--methods", "standard,nosuch",
+                           "--out", str(tmp_path / "t")], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "nosuch" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "t").exists()
