@@ -95,6 +95,7 @@ def build_parser() -> Parser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     train.add_argument("--preset", choices=sorted(PRESETS), help="a named set of the paper's settings")
     train.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
     add_config_flags(train)
 
     table = commands.add_parser("table", help="run a grid of methods × noise settings and write its table",
@@ -108,16 +109,30 @@ def build_parser() -> Parser:
     return parser
 
 
+# Settings a resumed run may change: they leave what is computed, and in which order, as it was.
+RESUMABLE = {"device", "precision", "lr", "workers", "quiet", "eval_batch_size"}
+
+
 def cmd_train(args) -> int:
     from comining.config import resolve
-    from comining.engine import train
+    from comining.engine import Trainer
     from comining.rundir import default_out
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
-    cfg = resolve(overrides, preset=args.preset, config_file=args.config)
-    out = cfg.out or str(default_out(cfg))
-    results = train(cfg, out)
-    print_summary(cfg, results, out)
+    if args.resume:
+        fixed = sorted(set(overrides) - RESUMABLE) + (["--preset"] if args.preset else []) + (
+            ["--config"] if args.config else [])
+        if fixed:
+            raise UserError(f"--resume continues a run with its own settings; drop {', '.join(fixed)} "
+                            f"(a resumed run may change only {', '.join(sorted(RESUMABLE))})")
+        trainer = Trainer.resume(args.resume, overrides)
+        out = args.resume
+    else:
+        cfg = resolve(overrides, preset=args.preset, config_file=args.config)
+        out = cfg.out or str(default_out(cfg))
+        trainer = Trainer(cfg, out)
+    results = trainer.fit()
+    print_summary(trainer.cfg, results, out)
     return 0
 
 
@@ -175,7 +190,13 @@ def main(argv=None) -> int:
         return 2
     except TrainingStopped as err:
         print(f"comining: stopped: {err}", file=sys.stderr)
-        return 1
+        return getattr(err, "exit_code", 1)
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:  # before training started: nothing to save
+        print("comining: interrupted before training started; nothing was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

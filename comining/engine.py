@@ -7,7 +7,11 @@ a Config; ``fit()`` runs the epochs, evaluates after each, and keeps the run dir
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import sys
+import threading
 import time
 
 import numpy as np
@@ -15,11 +19,11 @@ import torch
 from tqdm import tqdm
 
 from comining import hardware, report
-from comining.config import Config
+from comining.config import Config, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
 from comining.data.training import InMemoryData
-from comining.errors import TrainingStopped
+from comining.errors import TrainingStopped, UserError
 from comining.methods import build_method
 from comining.metrics import VERDICTS, Ledger, last_k_stats, selection_metrics
 from comining.models import build_model
@@ -87,11 +91,67 @@ class LossMonitor:
     def means(self) -> dict:
         return {name: float(total) / max(self.steps, 1) for name, total in self.sums.items()}
 
+    def state_dict(self) -> dict:
+        return {"sums": dict(self.sums), "steps": self.steps}
+
+    @classmethod
+    def from_state(cls, state: dict, device, check_every: int) -> "LossMonitor":
+        monitor = cls(device, check_every)
+        monitor.sums = {name: value.to(device) for name, value in state["sums"].items()}
+        monitor.steps = state["steps"]
+        return monitor
+
 
 class NonFiniteLoss(TrainingStopped):
     def __init__(self, epoch: int, step: int, terms: list[str]):
         self.epoch, self.step, self.terms = epoch, step, terms
-        super().__init__(f"loss term {'/'.join(terms)} became non-finite at epoch {epoch + 1}, step {step + 1}")
+        super().__init__(f"loss term {'/'.join(terms)} became non-finite at epoch {epoch + 1}, step {step + 1}; "
+                         "nothing from this epoch was saved, the last checkpoint is intact: resume with "
+                         "`comining train --resume RUN_DIR --lr SMALLER` or `--precision fp32`")
+
+
+class Interrupted(TrainingStopped):
+    """SIGINT or SIGTERM: the run saved a checkpoint and stops; the exit status is 128 + the signal."""
+
+    def __init__(self, signame: str, epochs_done: int, steps_done: int, run: RunDir | None):
+        self.exit_code = 128 + signal.Signals[signame].value
+        where = (f"after step {steps_done} of epoch {epochs_done + 1}" if steps_done
+                 else f"at the end of epoch {epochs_done}")
+        how = f"; resume with `comining train --resume {run.path}`" if run is not None else ""
+        super().__init__(f"{signame} received: checkpoint saved {where}{how}")
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: "Trainer"):
+    """SIGINT/SIGTERM ask the trainer to stop after its current step; a second one exits at once.
+
+    Every file of the run directory is replaced atomically, so exiting at once never leaves half a
+    file: at worst the checkpoint of the step before.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_signal is not None:
+            raise SystemExit(128 + signum)
+        trainer.stop_signal = signal.Signals(signum).name
+        print(f"\n{trainer.stop_signal}: stopping after this step (send it again to exit at once)",
+              file=sys.stderr, flush=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def progress_postfix(record: dict) -> dict:
+    postfix = {"acc": f"{record['test_acc']:.2f}"}
+    if record.get("label_precision") is not None:
+        postfix["precision"] = f"{record['label_precision']:.3f}"
+    return postfix
 
 
 class Trainer:
@@ -114,6 +174,8 @@ class Trainer:
         self.start_epoch = 0
         self.run = RunDir(out) if out is not None else None
         self.monitor_every = 1 if self.device.type == "cpu" else 50
+        self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: stop after the current step
+        self.partial = None  # (steps done, LossMonitor) of an epoch interrupted mid-way
 
     def make_model(self):
         model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
@@ -130,18 +192,24 @@ class Trainer:
             if "betas" in group:
                 group["betas"] = (beta1, group["betas"][1])
         method.train()
-        self.ledger.new_epoch()
-        monitor = LossMonitor(self.device, self.monitor_every)
-        for step, (index, images, labels) in enumerate(self.data.batches(epoch, cfg.batch_size, cfg.seed)):
+        start, monitor = self.partial or (0, LossMonitor(self.device, self.monitor_every))
+        if self.partial is None:
+            self.ledger.new_epoch()
+        self.partial = None
+        batches = self.data.batches(epoch, cfg.batch_size, cfg.seed, start=start)
+        for step, (index, images, labels) in enumerate(batches, start):
             views = [self.views(images, kind) for kind in method.view_kinds]
             with hardware.autocast(self.device, self.precision):
                 loss, terms = method.loss(views, labels, index, epoch)
+            monitor.add({"loss": loss, **terms}, step, epoch)  # on a CPU: stops before a bad update
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            monitor.add({"loss": loss, **terms}, step, epoch)
             if progress is not None:
                 progress.update(1)
+            if self.stop_signal is not None:  # pre-empted: keep this step, save, and go
+                self.save(epoch, step=step + 1, monitor=monitor)
+                raise Interrupted(self.stop_signal, epoch, step + 1, self.run)
         monitor.check(epoch)
         return {"lr": lr, "forget_rate": method.forget_rate(epoch), "loss": monitor.means()}
 
@@ -160,6 +228,7 @@ class Trainer:
         return (100 * correct / max(total, 1)).tolist()
 
     def fit(self) -> dict:
+        """Train the remaining epochs; SIGINT/SIGTERM stop after the current step with a checkpoint."""
         cfg = self.cfg
         if self.run is not None:
             self.run.create()
@@ -167,23 +236,24 @@ class Trainer:
         started = time.time() - sum(r["seconds"] for r in self.history)
         epochs = tqdm(range(self.start_epoch, cfg.epochs), initial=self.start_epoch, total=cfg.epochs,
                       desc=f"{cfg.method} {cfg.dataset}", unit="epoch", disable=cfg.quiet, dynamic_ncols=True)
-        for epoch in epochs:
-            tick = time.time()
-            with tqdm(total=self.data.num_batches(cfg.batch_size), desc=f"epoch {epoch + 1}", unit="batch",
-                      leave=False, disable=cfg.quiet, dynamic_ncols=True) as bar:
-                record = {"epoch": epoch + 1, **self.train_epoch(epoch, bar)}
-            accs = self.evaluate()
-            record.update(test_acc=float(np.mean(accs)), test_acc_nets=accs)
-            if self.data.true_labels is not None:
-                record.update(selection_metrics(self.ledger, self.data.labels, self.data.true_labels,
-                                                self.data.num_classes))
-            record["seconds"] = time.time() - tick
-            self.history.append(record)
-            self.save(epoch + 1)
-            postfix = {"acc": f"{record['test_acc']:.2f}"}
-            if record.get("label_precision") is not None:
-                postfix["precision"] = f"{record['label_precision']:.3f}"
-            epochs.set_postfix(postfix)
+        with stop_on_signals(self):
+            for epoch in epochs:
+                tick = time.time()
+                with tqdm(total=self.data.num_batches(cfg.batch_size), initial=self.partial[0] if self.partial else 0,
+                          desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=cfg.quiet,
+                          dynamic_ncols=True) as bar:
+                    record = {"epoch": epoch + 1, **self.train_epoch(epoch, bar)}
+                accs = self.evaluate()
+                record.update(test_acc=float(np.mean(accs)), test_acc_nets=accs)
+                if self.data.true_labels is not None:
+                    record.update(selection_metrics(self.ledger, self.data.labels, self.data.true_labels,
+                                                    self.data.num_classes))
+                record["seconds"] = time.time() - tick
+                self.history.append(record)
+                self.save(epoch + 1)
+                epochs.set_postfix(progress_postfix(record))
+                if self.stop_signal is not None:
+                    raise Interrupted(self.stop_signal, epoch + 1, 0, self.run)
         results = self.results(time.time() - started)
         if self.run is not None:
             atomic_json(self.run.results, results)
@@ -193,14 +263,52 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------------------
 
-    def save(self, epochs_done: int) -> None:
+    def save(self, epoch: int, step: int = 0, monitor: LossMonitor | None = None) -> None:
+        """Checkpoint after ``epoch`` whole epochs and ``step`` steps of the next (a pre-emption)."""
         if self.run is None:
             return
-        self.run.write_metrics(self.history)
+        if step == 0:
+            self.run.write_metrics(self.history)
         atomic_torch_save(self.run.checkpoint, {
-            "config": self.cfg.to_dict(), "epoch": epochs_done, "method": self.method.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "ledger": self.ledger.state_dict(),
-            "rng": hardware.rng_state(), "history": self.history})
+            "config": self.cfg.to_dict(), "epoch": epoch, "step": step,
+            "monitor": monitor.state_dict() if monitor is not None else None,
+            "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "ledger": self.ledger.state_dict(), "rng": hardware.rng_state(), "history": self.history})
+
+    @classmethod
+    def resume(cls, path, overrides: dict | None = None) -> "Trainer":
+        """A Trainer that continues the run in ``path`` from its checkpoint.
+
+        ``overrides`` may change settings that leave the computation's meaning intact (device,
+        precision, learning rate after a divergence, workers, progress bars).
+        """
+        run = RunDir(path)
+        state = run.load_checkpoint()
+        try:
+            cfg = Config(**{**state["config"], **(overrides or {}), "out": str(path)})
+            validate(cfg)
+        except TypeError as err:
+            raise UserError(f"checkpoint {run.checkpoint} holds settings this version does not know ({err}): "
+                            "resume it with the version that wrote it") from None
+        trainer = cls(cfg, out=path)
+        try:
+            trainer.method.load_state_dict(state["method"])
+            trainer.optimizer.load_state_dict(state["optimizer"])
+            trainer.ledger.load_state_dict(state["ledger"])
+        except (RuntimeError, KeyError, ValueError, IndexError) as err:
+            reason = str(err).splitlines()[0][:120]
+            raise UserError(f"checkpoint {run.checkpoint} does not fit its own settings ({reason}): "
+                            "it was written by another configuration; start a new run") from None
+        if overrides and "lr" in overrides:  # the optimiser state would otherwise bring the old rate back
+            for group in trainer.optimizer.param_groups:
+                group["lr"] = cfg.lr
+        trainer.history = list(state["history"])
+        trainer.start_epoch = int(state["epoch"])
+        if state.get("step"):
+            trainer.partial = (int(state["step"]), LossMonitor.from_state(state["monitor"], trainer.device,
+                                                                        trainer.monitor_every))
+        hardware.set_rng_state(state["rng"])
+        return trainer
 
     def results(self, seconds: float) -> dict:
         accs = [r["test_acc"] for r in self.history]

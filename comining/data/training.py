@@ -66,15 +66,15 @@ class InMemoryData:
         generator = torch.Generator().manual_seed(seed * 100003 + epoch)
         return torch.randperm(len(self), generator=generator).to(self.device)
 
-    def batches(self, epoch: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        """Yield (index, images, labels) of this rank's share of every batch of the epoch.
+    def batches(self, epoch: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, start: int = 0):
+        """Yield (index, images, labels) of this rank's share of every batch of the epoch from ``start`` on.
 
         The last incomplete batch is dropped when there is more than one batch, as in the
         authors' loaders, so selection always sees full batches.
         """
         order = self.epoch_order(epoch, seed)
         n_batches = max(1, len(self) // batch_size)
-        for b in range(n_batches):
+        for b in range(start, n_batches):
             index = order[b * batch_size:(b + 1) * batch_size]
             if world > 1:
                 index = index.tensor_split(world)[rank]
