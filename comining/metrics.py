@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from comining import distributed
+
 VERDICTS = ("clean", "relabelled", "discarded")
 CLEAN, RELABELLED, DISCARDED = range(3)
 
@@ -34,6 +36,20 @@ class Ledger:
 
     def new_epoch(self) -> None:
         self.epoch_seen.zero_()
+
+    def merge_ranks(self) -> None:
+        """Under DDP each rank saw its own share of the epoch: give every rank all of the decisions."""
+        if not distributed.active():
+            return
+        seen = self.epoch_seen
+        packed = torch.stack([seen.float(), torch.where(seen, self.status.float(), 0.0),
+                              torch.where(seen, self.score, 0.0), torch.where(seen, self.pseudo.float(), 0.0)])
+        distributed.sum_(packed)  # shares are disjoint, so each sum is its owner's value
+        owned = packed[0] > 0
+        self.status = torch.where(owned, packed[1].to(torch.int8), self.status)
+        self.score = torch.where(owned, packed[2], self.score)
+        self.pseudo = torch.where(owned, packed[3].round().long(), self.pseudo)
+        self.epoch_seen = owned
 
     def state_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("status", "pseudo", "score", "epoch_seen")}

@@ -63,7 +63,7 @@ def _ranked_mean(values: torch.Tensor, valid: torch.Tensor, lo: int, hi: int, de
     fill = float("-inf") if descending else float("inf")
     take = min(hi, values.shape[1])
     if take <= lo:
-        zeros = values.new_zeros(values.shape[0])
+        zeros = values[:, 0] * 0  # zeros that stay in the graph, so .backward() always works
         return zeros, zeros.bool()
     ranked = torch.topk(values.masked_fill(~valid, fill), take, dim=1, largest=descending).values[:, lo:]
     in_range = torch.isfinite(ranked)
@@ -125,8 +125,9 @@ def reciprocal_relabel(queries: torch.Tensor, bank_feats: torch.Tensor, bank_lab
     owner = torch.arange(q_count, device=device).repeat_interleave(k_bank)
     to_owner = dist.gather(1, owner[:, None])
     reciprocal = ((dist < to_owner).sum(1) < k).view(q_count, k_bank)
-    onehot = F.one_hot(bank_labels[neighbours], num_classes).float()  # [Q, k, C]
     weights = torch.where(reciprocal.any(1, keepdim=True), reciprocal.float(), torch.ones_like(reciprocal.float()))
-    soft = (onehot * weights[..., None]).sum(1) / weights.sum(1, keepdim=True)
+    # Votes per class by scatter-add (F.one_hot would read the labels' range back to the host).
+    votes = torch.zeros(q_count, num_classes, device=device).scatter_add_(1, bank_labels[neighbours], weights)
+    soft = votes / weights.sum(1, keepdim=True)
     top, pseudo = soft.max(1)
     return soft, top >= sigma, pseudo

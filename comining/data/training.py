@@ -83,8 +83,9 @@ class InMemoryData:
     def num_batches(self, batch_size: int) -> int:
         return max(1, len(self) // batch_size)
 
-    def test_batches(self, batch_size: int):
-        for start in range(0, self.test_images.shape[0], batch_size):
+    def test_batches(self, batch_size: int, rank: int = 0, world: int = 1):
+        """Yield (uint8 images, labels) of every world-th test batch, starting at ``rank``."""
+        for start in range(rank * batch_size, self.test_images.shape[0], world * batch_size):
             yield self.test_images[start:start + batch_size], self.test_labels[start:start + batch_size]
 
     def sample_names(self) -> list[str]:

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from comining import distributed
 from comining.losses import smooth_labels, soft_cross_entropy, symmetric_kl
 from comining.methods import Method, num_kept, register
 from comining.metrics import CLEAN, DISCARDED, RELABELLED
@@ -89,8 +90,10 @@ class CoMining(Method):
         return loss, {"ce": ce, "pc": pc, "tri": l_tri, "re": l_re}
 
     def push(self, labels, h1, h2):
+        """Into each view's bank; under DDP the features of every rank, so all banks stay identical."""
+        labels = distributed.gather_rows(labels)
         for bank, h in zip(self.banks, (h1, h2)):
-            bank.push(h, labels)
+            bank.push(distributed.gather_rows(h.detach()), labels)
 
     def get_extra_state(self):
         return [bank.state_dict() for bank in self.banks]
