@@ -27,7 +27,8 @@ ALIASES = {
     "data_root": ["--root"],
 }
 HELP = {
-    "dataset": "digits (default, bundled), fashion-mnist, cifar10, cifar100",
+    "dataset": "digits (default, bundled), fashion-mnist, cifar10, cifar100, web-bird, web-car, web-aircraft, "
+               "folder (an image folder given by --data-root; see docs/DATA.md)",
     "data_root": "folder holding the data set (default: datasets/)",
     "synthetic": "the paper's named setting: cifar10nc, cifar100nc, cifar80no",
     "noise_type": "symmetric or asymmetric (pair flip)",
@@ -36,7 +37,11 @@ HELP = {
     "noise_seed": "seed of the label corruption (0 reproduces the established protocol)",
     "train_subset": "train on the first N training images only",
     "test_subset": "evaluate on the first N test images only",
-    "arch": "cnn (the paper's 6-layer CNN) or small (a CPU-sized CNN)",
+    "arch": "cnn (the paper's 6-layer CNN), small (a CPU-sized CNN), resnet18, resnet50",
+    "weights": "initial weights: none (random), imagenet (torchvision's, downloaded), or a state-dict file",
+    "rescale_size": "image folders: side every image is resized to before cropping",
+    "crop_size": "side of the training crops and the centre crop for evaluation",
+    "workers": "image folders: processes decoding images",
     "method": "training method, e.g. comining, standard",
     "forget_rate": "share of each batch treated as noisy (default: implied by the noise rates)",
     "num_gradual": "epochs over which the baselines' forget rate ramps up",
@@ -106,6 +111,22 @@ def build_parser() -> Parser:
     table.add_argument("--methods", default=",".join(PAPER_METHODS), help="comma-separated methods (columns)")
     table.add_argument("--noise", default=",".join(PAPER_NOISE), help="comma-separated settings (rows), e.g. sym50,asym40")
     add_config_flags(table)
+
+    inspect = commands.add_parser("inspect", help="summarise a run's verdicts per class and draw a contact sheet")
+    inspect.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
+    inspect.add_argument("--output", metavar="PNG", help="contact sheet path (default: RUN_DIR/contact_sheet.png)")
+    inspect.add_argument("--per-class", type=int, default=8, help="images shown per class and verdict (default: 8)")
+    inspect.add_argument("--max-classes", type=int, default=50,
+                         help="classes drawn, those with the most images set aside first (default: 50)")
+
+    predict = commands.add_parser("predict", help="classify image files or folders with a trained run",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    predict.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory whose model to use")
+    predict.add_argument("--output", default="predictions.csv", metavar="CSV", help="where to write the predictions")
+    predict.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    predict.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    predict.add_argument("--workers", type=int, default=2, help="processes decoding images")
     return parser
 
 
@@ -114,6 +135,7 @@ RESUMABLE = {"device", "precision", "lr", "workers", "quiet", "eval_batch_size"}
 
 
 def cmd_train(args) -> int:
+    from comining import distributed
     from comining.config import resolve
     from comining.engine import Trainer
     from comining.rundir import default_out
@@ -131,8 +153,13 @@ def cmd_train(args) -> int:
         cfg = resolve(overrides, preset=args.preset, config_file=args.config)
         out = cfg.out or str(default_out(cfg))
         trainer = Trainer(cfg, out)
-    results = trainer.fit()
-    print_summary(trainer.cfg, results, out)
+    main_process = distributed.is_main()
+    try:
+        results = trainer.fit()
+    finally:
+        distributed.cleanup()
+    if main_process:
+        print_summary(trainer.cfg, results, out)
     return 0
 
 
@@ -156,9 +183,16 @@ def cmd_table(args) -> int:
 def print_summary(cfg: Config, results: dict, out: str) -> None:
     noise = results.get("noise", {})
     n = results["train_size"]
-    lines = [f"{cfg.method} on {cfg.dataset}: {n} training images, "
-             f"{noise.get('wrong_labels', 0) * 100:.1f} % of labels wrong "
-             f"({cfg.noise_type} {cfg.closed_rate:.0%}" + (f", open-set {cfg.open_ratio:.0%})" if cfg.open_ratio else ")"),
+    if "skipped_files" in results:  # an image folder: labels as given, no synthetic noise to report
+        skipped = results["skipped_files"]
+        head = (f"{cfg.method} on {cfg.dataset}: {n} training images"
+                + (f" ({skipped} unreadable file{'s' if skipped != 1 else ''} skipped, listed in skipped_files.txt)"
+                   if skipped else ", no unreadable files"))
+    else:
+        head = (f"{cfg.method} on {cfg.dataset}: {n} training images, "
+                f"{noise.get('wrong_labels', 0) * 100:.1f} % of labels wrong ({cfg.noise_type} {cfg.closed_rate:.0%}"
+                + (f", open-set {cfg.open_ratio:.0%})" if cfg.open_ratio else ")"))
+    lines = [head,
              f"test accuracy {results['last10_mean']:.2f} ± {results['last10_std']:.2f} % "
              f"(last {min(10, results['epochs'])} epochs; best {results['best_acc']:.2f} at epoch {results['best_epoch']}; "
              f"{results['precision']} on {results['device']}, {results['seconds']:.0f} s)"]
@@ -171,7 +205,35 @@ def print_summary(cfg: Config, results: dict, out: str) -> None:
                  + (f" ({results['relabelled_correctly']} to the true class)" if "relabelled_correctly" in results else "")
                  + f", {results['n_discarded']} discarded")
     lines.append(f"run directory: {out} (verdicts.csv, metrics.jsonl, curves.png)")
+    if "skipped_files" in results:
+        lines.append(f"look at the verdicts with `comining inspect {out}`; "
+                     f"classify new images with `comining predict --run {out} PATH...`")
     print("\n".join(lines))
+
+
+def cmd_inspect(args) -> int:
+    from comining.verdicts_view import inspect_run
+
+    if args.per_class < 1 or args.max_classes < 1:
+        raise UserError("--per-class and --max-classes must be at least 1")
+    text, _ = inspect_run(args.run_dir, args.output, args.per_class, args.max_classes)
+    print(text)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from comining.predict import predict
+
+    if args.batch_size < 1 or args.workers < 0:
+        raise UserError("--batch-size must be at least 1 and --workers not negative")
+    result = predict(args.run, args.paths, args.output, args.device, args.batch_size, args.workers)
+    counts = ", ".join(f"{n} {name}" for name, n in list(result["counts"].items())[:8])
+    more = len(result["counts"]) - 8
+    print(f"classified {result['images'] - result['errors']} of {result['images']} images with {args.run}"
+          + (f" ({result['errors']} unreadable, marked in the error column)" if result["errors"] else "")
+          + (f": {counts}" + (f" and {more} more classes" if more > 0 else "") if counts else ""))
+    print(f"predictions: {result['output']} (path, class, confidence, error)")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -184,7 +246,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"train": cmd_train, "table": cmd_table}[args.command](args)
+        return {"train": cmd_train, "table": cmd_table, "inspect": cmd_inspect,
+                "predict": cmd_predict}[args.command](args)
     except UserError as err:
         print(f"comining: error: {err}", file=sys.stderr)
         return 2
@@ -194,6 +257,11 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as err:  # a full disk, a vanished directory: the files already written are intact
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"comining: error: {err.strerror or err}{where}: free space or fix the path; "
+              "files already written are intact and an interrupted run resumes with --resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # before training started: nothing to save
         print("comining: interrupted before training started; nothing was written", file=sys.stderr)
         return 130

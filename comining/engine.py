@@ -18,16 +18,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from comining import hardware, report
+from comining import distributed, hardware, report
 from comining.config import Config, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
+from comining.data.folder import FolderData, is_folder_dataset
 from comining.data.training import InMemoryData
 from comining.errors import TrainingStopped, UserError
 from comining.methods import build_method
 from comining.metrics import VERDICTS, Ledger, last_k_stats, selection_metrics
 from comining.models import build_model
-from comining.rundir import RunDir, atomic_csv, atomic_json, atomic_torch_save
+from comining.models.weights import load_weights
+from comining.rundir import RunDir, atomic_csv, atomic_json, atomic_torch_save, atomic_write
 
 
 def schedule(cfg: Config, epoch: int) -> tuple[float, float]:
@@ -53,6 +55,9 @@ def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
 
 
 def load_training_data(cfg: Config, device):
+    """The training set of ``cfg.dataset``: an image folder streamed from disk, or arrays in memory."""
+    if is_folder_dataset(cfg.dataset):
+        return FolderData(cfg, device)
     return InMemoryData(cfg, load_arrays(cfg.dataset, cfg.data_root), device)
 
 
@@ -157,12 +162,18 @@ def progress_postfix(record: dict) -> dict:
 class Trainer:
     """Everything one run needs; ``fit()`` trains, ``Trainer.resume(path)`` continues a run."""
 
-    def __init__(self, cfg: Config, out=None):
+    def __init__(self, cfg: Config, out=None, pretrained: bool = True):
         self.cfg = cfg
-        self.device = hardware.resolve_device(cfg.device)
+        launched = distributed.launched()
+        self.device = distributed.setup(cfg.device) if launched else hardware.resolve_device(cfg.device)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        if cfg.batch_size % self.world:
+            raise UserError(f"--batch-size {cfg.batch_size} does not split evenly over {self.world} processes: "
+                            f"use a multiple of {self.world}")
         self.precision = hardware.resolve_precision(cfg.precision, self.device)
         self.channels_last = True  # faster convolutions on GPUs and on this project's CPUs alike
-        hardware.seed_everything(cfg.seed)
+        self.pretrained = pretrained
+        hardware.seed_everything(cfg.seed + self.rank)  # DDP copies rank 0's weights; views differ per rank
         self.data = load_training_data(cfg, self.device)
         self.ledger = Ledger(len(self.data), self.device)
         self.method = build_method(cfg, self.data.num_classes, self.make_model, self.ledger)
@@ -172,13 +183,17 @@ class Trainer:
                            None if plain else self.data.normalize, self.channels_last)
         self.history: list[dict] = []
         self.start_epoch = 0
-        self.run = RunDir(out) if out is not None else None
+        self.run = RunDir(out) if out is not None and distributed.is_main() else None  # rank 0 writes
+        self.quiet = cfg.quiet or not distributed.is_main()
         self.monitor_every = 1 if self.device.type == "cpu" else 50
         self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: stop after the current step
+        self.ddp_wrapped = False
         self.partial = None  # (steps done, LossMonitor) of an epoch interrupted mid-way
 
     def make_model(self):
         model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
+        if self.pretrained:  # a resumed run takes its weights from the checkpoint instead
+            load_weights(model, self.cfg.weights, self.cfg.arch, progress=not self.cfg.quiet)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         return model.to(self.device, memory_format=memory_format)
 
@@ -196,7 +211,7 @@ class Trainer:
         if self.partial is None:
             self.ledger.new_epoch()
         self.partial = None
-        batches = self.data.batches(epoch, cfg.batch_size, cfg.seed, start=start)
+        batches = self.data.batches(epoch, cfg.batch_size, cfg.seed, rank=self.rank, world=self.world, start=start)
         for step, (index, images, labels) in enumerate(batches, start):
             views = [self.views(images, kind) for kind in method.view_kinds]
             with hardware.autocast(self.device, self.precision):
@@ -207,25 +222,53 @@ class Trainer:
             optimizer.step()
             if progress is not None:
                 progress.update(1)
-            if self.stop_signal is not None:  # pre-empted: keep this step, save, and go
+            if self.stop_requested(step):  # pre-empted: keep this step, save, and go
+                monitor.check(epoch)
                 self.save(epoch, step=step + 1, monitor=monitor)
-                raise Interrupted(self.stop_signal, epoch, step + 1, self.run)
+                raise Interrupted(self.stop_signal or "SIGTERM", epoch, step + 1, self.run)
         monitor.check(epoch)
+        self.ledger.merge_ranks()
+        distributed.broadcast_buffers(self.method)
         return {"lr": lr, "forget_rate": method.forget_rate(epoch), "loss": monitor.means()}
+
+    def stop_requested(self, step: int | None = None) -> bool:
+        """Whether a signal asks to stop now. Under DDP the ranks agree (one tiny all-reduce) every 10
+        steps and at epoch ends, so that all of them stop at the same step."""
+        if self.world == 1:
+            return self.stop_signal is not None
+        if step is not None and (step + 1) % 10:
+            return False
+        return distributed.any_rank(self.stop_signal is not None, self.device)
 
     @torch.no_grad()
     def evaluate(self) -> list[float]:
-        """Test accuracy (%) of every network of the method."""
+        """Test accuracy (%) of every network of the method (each rank scores its share of batches)."""
         self.method.eval()
-        correct = torch.zeros(len(self.method.nets), device=self.device)
-        total = 0
-        for images, labels in self.data.test_batches(self.cfg.eval_batch_size):
+        counts = torch.zeros(len(self.method.nets) + 1, device=self.device)  # correct per network, total
+        for images, labels in self.data.test_batches(self.cfg.eval_batch_size, self.rank, self.world):
             x = self.views(images, "test")
             with hardware.autocast(self.device, self.precision):
-                for i, net in enumerate(self.method.nets):
-                    correct[i] += (net(x)[0].argmax(1) == labels).sum()
-            total += labels.shape[0]
-        return (100 * correct / max(total, 1)).tolist()
+                for n, net in enumerate(self.method.nets):
+                    net = getattr(net, "module", net)  # DDP's forward is a collective; evaluation is not
+                    counts[n] += (net(x)[0].argmax(1) == labels).sum()
+            counts[-1] += labels.shape[0]
+        counts = distributed.sum_(counts)
+        return (100 * counts[:-1] / counts[-1].clamp(min=1)).tolist()
+
+    def wrap_for_ddp(self) -> None:
+        """Wrap every network in DistributedDataParallel (after a resume has loaded plain weights)."""
+        if self.world == 1 or self.ddp_wrapped:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        for i, net in enumerate(self.method.nets):
+            self.method.nets[i] = DistributedDataParallel(net, device_ids=ids)
+        self.ddp_wrapped = True
+
+    def method_state(self) -> dict:
+        """The method's state dict with DDP's `module.` level removed, so any run can load it."""
+        return {key.replace(".module.", ".", 1): value for key, value in self.method.state_dict().items()}
 
     def fit(self) -> dict:
         """Train the remaining epochs; SIGINT/SIGTERM stop after the current step with a checkpoint."""
@@ -233,14 +276,16 @@ class Trainer:
         if self.run is not None:
             self.run.create()
             atomic_json(self.run.config, cfg.to_dict())
+            self.write_data_files()
+        self.wrap_for_ddp()
         started = time.time() - sum(r["seconds"] for r in self.history)
         epochs = tqdm(range(self.start_epoch, cfg.epochs), initial=self.start_epoch, total=cfg.epochs,
-                      desc=f"{cfg.method} {cfg.dataset}", unit="epoch", disable=cfg.quiet, dynamic_ncols=True)
+                      desc=f"{cfg.method} {cfg.dataset}", unit="epoch", disable=self.quiet, dynamic_ncols=True)
         with stop_on_signals(self):
             for epoch in epochs:
                 tick = time.time()
                 with tqdm(total=self.data.num_batches(cfg.batch_size), initial=self.partial[0] if self.partial else 0,
-                          desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=cfg.quiet,
+                          desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=self.quiet,
                           dynamic_ncols=True) as bar:
                     record = {"epoch": epoch + 1, **self.train_epoch(epoch, bar)}
                 accs = self.evaluate()
@@ -252,12 +297,17 @@ class Trainer:
                 self.history.append(record)
                 self.save(epoch + 1)
                 epochs.set_postfix(progress_postfix(record))
-                if self.stop_signal is not None:
-                    raise Interrupted(self.stop_signal, epoch + 1, 0, self.run)
+                if self.stop_requested():
+                    raise Interrupted(self.stop_signal or "SIGTERM", epoch + 1, 0, self.run)
+        if self.world > 1 and hasattr(self.data, "skipped"):  # files that broke on any rank
+            for skipped, failed in distributed.gather_objects((self.data.skipped, self.data.failed)):
+                self.data.skipped.update(skipped)
+                self.data.failed.update(failed)
         results = self.results(time.time() - started)
         if self.run is not None:
             atomic_json(self.run.results, results)
             self.write_verdicts()
+            self.write_data_files()  # again: files that broke during training join the skipped list
             report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
         return results
 
@@ -265,6 +315,7 @@ class Trainer:
 
     def save(self, epoch: int, step: int = 0, monitor: LossMonitor | None = None) -> None:
         """Checkpoint after ``epoch`` whole epochs and ``step`` steps of the next (a pre-emption)."""
+        rng = distributed.gather_objects(hardware.rng_state())  # collective: every rank takes part
         if self.run is None:
             return
         if step == 0:
@@ -272,8 +323,8 @@ class Trainer:
         atomic_torch_save(self.run.checkpoint, {
             "config": self.cfg.to_dict(), "epoch": epoch, "step": step,
             "monitor": monitor.state_dict() if monitor is not None else None,
-            "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "ledger": self.ledger.state_dict(), "rng": hardware.rng_state(), "history": self.history})
+            "method": self.method_state(), "optimizer": self.optimizer.state_dict(),
+            "ledger": self.ledger.state_dict(), "rng": rng[0], "rng_ranks": rng, "history": self.history})
 
     @classmethod
     def resume(cls, path, overrides: dict | None = None) -> "Trainer":
@@ -283,31 +334,32 @@ class Trainer:
         precision, learning rate after a divergence, workers, progress bars).
         """
         run = RunDir(path)
-        state = run.load_checkpoint()
+        state = run.load_checkpoint()  # checks the format and that every part is there
         try:
             cfg = Config(**{**state["config"], **(overrides or {}), "out": str(path)})
             validate(cfg)
-        except TypeError as err:
-            raise UserError(f"checkpoint {run.checkpoint} holds settings this version does not know ({err}): "
-                            "resume it with the version that wrote it") from None
-        trainer = cls(cfg, out=path)
+        except (TypeError, UserError) as err:
+            raise UserError(f"checkpoint {run.checkpoint} holds settings this version cannot use ({err}): "
+                            "resume it with the version that wrote it, or start a new run") from None
+        trainer = cls(cfg, out=path, pretrained=False)
         try:
             trainer.method.load_state_dict(state["method"])
             trainer.optimizer.load_state_dict(state["optimizer"])
             trainer.ledger.load_state_dict(state["ledger"])
-        except (RuntimeError, KeyError, ValueError, IndexError) as err:
-            reason = str(err).splitlines()[0][:120]
+            if state["step"]:
+                trainer.partial = (state["step"], LossMonitor.from_state(state["monitor"], trainer.device,
+                                                                         trainer.monitor_every))
+            rng = state.get("rng_ranks") or [state["rng"]]
+            hardware.set_rng_state(rng[trainer.rank] if trainer.rank < len(rng) else state["rng"])
+        except (RuntimeError, KeyError, ValueError, IndexError, TypeError, AttributeError) as err:
+            reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
             raise UserError(f"checkpoint {run.checkpoint} does not fit its own settings ({reason}): "
                             "it was written by another configuration; start a new run") from None
         if overrides and "lr" in overrides:  # the optimiser state would otherwise bring the old rate back
             for group in trainer.optimizer.param_groups:
                 group["lr"] = cfg.lr
-        trainer.history = list(state["history"])
-        trainer.start_epoch = int(state["epoch"])
-        if state.get("step"):
-            trainer.partial = (int(state["step"]), LossMonitor.from_state(state["monitor"], trainer.device,
-                                                                        trainer.monitor_every))
-        hardware.set_rng_state(state["rng"])
+        trainer.history = state["history"]
+        trainer.start_epoch = state["epoch"]
         return trainer
 
     def results(self, seconds: float) -> dict:
@@ -319,6 +371,8 @@ class Trainer:
                    "method": self.cfg.method, "dataset": self.cfg.dataset, "precision": self.precision,
                    "device": str(self.device), "noise": self.data.noise, "train_size": len(self.data),
                    "label_precision": self.history[-1].get("label_precision")}
+        if hasattr(self.data, "skipped"):
+            results["skipped_files"] = len(self.data.skipped)
         results.update(self.verdict_summary())
         return results
 
@@ -351,9 +405,23 @@ class Trainer:
 
         rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), VERDICTS[status[i]],
                  name(pseudo[i]) if pseudo[i] >= 0 else "", "" if math.isnan(score[i]) else f"{score[i]:.4f}"]
-                for i in range(len(names))]
+                for i in range(len(names)) if i not in getattr(self.data, "failed", ())]
         header = ["sample", "given_label", *(["true_label"] if true else []), "verdict", "suggested_label", "score"]
         atomic_csv(self.run.verdicts, header, rows)
+
+    def write_data_files(self) -> None:
+        """data.json (what predict and inspect need: classes, image geometry, the evaluation view's
+        normalisation, the data root) and, for image folders, skipped_files.txt (path<TAB>reason)."""
+        data = self.data
+        root = getattr(data, "root", None)
+        atomic_json(self.run.path / "data.json", {
+            "dataset": self.cfg.dataset, "root": str(root.resolve()) if root is not None else None,
+            "classes": list(data.classes), "channels": data.channels, "image_size": data.image_size,
+            "crop_size": data.crop_size, "normalize": self.views.normalize, "train_size": len(data),
+            "skipped_files": len(getattr(data, "skipped", ()))})
+        if hasattr(data, "skipped"):
+            lines = "".join(f"{path}\t{reason}\n" for path, reason in data.skipped.items())
+            atomic_write(self.run.path / "skipped_files.txt", lines.encode())
 
 
 def train(cfg: Config, out=None) -> dict:

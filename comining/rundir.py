@@ -26,10 +26,20 @@ def default_out(cfg: Config) -> Path:
     return Path("runs") / f"{cfg.dataset}-{noise_tag(cfg)}-{cfg.method}-{stamp}"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a run's files are ordinary files
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -89,6 +99,9 @@ class RunDir:
             reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
             raise UserError(f"checkpoint {self.checkpoint} cannot be loaded ({reason}): "
                             "it is damaged or not a comining checkpoint; start a new run") from None
-        if not isinstance(state, dict) or "epoch" not in state or "method" not in state:
-            raise UserError(f"checkpoint {self.checkpoint} is not a comining checkpoint: start a new run")
+        kinds = {"config": dict, "epoch": int, "step": int, "method": dict, "optimizer": dict, "ledger": dict,
+                 "rng": dict, "history": list}
+        if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in kinds.items()):
+            raise UserError(f"checkpoint {self.checkpoint} is not a comining checkpoint (parts missing or of the "
+                            "wrong kind): start a new run")
         return state

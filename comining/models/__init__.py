@@ -26,4 +26,4 @@ def build_model(name: str, in_channels: int, num_classes: int, image_size: int):
     return MODELS[name](in_channels=in_channels, num_classes=num_classes, image_size=image_size)
 
 
-from comining.models import cnn  # noqa: E402,F401  (registers its models)
+from comining.models import cnn, resnet  # noqa: E402,F401  (registers their models)

@@ -1,0 +1,106 @@
+"""``comining predict --run RUN_DIR PATH...``: classify image files with a trained run's checkpoint.
+
+The run's networks are rebuilt from config.json / data.json and checkpoint.pt (weights-only), and
+every image goes through the run's evaluation pipeline: decode, convert to the training channels,
+resize to --rescale-size², centre crop, normalise as the run's test view did, the run's precision.
+Methods with two networks (the baselines) predict with the mean of both networks' probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from comining import hardware
+from comining.data.augment import Views
+from comining.data.folder import ImageFiles, loader
+from comining.errors import UserError
+from comining.models import build_model
+from comining.rundir import RunDir, atomic_csv
+
+
+def load_networks(run_dir, device) -> tuple[list[torch.nn.Module], dict, dict]:
+    """(the run's networks in eval mode on ``device``, data.json, config) of a run directory."""
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise UserError(f"run directory {run.path} not found: pass the --out folder of a comining train run")
+    info_path = run.path / "data.json"
+    if not info_path.is_file():
+        raise UserError(f"no data.json in {run.path}: it was made by an older comining or is not a run directory; "
+                        "train it again")
+    info = json.loads(info_path.read_text())
+    state = run.load_checkpoint()
+    cfg = state.get("config") or json.loads(run.config.read_text())
+    method = state["method"]
+    count = 1 + max((int(k.split(".")[1]) for k in method if k.startswith("nets.")), default=-1)
+    if count == 0:
+        raise UserError(f"checkpoint {run.checkpoint} holds no networks: it is not a comining checkpoint")
+    nets = []
+    for i in range(count):
+        net = build_model(cfg["arch"], info["channels"], len(info["classes"]), info["crop_size"])
+        prefix = f"nets.{i}."
+        try:
+            net.load_state_dict({k[len(prefix):]: v for k, v in method.items() if k.startswith(prefix)})
+        except RuntimeError as err:
+            reason = str(err).splitlines()[0][:100]
+            raise UserError(f"checkpoint {run.checkpoint} does not fit its config.json ({reason}): "
+                            "the run directory is inconsistent; train again") from None
+        nets.append(net.to(device).eval())
+    return nets, info, cfg
+
+
+def collect(paths: list[str]) -> list[Path]:
+    """The files named by ``paths``: files as given, folders searched recursively (hidden entries skipped)."""
+    files = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise UserError(f"folder {path} holds no files: pass image files or folders holding them")
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            raise UserError(f"{path} not found: pass existing image files or folders")
+    return files
+
+
+@torch.no_grad()
+def predict(run_dir, paths: list[str], output="predictions.csv", device: str = "auto", batch_size: int = 64,
+            workers: int = 0) -> dict:
+    """Classify ``paths`` with the run in ``run_dir`` and write ``output`` (path, class, confidence, error).
+
+    Returns {"images": n, "errors": n unreadable, "counts": {class: n}, "output": path}.
+    """
+    device = hardware.resolve_device(device)
+    nets, info, cfg = load_networks(run_dir, device)
+    precision = hardware.resolve_precision(cfg.get("precision", "auto"), device)
+    files = collect(paths)
+    classes = info["classes"]
+    views = Views(info["crop_size"], 0, False, info.get("normalize"))
+    dataset = ImageFiles(files, info["image_size"], "L" if info["channels"] == 1 else "RGB")
+    order = [list(range(s, min(s + batch_size, len(files)))) for s in range(0, len(files), batch_size)]
+    results: list[list] = [[str(f), "", "", ""] for f in files]
+    for index, ok, images, reasons in loader(dataset, order, workers, device.type == "cuda"):
+        for i, reason in reasons.items():
+            results[i][3] = reason
+        if not images.numel():
+            continue
+        x = views(images.to(device), "test")
+        with hardware.autocast(device, precision):
+            probs = torch.stack([net(x)[0].float().softmax(1) for net in nets]).mean(0)
+        confidence, label = probs.max(1)
+        for i, c, p in zip(index[ok].tolist(), label.tolist(), confidence.tolist()):
+            results[i][1:3] = [classes[c], f"{p:.4f}"]
+    try:
+        atomic_csv(Path(output), ["path", "class", "confidence", "error"], results)
+    except OSError as err:
+        raise UserError(f"cannot write {output} ({err.strerror or err}): choose another --output") from None
+    counts = Counter(r[1] for r in results if r[1])
+    return {"images": len(files), "errors": sum(1 for r in results if r[3]), "counts": dict(counts.most_common()),
+            "output": str(output)}

@@ -1,0 +1,293 @@
+"""Image folders end to end: a small web-like folder built from real images (scikit-learn's digits),
+with files in the wrong class, a foreign class mixed in, and broken files; training, verdicts,
+the skipped-file list, `comining inspect`, `comining predict`, and the layout errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from comining.config import resolve
+from comining.data.folder import FolderData
+from comining.errors import UserError
+from conftest import cli_runner
+
+CLASSES = {0: "zero", 1: "one", 2: "two", 3: "three"}  # digit → class folder
+FOREIGN = 7  # open-set noise: images of a digit that is none of the classes
+BROKEN = {"train/two/corrupt.jpg", "train/three/truncated.jpg", "train/zero/notes.txt"}
+SMALL = ["--arch", "small", "--rescale-size", "40", "--crop-size", "32", "--batch-size", "16",
+         "--weights", "none", "--warmup-epochs", "1", "--quiet"]
+
+
+def digit_images():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images, digits.target
+
+
+def to_image(pixels: np.ndarray) -> Image.Image:
+    """An 8×8 digit (0..16) as a 40×40 RGB picture, as a scraped thumbnail might be."""
+    grey = Image.fromarray(np.round(pixels * 255 / 16).astype(np.uint8))
+    return grey.resize((40, 40), Image.BILINEAR).convert("RGB")
+
+
+def save(img: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def jpeg_bytes(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def build_folder(root: Path, per_class: int = 40, val: int = 12) -> dict:
+    """root/train/<class>/ with 32 own images, 4 of the next class (closed-set noise) and 4 sevens
+    (open-set noise) per class, alternately PNG and JPEG; root/val/<class>/ clean; broken files;
+    root/new/ held-out images for predict. Returns {relative path: true digit} of the training files."""
+    images, target = digit_images()
+    pool = {d: list(np.where(target == d)[0]) for d in [*CLASSES, FOREIGN]}
+    truth = {}
+
+    def take(digit: int) -> np.ndarray:
+        return images[pool[digit].pop(0)]
+
+    for digit, name in CLASSES.items():
+        nxt = (digit + 1) % len(CLASSES)
+        members = [digit] * (per_class - 8) + [nxt] * 4 + [FOREIGN] * 4
+        for j, d in enumerate(members):
+            rel = f"train/{name}/img_{j:03d}.{'png' if j % 2 else 'jpg'}"
+            save(to_image(take(d)), root / rel)
+            truth[rel] = d
+    for digit, name in CLASSES.items():
+        for j in range(val):
+            save(to_image(take(digit)), root / f"val/{name}/v_{j:03d}.png")
+        for j in range(3):
+            save(to_image(take(digit)), root / f"new/batch/{name}_{j}.jpg")
+    (root / "train/two/corrupt.jpg").write_bytes(np.random.RandomState(0).bytes(600))
+    whole = jpeg_bytes(to_image(take(2)))
+    (root / "train/three/truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    (root / "train/zero/notes.txt").write_text("search results page, not an image\n")
+    (root / "train/one/.DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden: ignored, not listed
+    (root / "new/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return truth
+
+
+def folder_cfg(root: Path, **extra):
+    return resolve({"dataset": "folder", "data_root": str(root), "arch": "small", "rescale_size": 40,
+                    "crop_size": 32, "weights": "none", "workers": 0, **extra})
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def one_line_error(result, *fragments: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr_lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+# --- one training run, shared by the tests below -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("folder")
+    truth = build_folder(base / "images")
+    run = cli_runner(base / "cwd")
+    out = base / "run"
+    result = run("train", "--dataset", "folder", "--data-root", base / "images", "--epochs", "3",
+                 "--workers", "2", "--out", out, *SMALL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {"base": base, "root": base / "images", "truth": truth, "out": out, "result": result, "run": run}
+
+
+def test_summary_counts_skipped_files_and_reports_no_synthetic_noise(folder_run):
+    stdout = folder_run["result"].stdout
+    assert "comining on folder: 160 training images (3 unreadable files skipped, listed in skipped_files.txt)" in stdout
+    assert "labels wrong" not in stdout  # web labels: the noise is unknown
+    assert "comining inspect" in stdout
+
+
+def test_skipped_files_lists_exactly_the_broken_files(folder_run):
+    out = folder_run["out"]
+    lines = (out / "skipped_files.txt").read_text().splitlines()
+    assert {line.split("\t")[0] for line in lines} == BROKEN
+    assert all(line.split("\t")[1] for line in lines)  # every file has its reason
+    results = json.loads((out / "results.json").read_text())
+    assert results["skipped_files"] == 3
+    assert results["train_size"] == 160
+    assert json.loads((out / "data.json").read_text())["classes"] == sorted(CLASSES.values())
+
+
+def test_verdicts_name_every_readable_training_file(folder_run):
+    rows = read_csv(folder_run["out"] / "verdicts.csv")
+    assert list(rows[0]) == ["sample", "given_label", "verdict", "suggested_label", "score"]
+    assert [r["sample"] for r in rows] == sorted(folder_run["truth"])  # relative paths, no broken files
+    classes = set(CLASSES.values())
+    for row in rows:
+        assert row["given_label"] == row["sample"].split("/")[1]  # the class folder's name
+        assert row["verdict"] in {"clean", "relabelled", "discarded"}
+        if row["verdict"] == "relabelled":
+            assert row["suggested_label"] in classes
+        else:
+            assert row["suggested_label"] == ""
+        assert float(row["score"]) >= 0
+    assert Counter(r["verdict"] for r in rows)["clean"] > 0
+
+
+def test_inspect_prints_the_verdict_counts_and_draws_a_contact_sheet(folder_run):
+    out = folder_run["out"]
+    result = folder_run["run"]("inspect", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = Counter((r["given_label"], r["verdict"]) for r in read_csv(out / "verdicts.csv"))
+    for name in CLASSES.values():
+        line = next(line for line in result.stdout.splitlines() if line.startswith(name + " "))
+        numbers = [int(v) for v in line.split()[1:5]]  # images, clean, relabelled, discarded
+        assert numbers == [40, counts[(name, "clean")], counts[(name, "relabelled")], counts[(name, "discarded")]]
+    sheet = out / "contact_sheet.png"
+    assert str(sheet) in result.stdout
+    with Image.open(sheet) as img:
+        assert img.format == "PNG" and img.width > 300 and img.height > 100
+
+
+def test_predict_writes_one_row_per_input_image(folder_run):
+    root = folder_run["root"]
+    csv_path = folder_run["base"] / "pred.csv"
+    single = root / "val/one/v_000.png"
+    result = folder_run["run"]("predict", "--run", folder_run["out"], root / "new", single, "--output", csv_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = read_csv(csv_path)
+    assert list(rows[0]) == ["path", "class", "confidence", "error"]
+    expected = sorted(str(p) for p in (root / "new").rglob("*") if p.is_file()) + [str(single)]
+    assert [r["path"] for r in rows] == expected
+    for row in rows:
+        if row["path"].endswith("broken.png"):
+            assert row["error"] and row["class"] == "" and row["confidence"] == ""
+        else:
+            assert row["class"] in CLASSES.values() and 0 <= float(row["confidence"]) <= 1 and not row["error"]
+    assert "classified 13 of 14 images" in result.stdout
+
+
+# --- the data set in-process ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("small") / "images"
+    build_folder(root, per_class=12, val=2)
+    return root
+
+
+def test_batches_are_uint8_squares_with_folder_labels_in_a_seeded_order(small_root):
+    data = FolderData(folder_cfg(small_root), "cpu")
+    assert len(data) == 48 and data.true_labels is None and data.num_classes == 4
+    assert (data.crop_size, data.padding, data.flip, data.channels, data.image_size) == (32, 0, True, 3, 40)
+    batches = list(data.batches(0, 10, seed=1))
+    assert len(batches) == 4  # 48 // 10: the incomplete last batch is dropped
+    for index, images, labels in batches:
+        assert images.dtype == torch.uint8 and images.shape == (10, 3, 40, 40)
+        names = [data.sample_names()[i] for i in index.tolist()]
+        assert [data.classes[c] for c in labels.tolist()] == [n.split("/")[1] for n in names]
+    assert data.epoch_batches(0, 10, 1) == data.epoch_batches(0, 10, 1) != data.epoch_batches(1, 10, 1)
+    test = list(data.test_batches(5))
+    assert sum(len(labels) for _, labels in test) == 8 and test[0][0].shape[1:] == (3, 40, 40)
+
+
+def test_ranks_draw_disjoint_equal_shares(small_root):
+    data = FolderData(folder_cfg(small_root), "cpu")
+    shares = [data.epoch_batches(2, 10, 1, rank=r, world=2) for r in (0, 1)]
+    assert len(shares[0]) == len(shares[1]) == 4 and all(len(b) == 5 for s in shares for b in s)
+    flat = [set(i for b in s for i in b) for s in shares]
+    assert not flat[0] & flat[1]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_file_that_breaks_mid_run_is_replaced_not_fatal(small_root, tmp_path, workers):
+    import shutil
+    root = tmp_path / "images"
+    shutil.copytree(small_root, root)
+    data = FolderData(folder_cfg(root, workers=workers), "cpu")
+    victim = data.files.index("train/one/img_003.png")
+    (root / data.files[victim]).write_bytes(b"gone bad")  # after the check, before the epoch
+    (index, images, labels), = data.batches(0, 48, seed=1)
+    seen = index.tolist()
+    # The batch keeps its size (DDP's collectives need equal shares): the broken file's slot holds a
+    # copy of a good sample, so every other file appears and the broken one does not.
+    assert len(seen) == 48 and images.shape[0] == 48 and victim not in seen
+    assert set(seen) == {i for i in range(48) if i != victim}
+    assert data.failed == {victim} and "train/one/img_003.png" in data.skipped
+
+
+def test_train_subset_takes_images_from_every_class(small_root):
+    data = FolderData(folder_cfg(small_root, train_subset=20), "cpu")
+    assert len(data) == 20 and len(set(data.labels.tolist())) == 4
+
+
+# --- layout errors: one line before training -----------------------------------------------------
+
+def tiny(root: Path, splits=("train", "val"), classes=("cat", "dog")) -> Path:
+    images, _ = digit_images()
+    for split in splits:
+        for k, name in enumerate(classes):
+            for j in range(2):
+                save(to_image(images[k * 2 + j]), root / split / name / f"{j}.png")
+    return root
+
+
+@pytest.mark.parametrize("arrange, message", [
+    (lambda r: (r / "train/bird").mkdir(), "class folder"),
+    (lambda r: __import__("shutil").rmtree(r / "val"), "no evaluation split"),
+    (lambda r: __import__("shutil").rmtree(r / "train"), "no train/ folder"),
+    (lambda r: tiny(r, splits=("val",), classes=("fox",)), "no counterpart"),
+    (lambda r: [p.write_bytes(b"junk") for p in (r / "val").rglob("*.png")], "holds no readable images"),
+    (lambda r: [p.write_bytes(b"junk") for p in (r / "train/dog").glob("*.png")], "has no readable image"),
+])
+def test_layout_errors_name_the_problem(tmp_path, arrange, message):
+    root = tiny(tmp_path / "images")
+    arrange(root)
+    with pytest.raises(UserError, match=message) as err:
+        FolderData(folder_cfg(root), "cpu")
+    assert "\n" not in str(err.value)
+
+
+def test_empty_class_folder_via_the_cli(tmp_path, run_cli):
+    root = tiny(tmp_path / "images")
+    (root / "train/bird").mkdir()
+    one_line_error(run_cli("train", "--dataset", "folder", "--data-root", root, *SMALL),
+                   "class folder", "train/bird is empty")
+
+
+def test_folder_without_data_root_or_missing(run_cli):
+    one_line_error(run_cli("train", "--dataset", "folder"), "--data-root")
+    one_line_error(run_cli("train", "--dataset", "folder", "--data-root", "nowhere"), "nowhere not found")
+
+
+def offline_env(tmp_path) -> dict:
+    """No cached weights, and every download sent to a proxy that refuses connections."""
+    return {"TORCH_HOME": str(tmp_path / "torch-home"), "https_proxy": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "", "NO_PROXY": ""}
+
+
+def test_seed_web_command_starts_and_asks_for_a_local_weights_file(tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    run = cli_runner(cwd)
+    seed = ["train", "--dataset", "web-bird", "--w_pc", "0.3", "--w_tri", "3", "--w_re", "0.01", "--m", "0.4"]
+    one_line_error(run(*seed), "web-bird not found", "datasets/web-bird/train")
+    tiny(cwd / "datasets" / "web-bird")
+    for key, value in offline_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    one_line_error(run(*seed), "ImageNet weights of resnet50", "--weights PATH")
+    assert not (cwd / "runs").exists()  # nothing written before training could start
