@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from comining.data.augment import POLICY_GROUP, Views
+from comining.data.augment import Views
+from comining.data.autoaugment import BatchAutoAugment
 from comining.errors import UserError
 from comining.models import build_model
 
@@ -93,36 +94,29 @@ def test_normalisation_uses_the_given_mean_and_std():
     torch.testing.assert_close(out, expected)
 
 
-def test_strong_view_draws_a_sub_policy_per_small_group():
-    # kornia draws one sub-policy per call; a batch of 64 must be split into groups of at most 16,
-    # each with its own draw. Record the draws by wrapping forward_parameters.
-    views = Views(32, padding=4)
-    drawn = []
-    original = views.autoaugment.forward_parameters
-
-    def record(shape):
-        params = original(shape)
-        drawn.append((shape[0], tuple(p.name for p in params)))
-        return params
-
-    views.autoaugment.forward_parameters = record
+def test_strong_view_draws_a_sub_policy_per_image():
+    # A two-entry policy: invert everything, or leave it (brightness at factor 1). Drawn per image,
+    # a batch of 64 shows both; drawn once per batch (or per group) it would be all of one kind.
+    views = Views(32, padding=0, flip=False)
+    views.autoaugment = BatchAutoAugment([[("invert", 1.0, None)], [("brightness", 1.0, 0)]])
+    x = _images(64, side=32)
     torch.manual_seed(0)
-    out = views(_images(64, side=32), "strong")
-    assert out.shape == (64, 3, 32, 32) and torch.isfinite(out).all()
-    assert POLICY_GROUP <= 16
-    assert all(size <= 16 for size, _ in drawn) and sum(size for size, _ in drawn) == 64
-    assert len({names for _, names in drawn}) > 1  # 4 draws of 25 sub-policies all equal: p = 25⁻³
+    out = views(x, "strong")
+    plain = x.float() / 255
+    inverted = [torch.allclose(o, 1 - p) for o, p in zip(out, plain)]
+    kept = [torch.allclose(o, p) for o, p in zip(out, plain)]
+    assert all(i or k for i, k in zip(inverted, kept))
+    assert 15 < sum(inverted) < 49  # Binomial(64, ½): outside this range with p < 1e-4
 
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_strong_view_is_weak_view_plus_autoaugment(channels):
-    # With AutoAugment replaced by the identity, the strong view is the weak view for the same
-    # seed (grey images go through 3 channels and back by averaging, which is exact here).
+    # With AutoAugment replaced by the identity, the strong view is the weak view for the same seed.
     x = _images(20, channels=channels)
     views = Views(8, padding=1, normalize=((0.5,) * channels, (0.25,) * channels))
     torch.manual_seed(3)
     weak = views(x, "weak")
-    views.autoaugment = lambda group: group
+    views.autoaugment = lambda batch: batch
     torch.manual_seed(3)
     torch.testing.assert_close(views(x, "strong"), weak)
 

@@ -52,12 +52,8 @@ def test_training_step_makes_no_host_synchronisation(method):
     trainer.train_epoch(0)  # warm-up fills Co-mining's banks; the step under test selects and mines
     epoch = 1
     index, images, labels = next(trainer.data.batches(epoch, cfg.batch_size, cfg.seed))
-    views = [trainer.views(images, kind) for kind in trainer.method.view_kinds if kind != "strong"]
-    if "strong" in trainer.method.view_kinds:
-        # kornia draws each group's sub-policy on the host from a CPU-side generator: a host-side
-        # random draw, not a wait on the device, so the strong view is made outside the guard.
-        views.append(trainer.views(images, "strong"))
-    with RefuseSync():
+    with RefuseSync():  # the views (crop, flip, per-image AutoAugment), the loss and its gradient
+        views = [trainer.views(images, kind) for kind in trainer.method.view_kinds]
         loss, terms = trainer.method.loss(views, labels, index, epoch)
         loss.backward()
     assert torch.isfinite(loss)

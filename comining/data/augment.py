@@ -2,7 +2,7 @@
 
 One ``Views`` object serves every method and data set: ``plain`` (tensor conversion only, what the
 authors' baselines see), ``weak`` (random crop + horizontal flip), ``strong`` (weak + AutoAugment
-with the CIFAR-10 policy) and ``test`` (centre crop). Randomness comes from torch's global generator
+with the CIFAR-10 policy, a sub-policy per image) and ``test`` (centre crop). Randomness comes from torch's global generator
 of the device, so a seeded run repeats and a checkpoint can restore it.
 """
 
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.augmentation.auto import AutoAugment
+from comining.data.autoaugment import BatchAutoAugment
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-POLICY_GROUP = 16  # kornia draws one sub-policy per call; groups this small keep the policies varied
 
 
 def random_crop(images: torch.Tensor, size: int, padding: int) -> torch.Tensor:
@@ -58,7 +57,7 @@ class Views:
         self.normalize = normalize
         self._stats = {}  # (mean, std) tensors per device, made once instead of every batch
         self.channels_last = channels_last
-        self.autoaugment = AutoAugment(policy="cifar10")
+        self.autoaugment = BatchAutoAugment()  # one CIFAR-10 sub-policy per image
 
     def __call__(self, images: torch.Tensor, kind: str) -> torch.Tensor:
         if kind in ("plain", "test"):
@@ -68,17 +67,10 @@ class Views:
             x = random_flip(x)
         x = x.float() / 255
         if kind == "strong":
-            x = self._autoaugment(x)
+            x = self.autoaugment(x)
         elif kind != "weak":
             raise ValueError(f"unknown view '{kind}'")
         return self._finish(x)
-
-    def _autoaugment(self, x: torch.Tensor) -> torch.Tensor:
-        gray = x.shape[1] == 1
-        if gray:  # the colour operations of the policy need three channels
-            x = x.expand(-1, 3, -1, -1)
-        x = torch.cat([self.autoaugment(group) for group in x.split(POLICY_GROUP)]).clamp(0, 1)
-        return x.mean(1, keepdim=True) if gray else x
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         if self.normalize is not None:

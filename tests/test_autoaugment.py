@@ -1,0 +1,86 @@
+"""BatchAutoAugment: each operation does what PIL's does, per image, without waiting on the host."""
+
+import pytest
+import torch
+
+from comining.data.autoaugment import OPERATIONS, BatchAutoAugment
+from test_no_sync import RefuseSync
+
+
+def one_op(x, name, level, sign=1.0):
+    """Apply operation ``name`` to every image of ``x`` at ``level`` (bin / 9) with ``sign``."""
+    n = x.shape[0]
+    op = torch.full((n,), OPERATIONS.index(name))
+    return BatchAutoAugment().apply_slot(x, op, torch.full((n,), float(level)), torch.full((n,), float(sign)))
+
+
+def ramp(n=2, channels=3, side=8):
+    return torch.linspace(0, 1, n * channels * side * side).view(n, channels, side, side)
+
+
+def test_invert_and_solarize():
+    x = ramp()
+    torch.testing.assert_close(one_op(x, "invert", 0), 1 - x)
+    # Bin 0 solarizes only pure white (threshold 255); bin 9 everything (threshold 0).
+    out = one_op(x, "solarize", 0)
+    assert torch.equal(out[x < 1], x[x < 1]) and torch.all(out[x == 1] == 0)
+    torch.testing.assert_close(one_op(x, "solarize", 1), 1 - x)
+
+
+def test_posterize_keeps_the_top_bits():
+    # Bin 9 keeps 4 bits: 8 - round(9 / 2.25) = 4, so 0.5 (= 128 of 255) stays 128 and 200 becomes 192.
+    x = torch.tensor([128 / 255, 200 / 255, 15 / 255]).view(1, 3, 1, 1).expand(1, 3, 3, 3)
+    out = one_op(x, "posterize", 1.0)
+    torch.testing.assert_close(out[0, :, 0, 0], torch.tensor([128, 192, 0]) / 255)
+    torch.testing.assert_close(one_op(x, "posterize", 0.0), x)  # bin 0: all 8 bits
+
+
+def test_colour_factors():
+    x = ramp() * 0.5
+    # Brightness at bin 9, negative sign: factor 1 - 0.9 = 0.1.
+    torch.testing.assert_close(one_op(x, "brightness", 1.0, -1.0), x * 0.1)
+    # Contrast factor 0 would give the mean grey; factor 1 (bin 0) changes nothing.
+    torch.testing.assert_close(one_op(x, "contrast", 0.0), x)
+    grey = ramp(channels=1)
+    torch.testing.assert_close(one_op(grey, "color", 1.0), grey)  # no colour to change in grey images
+
+
+def test_auto_contrast_stretches_each_channel():
+    x = 0.2 + 0.4 * ramp(n=1, channels=1)
+    out = one_op(x, "auto_contrast", 0)
+    assert out.min() == 0 and torch.isclose(out.max(), torch.tensor(1.0))
+    flat = torch.full((1, 1, 4, 4), 0.3)
+    torch.testing.assert_close(one_op(flat, "auto_contrast", 0), flat)
+
+
+def test_translate_moves_whole_pixels_exactly():
+    side = 32
+    x = torch.rand(1, 1, side, side)
+    level = 3 / (150 / 331 * side)  # a shift of exactly 3 pixels
+    out = one_op(x, "translate_x", level)
+    torch.testing.assert_close(out[..., 3:], x[..., :-3], atol=1e-5, rtol=0)
+    assert torch.all(out[..., :3].abs() < 1e-6)  # filled with black
+
+
+def test_rotate_by_90_degrees_is_a_quarter_turn():
+    x = torch.rand(1, 1, 8, 8)
+    out = one_op(x, "rotate", 3.0)  # 30° per unit of level
+    assert any(torch.allclose(out, torch.rot90(x, k, (2, 3)), atol=1e-5) for k in (1, 3))
+
+
+def test_images_without_an_operation_are_untouched():
+    x = ramp(n=4)
+    op = torch.tensor([OPERATIONS.index("invert"), -1, OPERATIONS.index("rotate"), -1])
+    out = BatchAutoAugment().apply_slot(x, op, torch.ones(4), torch.ones(4))
+    assert torch.equal(out[1], x[1]) and torch.equal(out[3], x[3])
+    torch.testing.assert_close(out[0], 1 - x[0])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_full_policy_stays_in_range_and_makes_no_host_synchronisation(channels):
+    x = torch.rand(64, channels, 28, 28)
+    torch.manual_seed(0)
+    with RefuseSync():
+        out = BatchAutoAugment()(x)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.equal(out, x)
