@@ -7,11 +7,7 @@ a Config; ``fit()`` runs the epochs, evaluates after each, and keeps the run dir
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import sys
-import threading
 import time
 
 import numpy as np
@@ -24,12 +20,13 @@ from comining.data import load_arrays
 from comining.data.augment import Views
 from comining.data.folder import FolderData, is_folder_dataset
 from comining.data.training import InMemoryData
-from comining.errors import TrainingStopped, UserError
+from comining.errors import UserError
+from comining.guards import Interrupted, LossMonitor, NonFiniteLoss, stop_on_signals  # noqa: F401
 from comining.methods import build_method
-from comining.metrics import VERDICTS, Ledger, last_k_stats, selection_metrics
+from comining.metrics import Ledger, last_k_stats, selection_metrics, verdict_summary
 from comining.models import build_model
 from comining.models.weights import load_weights
-from comining.rundir import RunDir, atomic_csv, atomic_json, atomic_torch_save, atomic_write
+from comining.rundir import RunDir, atomic_json, atomic_torch_save, write_data_files, write_verdicts
 
 
 def schedule(cfg: Config, epoch: int) -> tuple[float, float]:
@@ -59,97 +56,6 @@ def load_training_data(cfg: Config, device):
     if is_folder_dataset(cfg.dataset):
         return FolderData(cfg, device)
     return InMemoryData(cfg, load_arrays(cfg.dataset, cfg.data_root), device)
-
-
-class LossMonitor:
-    """Sums an epoch's loss terms on the device and remembers the first step with a non-finite term.
-
-    Checking means one synchronisation, so on a GPU it happens every ``check_every`` steps only.
-    """
-
-    def __init__(self, device, check_every: int):
-        self.device, self.check_every = device, check_every
-        self.sums: dict[str, torch.Tensor] = {}
-        self.steps = 0
-        self.bad_step = torch.tensor(-1, device=device)
-        self.bad_terms = None
-
-    def add(self, terms: dict, step: int, epoch: int) -> None:
-        values = torch.stack([v.detach().float() for v in terms.values()])
-        for name, value in zip(terms, values):
-            self.sums[name] = self.sums.get(name, 0) + value
-        self.steps += 1
-        bad = ~torch.isfinite(values)
-        first = bad.any() & (self.bad_step < 0)
-        self.bad_step = torch.where(first, step, self.bad_step)
-        self.bad_terms = bad if self.bad_terms is None else torch.where(first, bad, self.bad_terms)
-        self._names = list(terms)
-        if (step + 1) % self.check_every == 0:
-            self.check(epoch)
-
-    def check(self, epoch: int) -> None:
-        step = int(self.bad_step)
-        if step >= 0:
-            names = [n for n, b in zip(self._names, self.bad_terms.tolist()) if b]
-            raise NonFiniteLoss(epoch, step, names)
-
-    def means(self) -> dict:
-        return {name: float(total) / max(self.steps, 1) for name, total in self.sums.items()}
-
-    def state_dict(self) -> dict:
-        return {"sums": dict(self.sums), "steps": self.steps}
-
-    @classmethod
-    def from_state(cls, state: dict, device, check_every: int) -> "LossMonitor":
-        monitor = cls(device, check_every)
-        monitor.sums = {name: value.to(device) for name, value in state["sums"].items()}
-        monitor.steps = state["steps"]
-        return monitor
-
-
-class NonFiniteLoss(TrainingStopped):
-    def __init__(self, epoch: int, step: int, terms: list[str]):
-        self.epoch, self.step, self.terms = epoch, step, terms
-        super().__init__(f"loss term {'/'.join(terms)} became non-finite at epoch {epoch + 1}, step {step + 1}; "
-                         "nothing from this epoch was saved, the last checkpoint is intact: resume with "
-                         "`comining train --resume RUN_DIR --lr SMALLER` or `--precision fp32`")
-
-
-class Interrupted(TrainingStopped):
-    """SIGINT or SIGTERM: the run saved a checkpoint and stops; the exit status is 128 + the signal."""
-
-    def __init__(self, signame: str, epochs_done: int, steps_done: int, run: RunDir | None):
-        self.exit_code = 128 + signal.Signals[signame].value
-        where = (f"after step {steps_done} of epoch {epochs_done + 1}" if steps_done
-                 else f"at the end of epoch {epochs_done}")
-        how = f"; resume with `comining train --resume {run.path}`" if run is not None else ""
-        super().__init__(f"{signame} received: checkpoint saved {where}{how}")
-
-
-@contextlib.contextmanager
-def stop_on_signals(trainer: "Trainer"):
-    """SIGINT/SIGTERM ask the trainer to stop after its current step; a second one exits at once.
-
-    Every file of the run directory is replaced atomically, so exiting at once never leaves half a
-    file: at worst the checkpoint of the step before.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if trainer.stop_signal is not None:
-            raise SystemExit(128 + signum)
-        trainer.stop_signal = signal.Signals(signum).name
-        print(f"\n{trainer.stop_signal}: stopping after this step (send it again to exit at once)",
-              file=sys.stderr, flush=True)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def progress_postfix(record: dict) -> dict:
@@ -276,7 +182,7 @@ class Trainer:
         if self.run is not None:
             self.run.create()
             atomic_json(self.run.config, cfg.to_dict())
-            self.write_data_files()
+            write_data_files(self.run, cfg.dataset, self.data, self.views.normalize)
         self.wrap_for_ddp()
         started = time.time() - sum(r["seconds"] for r in self.history)
         epochs = tqdm(range(self.start_epoch, cfg.epochs), initial=self.start_epoch, total=cfg.epochs,
@@ -306,8 +212,8 @@ class Trainer:
         results = self.results(time.time() - started)
         if self.run is not None:
             atomic_json(self.run.results, results)
-            self.write_verdicts()
-            self.write_data_files()  # again: files that broke during training join the skipped list
+            write_verdicts(self.run.verdicts, self.ledger, self.data)
+            write_data_files(self.run, cfg.dataset, self.data, self.views.normalize)  # files broken meanwhile
             report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
         return results
 
@@ -373,55 +279,8 @@ class Trainer:
                    "label_precision": self.history[-1].get("label_precision")}
         if hasattr(self.data, "skipped"):
             results["skipped_files"] = len(self.data.skipped)
-        results.update(self.verdict_summary())
+        results.update(verdict_summary(self.ledger, self.data))
         return results
-
-    def verdict_summary(self) -> dict:
-        """Counts of the final verdicts, and against the truth where the noise was synthetic."""
-        status = self.ledger.status
-        summary = {f"n_{name}": int((status == code).sum()) for code, name in enumerate(VERDICTS)}
-        true = self.data.true_labels
-        if true is not None:
-            given = self.data.labels
-            wrong = (given != true) | (true >= self.data.num_classes)
-            summary.update(
-                n_wrong_labels=int(wrong.sum()),
-                wrong_caught=int((wrong & (status != 0)).sum()),
-                right_flagged=int((~wrong & (status != 0)).sum()),
-                relabelled_correctly=int(((status == 1) & (self.ledger.pseudo == true)).sum()))
-        return summary
-
-    def write_verdicts(self) -> None:
-        classes = self.data.classes
-        status = self.ledger.status.tolist()
-        pseudo = self.ledger.pseudo.tolist()
-        score = self.ledger.score.tolist()
-        given = self.data.labels.tolist()
-        true = self.data.true_labels.tolist() if self.data.true_labels is not None else None
-        names = self.data.sample_names()
-
-        def name(label):
-            return classes[label] if 0 <= label < len(classes) else f"open:{label}"
-
-        rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), VERDICTS[status[i]],
-                 name(pseudo[i]) if pseudo[i] >= 0 else "", "" if math.isnan(score[i]) else f"{score[i]:.4f}"]
-                for i in range(len(names)) if i not in getattr(self.data, "failed", ())]
-        header = ["sample", "given_label", *(["true_label"] if true else []), "verdict", "suggested_label", "score"]
-        atomic_csv(self.run.verdicts, header, rows)
-
-    def write_data_files(self) -> None:
-        """data.json (what predict and inspect need: classes, image geometry, the evaluation view's
-        normalisation, the data root) and, for image folders, skipped_files.txt (path<TAB>reason)."""
-        data = self.data
-        root = getattr(data, "root", None)
-        atomic_json(self.run.path / "data.json", {
-            "dataset": self.cfg.dataset, "root": str(root.resolve()) if root is not None else None,
-            "classes": list(data.classes), "channels": data.channels, "image_size": data.image_size,
-            "crop_size": data.crop_size, "normalize": self.views.normalize, "train_size": len(data),
-            "skipped_files": len(getattr(data, "skipped", ()))})
-        if hasattr(data, "skipped"):
-            lines = "".join(f"{path}\t{reason}\n" for path, reason in data.skipped.items())
-            atomic_write(self.run.path / "skipped_files.txt", lines.encode())
 
 
 def train(cfg: Config, out=None) -> dict:

@@ -88,6 +88,21 @@ def selection_metrics(ledger: Ledger, noisy: torch.Tensor, true: torch.Tensor, n
     }
 
 
+def verdict_summary(ledger: Ledger, data) -> dict:
+    """Counts of the final verdicts, and against the truth where the noise was synthetic."""
+    status = ledger.status
+    summary = {f"n_{name}": int((status == code).sum()) for code, name in enumerate(VERDICTS)}
+    true = data.true_labels
+    if true is not None:
+        wrong = (data.labels != true) | (true >= data.num_classes)
+        summary.update(
+            n_wrong_labels=int(wrong.sum()),
+            wrong_caught=int((wrong & (status != CLEAN)).sum()),
+            right_flagged=int((~wrong & (status != CLEAN)).sum()),
+            relabelled_correctly=int(((status == RELABELLED) & (ledger.pseudo == true)).sum()))
+    return summary
+
+
 def last_k_stats(accuracies, k: int = 10) -> tuple[float, float]:
     """Mean and (population) standard deviation of the last ``k`` values: the paper's reported number."""
     tail = np.asarray(accuracies[-k:], dtype=float)

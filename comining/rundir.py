@@ -10,6 +10,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 import time
@@ -67,6 +68,41 @@ def atomic_csv(path: Path, header: list[str], rows) -> None:
     writer.writerow(header)
     writer.writerows(rows)
     atomic_write(path, text.getvalue().encode())
+
+
+def write_verdicts(path: Path, ledger, data) -> None:
+    """verdicts.csv: per training sample its name, given (and true) label, verdict, suggestion, score."""
+    from comining.metrics import VERDICTS
+
+    classes = data.classes
+    status, pseudo, score = ledger.status.tolist(), ledger.pseudo.tolist(), ledger.score.tolist()
+    given = data.labels.tolist()
+    true = data.true_labels.tolist() if data.true_labels is not None else None
+    names = data.sample_names()
+    failed = getattr(data, "failed", ())  # image files that broke during training
+
+    def name(label):
+        return classes[label] if 0 <= label < len(classes) else f"open:{label}"
+
+    rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), VERDICTS[status[i]],
+             name(pseudo[i]) if pseudo[i] >= 0 else "", "" if math.isnan(score[i]) else f"{score[i]:.4f}"]
+            for i in range(len(names)) if i not in failed]
+    header = ["sample", "given_label", *(["true_label"] if true else []), "verdict", "suggested_label", "score"]
+    atomic_csv(path, header, rows)
+
+
+def write_data_files(run: "RunDir", dataset: str, data, normalize) -> None:
+    """data.json (what predict and inspect need: classes, image geometry, the evaluation view's
+    normalisation, the data root) and, for image folders, skipped_files.txt (path<TAB>reason)."""
+    root = getattr(data, "root", None)
+    atomic_json(run.path / "data.json", {
+        "dataset": dataset, "root": str(root.resolve()) if root is not None else None,
+        "classes": list(data.classes), "channels": data.channels, "image_size": data.image_size,
+        "crop_size": data.crop_size, "normalize": normalize, "train_size": len(data),
+        "skipped_files": len(getattr(data, "skipped", ()))})
+    if hasattr(data, "skipped"):
+        lines = "".join(f"{path}\t{reason}\n" for path, reason in data.skipped.items())
+        atomic_write(run.path / "skipped_files.txt", lines.encode())
 
 
 class RunDir:

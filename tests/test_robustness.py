@@ -23,7 +23,7 @@ import torch
 from comining import cli, engine, rundir
 from comining.config import resolve
 from comining.engine import Interrupted, LossMonitor, NonFiniteLoss, Trainer
-from comining.rundir import RunDir, atomic_csv, atomic_json, atomic_torch_save
+from comining.rundir import RunDir, atomic_csv, atomic_json, atomic_torch_save, write_verdicts
 from conftest import _cli_env
 
 SMALL = {"train_subset": 400, "epochs": 4, "warmup_epochs": 1, "batch_size": 64, "quiet": True, "device": "cpu"}
@@ -407,7 +407,7 @@ def _rewrite_checkpoint(trainer):
 
 
 def _rewrite_verdicts(trainer):
-    trainer.write_verdicts()
+    write_verdicts(trainer.run.verdicts, trainer.ledger, trainer.data)
 
 
 def _rewrite_metrics(trainer):
