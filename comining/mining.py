@@ -10,6 +10,12 @@ import torch
 import torch.nn.functional as F
 
 
+def full_precision(device: torch.device):
+    """Similarities in float32 even inside a bfloat16 autocast region: bf16 keeps about 3 significant
+    digits, coarser than the gaps between the neighbours and margins being ranked here."""
+    return torch.autocast(device.type, enabled=False)
+
+
 class MemoryBank:
     """FIFO ring buffer of ``size`` detached, L2-normalised features and their labels.
 
@@ -86,7 +92,8 @@ def semi_hard_triplet(anchors: torch.Tensor, anchor_labels: torch.Tensor, bank_f
     """
     if anchors.shape[0] == 0 or bank_feats.shape[0] == 0:
         return anchors.new_zeros(anchors.shape[0]) * anchors.sum()  # keeps the graph connected
-    sim = F.normalize(anchors.float(), dim=1) @ F.normalize(bank_feats.detach().float(), dim=1).T
+    with full_precision(anchors.device):
+        sim = F.normalize(anchors.float(), dim=1) @ F.normalize(bank_feats.detach().float(), dim=1).T
     positive = anchor_labels[:, None] == bank_labels[None, :]
     s_p, has_p = _ranked_mean(sim, positive, *pos_range, descending=False)
     s_n, has_n = _ranked_mean(sim, ~positive, *neg_range, descending=True)
@@ -117,11 +124,12 @@ def reciprocal_relabel(queries: torch.Tensor, bank_feats: torch.Tensor, bank_lab
     q = F.normalize(queries.float(), dim=1)
     bank = F.normalize(bank_feats.float(), dim=1)
     k_bank = min(k, b_count)
-    # Squared distances between unit vectors are 2 - 2·cos, so ranking by cosine is ranking by distance.
-    neighbours = torch.topk(q @ bank.T, k_bank, dim=1).indices  # [Q, k]
-    pool = torch.cat([q, bank])  # queries first: the pool index of query i is i
-    g = bank[neighbours.reshape(-1)]  # [Q·k, D]
-    dist = (2 - 2 * (g @ pool.T)).clamp(min=0)  # [Q·k, Q+B]
+    with full_precision(device):
+        # Squared distances between unit vectors are 2 - 2·cos, so ranking by cosine is ranking by distance.
+        neighbours = torch.topk(q @ bank.T, k_bank, dim=1).indices  # [Q, k]
+        pool = torch.cat([q, bank])  # queries first: the pool index of query i is i
+        g = bank[neighbours.reshape(-1)]  # [Q·k, D]
+        dist = (2 - 2 * (g @ pool.T)).clamp(min=0)  # [Q·k, Q+B]
     owner = torch.arange(q_count, device=device).repeat_interleave(k_bank)
     to_owner = dist.gather(1, owner[:, None])
     reciprocal = ((dist < to_owner).sum(1) < k).view(q_count, k_bank)
