@@ -130,6 +130,11 @@ def build_parser() -> Parser:
     return parser
 
 
+def typed_settings(args) -> dict:
+    """The Config settings the user gave on the command line (argparse suppressed the rest)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+
+
 # Settings a resumed run may change: they leave what is computed, and in which order, as it was.
 RESUMABLE = {"device", "precision", "lr", "workers", "quiet", "eval_batch_size"}
 
@@ -140,7 +145,7 @@ def cmd_train(args) -> int:
     from comining.engine import Trainer
     from comining.rundir import default_out
 
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    overrides = typed_settings(args)
     if args.resume:
         fixed = sorted(set(overrides) - RESUMABLE) + (["--preset"] if args.preset else []) + (
             ["--config"] if args.config else [])
@@ -167,14 +172,14 @@ def cmd_table(args) -> int:
     from comining.config import resolve
     from comining.table import run_grid, write_table
 
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    overrides = typed_settings(args)
     preset = TABLE_PRESETS.get(args.preset, args.preset)
     base = resolve(overrides, preset=preset, config_file=args.config)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     noises = [n.strip() for n in args.noise.split(",") if n.strip()]
     out = base.out or f"tables/{args.preset or base.synthetic or base.dataset}"
     results = run_grid(base, methods, noises, out)
-    title = f"{base.synthetic or base.dataset}, {base.arch} CNN, last-10 mean ± std of test accuracy (%)"
+    title = f"{base.synthetic or base.dataset}, {base.arch} network, last-10 mean ± std of test accuracy (%)"
     print(write_table(results, methods, noises, out, title))
     print(f"table, CSV and plot in {out}/ (table.md, table.csv, table.png)")
     return 0
