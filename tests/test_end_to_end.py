@@ -1,0 +1,65 @@
+"""The whole method on real data: Co-mining must beat cross-entropy where the labels are noisy.
+
+These train real models on the CPU (digits: seconds; a Fashion-MNIST subset: about a minute), with
+fixed seeds, and check effects large enough that no seed turns them around.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from comining.config import resolve
+from comining.data.fashion_mnist import candidate_dirs, is_complete
+from comining.engine import train
+
+
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory):
+    """The demo (digits, 40 % symmetric noise) for Co-mining and for Standard."""
+    base = tmp_path_factory.mktemp("digits")
+    return {m: (train(resolve({"method": m, "quiet": True}), out=base / m), base / m)
+            for m in ("comining", "standard")}
+
+
+def test_comining_beats_standard_on_digits(digits_runs):
+    comining, standard = digits_runs["comining"][0], digits_runs["standard"][0]
+    # Measured: 97.3 vs 64.9. Cross-entropy memorises the wrong labels once the rate decays.
+    assert comining["last10_mean"] > standard["last10_mean"] + 20
+    assert comining["last10_mean"] > 93
+
+
+def test_comining_finds_the_wrong_labels_on_digits(digits_runs):
+    results, out = digits_runs["comining"]
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    # 41 % of the given labels are wrong, so trusting everything has precision 0.59.
+    assert last["label_precision"] > 0.8
+    assert last["relabel_acc"] > 0.9
+    assert results["wrong_caught"] > 0.7 * results["n_wrong_labels"]
+    assert results["relabelled_correctly"] > 0.9 * results["n_relabelled"]
+    rows = list(csv.DictReader((out / "verdicts.csv").open()))
+    assert len(rows) == results["train_size"]
+    relabelled = [r for r in rows if r["verdict"] == "relabelled"]
+    right = sum(r["suggested_label"] == r["true_label"] for r in relabelled)
+    assert right == results["relabelled_correctly"]
+
+
+def _fashion_mnist_present() -> bool:
+    return any(d.is_dir() and is_complete(d) for d in candidate_dirs(None))
+
+
+@pytest.mark.skipif(not _fashion_mnist_present(),
+                    reason="Fashion-MNIST is not installed: `apt-get install dataset-fashion-mnist` "
+                           "or put the four IDX .gz files in datasets/fashion-mnist")
+def test_comining_beats_standard_on_fashion_mnist(tmp_path):
+    # A 3000-image subset, 16 epochs, the rate annealed over the last 8: enough for memorisation to
+    # show in Standard and for the selection to settle in Co-mining (measured: 73.4 against 56.6).
+    # A bank of 1024 is flushed of the warm-up's noisy entries within an epoch of selection.
+    settings = {"dataset": "fashion-mnist", "train_subset": 3000, "test_subset": 2000, "epochs": 16,
+                "warmup_epochs": 3, "epoch_decay_start": 8, "closed_rate": 0.5, "bank": 1024, "quiet": True}
+    comining = train(resolve({**settings, "method": "comining"}), out=tmp_path / "comining")
+    standard = train(resolve({**settings, "method": "standard"}), out=tmp_path / "standard")
+    assert comining["last10_mean"] > standard["last10_mean"] + 8
+    last = json.loads(Path(tmp_path / "comining" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["label_precision"] > 0.75  # half of the given labels are wrong
