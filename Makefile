@@ -20,5 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
+# Speed and memory (docs/PERFORMANCE.md); give the machine to them alone.
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/bench_epoch.py
+	$(VENV)/bin/python benchmarks/bench_mining.py
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -267,8 +267,9 @@ def main(argv=None) -> int:
         print(f"comining: error: {err.strerror or err}{where}: free space or fix the path; "
               "files already written are intact and an interrupted run resumes with --resume", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # before training started: nothing to save
-        print("comining: interrupted before training started; nothing was written", file=sys.stderr)
+    except KeyboardInterrupt:  # outside the epochs (loading, final files, between table cells)
+        print("comining: interrupted; files already written are intact (a run resumes with --resume RUN_DIR, "
+              "a table by running the same command again)", file=sys.stderr)
         return 130
 
 

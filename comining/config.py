@@ -120,6 +120,11 @@ def resolve(overrides: dict, preset: str | None = None, config_file: str | None 
     if config_file:
         layers.append(read_config_file(config_file))
     named = [preset] if preset else []
+    from comining.noise import SYNTHETIC
+    for source in (overrides, *layers):
+        if source.get("synthetic") is not None and source["synthetic"] not in SYNTHETIC:
+            raise UserError(f"--synthetic-data {source['synthetic']!r} is not one of the paper's settings: choose "
+                            f"one of {', '.join(SYNTHETIC)}, or leave it out and give --dataset")
     if overrides.get("synthetic"):
         named.append(overrides["synthetic"])
     for name in named:
@@ -131,6 +136,11 @@ def resolve(overrides: dict, preset: str | None = None, config_file: str | None 
     dataset = merged.get("dataset", Config.dataset)
     values = {**dataset_preset(dataset), **merged}
     check_keys(values, "settings")
+    synthetic = values.get("synthetic")
+    if synthetic is not None:
+        if values["dataset"] != SYNTHETIC[synthetic][0]:
+            raise UserError(f"--synthetic-data {synthetic} is built on {SYNTHETIC[synthetic][0]}, not "
+                            f"{values['dataset']}: drop --dataset or --synthetic-data")
     cfg = Config(**values)
     validate(cfg)
     return cfg
@@ -141,6 +151,9 @@ def read_config_file(path: str) -> dict:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"config file {path} not found: check the path given to --config") from None
+    except OSError as err:  # a folder, no permission
+        raise UserError(f"config file {path} cannot be read ({err.strerror}): pass a readable JSON file "
+                        "to --config") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"config file {path} is not valid JSON ({err}): fix it or write it again") from None
     if not isinstance(data, dict):

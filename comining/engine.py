@@ -81,6 +81,9 @@ class Trainer:
         self.pretrained = pretrained
         hardware.seed_everything(cfg.seed + self.rank)  # DDP copies rank 0's weights; views differ per rank
         self.data = load_training_data(cfg, self.device)
+        if self.data.num_classes < 2:
+            raise UserError(f"the training set has {self.data.num_classes} class: a classifier needs at least 2 "
+                            "class folders")
         self.ledger = Ledger(len(self.data), self.device)
         self.method = build_method(cfg, self.data.num_classes, self.make_model, self.ledger)
         self.optimizer = make_optimizer(cfg, self.method.parameters())
@@ -95,6 +98,7 @@ class Trainer:
         self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: stop after the current step
         self.ddp_wrapped = False
         self.partial = None  # (steps done, LossMonitor) of an epoch interrupted mid-way
+        self.resumed = False
 
     def make_model(self):
         model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
@@ -180,6 +184,9 @@ class Trainer:
         """Train the remaining epochs; SIGINT/SIGTERM stop after the current step with a checkpoint."""
         cfg = self.cfg
         if self.run is not None:
+            if not self.resumed and self.run.checkpoint.exists():  # never overwrite a run's state
+                raise UserError(f"{self.run.path} already holds a run: continue it with --resume "
+                                f"{self.run.path}, or choose another --out")
             self.run.create()
             atomic_json(self.run.config, cfg.to_dict())
             write_data_files(self.run, cfg.dataset, self.data, self.views.normalize)
@@ -266,6 +273,7 @@ class Trainer:
                 group["lr"] = cfg.lr
         trainer.history = state["history"]
         trainer.start_epoch = state["epoch"]
+        trainer.resumed = True
         return trainer
 
     def results(self, seconds: float) -> dict:

@@ -17,7 +17,14 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name} asked for a GPU but PyTorch sees none: use --device cpu or auto")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name} names GPU {device.index}, but PyTorch sees "
+                        f"{torch.cuda.device_count()}: use --device cuda:0 … cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def native_bf16(device: torch.device) -> bool:

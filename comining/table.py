@@ -1,7 +1,9 @@
 """A grid of methods × noise settings on one data set, and its table in the paper's format.
 
 Each cell is one ordinary run in its own run directory (``<out>/<noise>-<method>``); a run whose
-``results.json`` exists is not trained again, so an interrupted grid resumes where it stopped.
+``results.json`` exists is not trained again and a run with only a checkpoint is resumed, so an
+interrupted grid continues where it stopped. A cell already on disk must have been made with the
+same settings: a grid never reports a result made under other ones.
 """
 
 from __future__ import annotations
@@ -56,6 +58,27 @@ def grid(base: Config, methods: list[str], noises: list[str]) -> list[tuple[str,
     return cells
 
 
+# Settings that change how a run is executed or shown, not its numbers.
+RUNTIME_SETTINGS = {"out", "quiet", "workers", "eval_batch_size", "device"}
+
+
+def check_cell(run_dir: Path, cfg: Config) -> None:
+    """UserError unless the run already in ``run_dir`` was made with ``cfg``'s settings."""
+    from comining.methods import METHODS
+    try:
+        stored = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{run_dir} holds a result but no readable config.json: delete that folder "
+                        "or pass another --out") from None
+    ignored = RUNTIME_SETTINGS | (set() if METHODS[cfg.method].uses_baseline_aug else {"baseline_aug"})
+    wanted = cfg.to_dict()
+    differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in wanted.items()
+              if key not in ignored and stored.get(key) != value]
+    if differ:
+        raise UserError(f"{run_dir} was made with other settings ({'; '.join(differ[:3])}"
+                        f"{'; …' if len(differ) > 3 else ''}): pass another --out or delete that folder")
+
+
 def run_grid(base: Config, methods: list[str], noises: list[str], out: Path) -> dict:
     """Train every missing cell; return {(noise, method): results} for all cells."""
     from comining import engine
@@ -65,6 +88,10 @@ def run_grid(base: Config, methods: list[str], noises: list[str], out: Path) -> 
             raise UserError(f"unknown method '{method}': choose from {', '.join(METHODS)}")
     cells = grid(base, methods, noises)
     out = Path(out)
+    for noise, method, cfg in cells:  # before anything trains
+        run_dir = out / f"{noise}-{method}"
+        if (run_dir / "results.json").exists() or (run_dir / "checkpoint.pt").exists():
+            check_cell(run_dir, cfg)
     results = {}
     todo = [c for c in cells if not (out / f"{c[0]}-{c[1]}" / "results.json").exists()]
     with tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
@@ -75,7 +102,11 @@ def run_grid(base: Config, methods: list[str], noises: list[str], out: Path) -> 
                 results[noise, method] = json.loads((run_dir / "results.json").read_text())
                 continue
             bar.set_postfix_str(f"{noise} {method}")
-            results[noise, method] = engine.train(cfg, out=run_dir)
+            if (run_dir / "checkpoint.pt").exists():  # interrupted: continue it, as its message said
+                trainer = engine.Trainer.resume(run_dir, {k: getattr(cfg, k) for k in RUNTIME_SETTINGS - {"out"}})
+            else:
+                trainer = engine.Trainer(cfg, run_dir)
+            results[noise, method] = trainer.fit()
             bar.update(1)
     return results
 

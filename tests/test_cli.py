@@ -199,6 +199,13 @@ BAD = {
     "bad-int": (None, ["--epochs", "abc"], ["epochs", "abc"]),
     "config-unknown-key": (_config_unknown_key, ["--config", "{root}/settings.json"], ["learning_rate"]),
     "config-malformed": (_config_malformed, ["--config", "{root}/settings.json"], ["settings.json", "JSON"]),
+    "config-is-a-folder": (None, ["--config", "{root}"], ["config file", "cannot be read"]),
+    "synthetic-not-a-setting": (None, ["--synthetic-data", "fashion-mnist"], ["fashion-mnist", "cifar80no"]),
+    "synthetic-other-dataset": (None, ["--synthetic-data", "cifar10nc", "--dataset", "cifar100"],
+                                ["cifar10nc", "cifar100"]),
+    "crop-larger-than-images": (None, ["--crop-size", "64"], ["crop-size 64", "8-pixel"]),
+    # 2 closed classes left: ε = 0.5 would give both the same smoothed target.
+    "epsilon-two-classes": (None, ["--open-ratio", "0.8"], ["epsilon 0.5", "2 classes"]),
 }
 
 

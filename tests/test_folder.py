@@ -238,7 +238,7 @@ def test_train_subset_takes_images_from_every_class(small_root):
 
 # --- layout errors: one line before training -----------------------------------------------------
 
-def tiny(root: Path, splits=("train", "val"), classes=("cat", "dog")) -> Path:
+def tiny(root: Path, splits=("train", "val"), classes=("cat", "dog", "owl")) -> Path:
     images, _ = digit_images()
     for split in splits:
         for k, name in enumerate(classes):
@@ -291,3 +291,11 @@ def test_seed_web_command_starts_and_asks_for_a_local_weights_file(tmp_path, mon
         monkeypatch.setenv(key, value)
     one_line_error(run(*seed), "ImageNet weights of resnet50", "--weights PATH")
     assert not (cwd / "runs").exists()  # nothing written before training could start
+
+
+def test_one_class_folder_and_synthetic_noise_on_a_folder_are_refused(tmp_path, run_cli):
+    one = tiny(tmp_path / "one", classes=("cat",))
+    one_line_error(run_cli("train", "--dataset", "folder", "--data-root", one, *SMALL), "1 class", "at least 2")
+    root = tiny(tmp_path / "images")
+    one_line_error(run_cli("train", "--dataset", "folder", "--data-root", root, "--closed-rate", "0.2", *SMALL),
+                   "--closed-rate", "as given", "--forget-rate")

@@ -598,6 +598,18 @@ def test_resume_refuses_settings_it_may_not_change(checkpoints, tmp_path, monkey
     assert snapshot(run) == before
 
 
+def test_a_new_run_never_overwrites_an_existing_one(checkpoints, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    shutil.copytree(checkpoints["comining"], run)
+    before = snapshot(run)
+    code = cli.main(["train", "--out", str(run), "--epochs", "2", "--train-subset", "64", "--quiet"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert "already holds a run" in lines[0] and f"--resume {run}" in lines[0]
+    assert snapshot(run) == before
+
+
 def test_resume_of_a_folder_without_checkpoint(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     for path in (tmp_path / "empty", tmp_path / "missing"):

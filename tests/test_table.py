@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -45,9 +46,27 @@ def test_grid_runs_once_and_resumes_without_training(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
 
-    monkeypatch.setattr(engine, "train", no_training)
-    second = run_grid(base, methods, noises, tmp_path)
-    assert {k: v["last10_mean"] for k, v in second.items()} == {k: v["last10_mean"] for k, v in first.items()}
+    with monkeypatch.context() as patch:
+        patch.setattr(engine.Trainer, "fit", no_training)
+        second = run_grid(base, methods, noises, tmp_path)
+        assert {k: v["last10_mean"] for k, v in second.items()} == {k: v["last10_mean"] for k, v in first.items()}
+        # Co-mining ignores --baseline-aug, so its cells serve a weak-view grid too.
+        weak = run_grid(replace(base, baseline_aug="weak"), ["comining"], noises, tmp_path)
+        assert weak["sym40", "comining"] == first["sym40", "comining"]
+        # Other settings are refused before anything trains, not reported under the new ones.
+        for changed in ({"baseline_aug": "weak"}, {"epochs": 4}, {"seed": 2}):
+            with pytest.raises(UserError, match="other settings"):
+                run_grid(replace(base, **changed), methods, noises, tmp_path)
+
+    # A cell cut off after its checkpoint but before results.json continues from the checkpoint.
+    (tmp_path / "sym40-standard" / "results.json").unlink()
+    resumed = []
+    original = engine.Trainer.resume.__func__
+    monkeypatch.setattr(engine.Trainer, "resume",
+                        classmethod(lambda cls, *a, **k: resumed.append(a[0]) or original(cls, *a, **k)))
+    third = run_grid(base, methods, noises, tmp_path)
+    assert resumed == [tmp_path / "sym40-standard"]
+    assert third["sym40", "standard"]["last10_mean"] == first["sym40", "standard"]["last10_mean"]
 
 
 def test_table_command_writes_markdown_csv_and_plot(tmp_path):

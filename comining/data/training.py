@@ -14,6 +14,7 @@ import torch
 from comining import noise
 from comining.config import Config
 from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from comining.errors import UserError
 
 
 class InMemoryData:
@@ -51,6 +52,9 @@ class InMemoryData:
         channels, side = self.images.shape[1], self.images.shape[-1]
         self.channels, self.image_size = channels, side
         self.crop_size = cfg.crop_size or side
+        if self.crop_size > side:
+            raise UserError(f"--crop-size {self.crop_size} is larger than the {side}-pixel images of {arrays.name}: "
+                            f"pass at most {side}, or leave it out")
         self.padding = cfg.padding if cfg.padding is not None else self.crop_size // 8
         self.flip = True if cfg.flip is None else cfg.flip
         if channels == 3:

@@ -46,6 +46,7 @@ class Method(nn.Module):
 
     name = "base"
     num_networks = 1
+    uses_baseline_aug = True  # False for methods that choose their own views (Co-mining's --aug)
 
     def __init__(self, cfg: Config, num_classes: int, make_model, ledger):
         super().__init__()

@@ -13,6 +13,7 @@ import math
 import torch
 
 from comining import distributed
+from comining.errors import UserError
 from comining.losses import smooth_labels, soft_cross_entropy, symmetric_kl
 from comining.methods import Method, num_kept, register
 from comining.metrics import CLEAN, DISCARDED, RELABELLED
@@ -36,7 +37,14 @@ def split_by_score(score: torch.Tensor, rate: float, confident_fraction: float):
 
 @register("comining")
 class CoMining(Method):
+    uses_baseline_aug = False
     def __init__(self, cfg, num_classes, make_model, ledger):
+        # Label smoothing gives 1-ε to the label and ε/(C-1) to each other class; at ε ≥ (C-1)/C the
+        # label no longer stands out, and the loss (hence the selection) would ignore it.
+        limit = (num_classes - 1) / num_classes
+        if cfg.epsilon >= limit:
+            raise UserError(f"--epsilon {cfg.epsilon} leaves no trace of the label with {num_classes} classes "
+                            f"(label smoothing needs ε below {limit:.2f}): pass e.g. --epsilon {limit * 0.4:.1f}")
         super().__init__(cfg, num_classes, make_model, ledger)
         dim = self.nets[0].feature_dim
         device = next(self.nets[0].parameters()).device
