@@ -62,6 +62,13 @@ def sum_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def max_(tensor: torch.Tensor) -> torch.Tensor:
+    """Element-wise maximum over ranks (in place, returned for convenience)."""
+    if active():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
 def broadcast_buffers(module: torch.nn.Module) -> None:
     """Rank 0's buffers (BatchNorm running statistics) to every rank.
 

@@ -9,6 +9,7 @@ import threading
 
 import torch
 
+from comining import distributed
 from comining.errors import TrainingStopped
 
 
@@ -39,10 +40,13 @@ class LossMonitor:
             self.check(epoch)
 
     def check(self, epoch: int) -> None:
-        step = int(self.bad_step)
+        # Under DDP every rank learns of a bad step on any rank, so all stop together instead of the
+        # others waiting forever in the next collective for the one that stopped.
+        terms = self.bad_terms.long() if self.bad_terms is not None else self.bad_step.new_zeros(0)
+        state = distributed.max_(torch.cat([self.bad_step.view(1), terms]))
+        step, *bad = state.tolist()
         if step >= 0:
-            names = [n for n, b in zip(self._names, self.bad_terms.tolist()) if b]
-            raise NonFiniteLoss(epoch, step, names)
+            raise NonFiniteLoss(epoch, step, [n for n, b in zip(self._names, bad) if b])
 
     def means(self) -> dict:
         return {name: float(total) / max(self.steps, 1) for name, total in self.sums.items()}
