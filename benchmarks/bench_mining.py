@@ -77,8 +77,9 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()} ({device}, {precision}), torch {torch.__version__}; "
           f"{args.arch} on {args.channels}×{args.image_size}² images, batch {n}, forget rate {args.forget_rate} "
           f"(|H| = {len(confident)}, |D| = {len(noisy)}), feature dim {model.feature_dim}, median of {args.repeats}")
-    print("| bank | mining (ms) | forward+backward (ms) | mining share of the step |")
-    print("|---:|---:|---:|---:|")
+    memory_title = "peak mining memory (MiB)" if device.type == "cuda" else "largest mining matrix (MiB)"
+    print(f"| bank | mining (ms) | forward+backward (ms) | mining share of the step | {memory_title} |")
+    print("|---:|---:|---:|---:|---:|")
     for size in (int(s) for s in args.banks.split(",")):
         banks = []
         for _ in range(2):
@@ -94,9 +95,16 @@ def main() -> None:
             for h, b in zip((h1, h2), banks):
                 reciprocal_relabel(h[noisy].detach(), b.feats, b.labels, 15, 0.15, args.classes)
 
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
         mining_seconds = timed(mining, device, args.repeats)
         share = mining_seconds / (mining_seconds + model_seconds)
-        print(f"| {size} | {mining_seconds * 1e3:.1f} | {model_seconds * 1e3:.1f} | {share:.0%} |")
+        if device.type == "cuda":  # measured: what the mining step allocates on top of what is there
+            memory = (torch.cuda.max_memory_allocated() - base) / 2**20
+        else:  # the k-reciprocal distances, (|D|·k) × (|D| + bank) float32: the step's largest tensor
+            memory = len(noisy) * 15 * (len(noisy) + size) * 4 / 2**20
+        print(f"| {size} | {mining_seconds * 1e3:.1f} | {model_seconds * 1e3:.1f} | {share:.0%} | {memory:.1f} |")
 
 
 if __name__ == "__main__":
