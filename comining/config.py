@@ -205,6 +205,9 @@ def validate(cfg: Config) -> None:
              "give a fraction such as 0.2")
     need(cfg.forget_rate is None or 0 <= cfg.forget_rate < 1,
          f"--forget-rate {cfg.forget_rate} is outside [0, 1): give a fraction such as 0.2")
+    need(not ((cfg.dataset in WEB_DATASETS or cfg.dataset == "folder") and (cfg.closed_rate or cfg.open_ratio)),
+         "--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an image folder's "
+         "labels are used as given: drop them (set --forget-rate for the share of each batch to treat as suspect)")
     need(0 <= cfg.epsilon < 1, f"--epsilon {cfg.epsilon} is outside [0, 1): the label-smoothing mass, e.g. 0.5")
     need(0 < cfg.confident_fraction <= 1, f"--confident-fraction {cfg.confident_fraction} is outside (0, 1]")
     for name in ("w_pc", "w_tri", "w_re", "margin", "lr", "weight_decay", "momentum"):
@@ -235,9 +238,8 @@ def effective_forget_rate(cfg: Config) -> float:
     from comining.noise import forget_rate
     if cfg.forget_rate is not None:
         return cfg.forget_rate
-    if cfg.dataset in WEB_DATASETS or cfg.dataset == "folder":
-        if cfg.closed_rate == 0 and cfg.open_ratio == 0:
-            return 0.25
+    if cfg.dataset in WEB_DATASETS or cfg.dataset == "folder":  # real noise, rate unknown
+        return 0.25
     return forget_rate(cfg.closed_rate, cfg.open_ratio)
 
 

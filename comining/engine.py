@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -68,22 +69,26 @@ def progress_postfix(record: dict) -> dict:
 class Trainer:
     """Everything one run needs; ``fit()`` trains, ``Trainer.resume(path)`` continues a run."""
 
-    def __init__(self, cfg: Config, out=None, pretrained: bool = True):
+    def __init__(self, cfg: Config, out=None, resuming: bool = False):
         self.cfg = cfg
         launched = distributed.launched()
         self.device = distributed.setup(cfg.device) if launched else hardware.resolve_device(cfg.device)
         self.rank, self.world = distributed.rank(), distributed.world_size()
+        # Never start over a run's state; decided by rank 0 (which writes) and shared, so all ranks stop.
+        taken = out is not None and not resuming and distributed.is_main() and (Path(out) / "checkpoint.pt").exists()
+        if distributed.any_rank(taken, self.device):
+            raise UserError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
         if cfg.batch_size % self.world:
             raise UserError(f"--batch-size {cfg.batch_size} does not split evenly over {self.world} processes: "
                             f"use a multiple of {self.world}")
         self.precision = hardware.resolve_precision(cfg.precision, self.device)
         self.channels_last = True  # faster convolutions on GPUs and on this project's CPUs alike
-        self.pretrained = pretrained
+        self.pretrained = not resuming  # a resumed run takes its weights from the checkpoint
         hardware.seed_everything(cfg.seed + self.rank)  # DDP copies rank 0's weights; views differ per rank
         self.data = load_training_data(cfg, self.device)
         if self.data.num_classes < 2:
             raise UserError(f"the training set has {self.data.num_classes} class: a classifier needs at least 2 "
-                            "class folders")
+                            "classes (class folders, or closed classes left by --open-ratio)")
         self.ledger = Ledger(len(self.data), self.device)
         self.method = build_method(cfg, self.data.num_classes, self.make_model, self.ledger)
         self.optimizer = make_optimizer(cfg, self.method.parameters())
@@ -98,11 +103,10 @@ class Trainer:
         self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: stop after the current step
         self.ddp_wrapped = False
         self.partial = None  # (steps done, LossMonitor) of an epoch interrupted mid-way
-        self.resumed = False
 
     def make_model(self):
         model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
-        if self.pretrained:  # a resumed run takes its weights from the checkpoint instead
+        if self.pretrained:
             load_weights(model, self.cfg.weights, self.cfg.arch, progress=not self.cfg.quiet)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         return model.to(self.device, memory_format=memory_format)
@@ -184,9 +188,6 @@ class Trainer:
         """Train the remaining epochs; SIGINT/SIGTERM stop after the current step with a checkpoint."""
         cfg = self.cfg
         if self.run is not None:
-            if not self.resumed and self.run.checkpoint.exists():  # never overwrite a run's state
-                raise UserError(f"{self.run.path} already holds a run: continue it with --resume "
-                                f"{self.run.path}, or choose another --out")
             self.run.create()
             atomic_json(self.run.config, cfg.to_dict())
             write_data_files(self.run, cfg.dataset, self.data, self.views.normalize)
@@ -254,7 +255,7 @@ class Trainer:
         except (TypeError, UserError) as err:
             raise UserError(f"checkpoint {run.checkpoint} holds settings this version cannot use ({err}): "
                             "resume it with the version that wrote it, or start a new run") from None
-        trainer = cls(cfg, out=path, pretrained=False)
+        trainer = cls(cfg, out=path, resuming=True)
         try:
             trainer.method.load_state_dict(state["method"])
             trainer.optimizer.load_state_dict(state["optimizer"])
@@ -273,7 +274,6 @@ class Trainer:
                 group["lr"] = cfg.lr
         trainer.history = state["history"]
         trainer.start_epoch = state["epoch"]
-        trainer.resumed = True
         return trainer
 
     def results(self, seconds: float) -> dict:

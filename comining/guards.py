@@ -42,11 +42,13 @@ class LossMonitor:
     def check(self, epoch: int) -> None:
         # Under DDP every rank learns of a bad step on any rank, so all stop together instead of the
         # others waiting forever in the next collective for the one that stopped.
-        terms = self.bad_terms.long() if self.bad_terms is not None else self.bad_step.new_zeros(0)
-        state = distributed.max_(torch.cat([self.bad_step.view(1), terms]))
-        step, *bad = state.tolist()
-        if step >= 0:
-            raise NonFiniteLoss(epoch, step, [n for n, b in zip(self._names, bad) if b])
+        # One max-reduction: of the negated step (so the earliest bad step over ranks) and of the flags.
+        none = torch.iinfo(torch.long).max
+        step = torch.where(self.bad_step < 0, none, self.bad_step).view(1)
+        terms = self.bad_terms.long() if self.bad_terms is not None else step.new_zeros(0)
+        negated, *bad = distributed.max_(torch.cat([-step, terms])).tolist()
+        if -negated != none:
+            raise NonFiniteLoss(epoch, -negated, [n for n, b in zip(self._names, bad) if b])
 
     def means(self) -> dict:
         return {name: float(total) / max(self.steps, 1) for name, total in self.sums.items()}

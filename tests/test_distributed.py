@@ -55,3 +55,18 @@ def test_batch_must_split_evenly(tmp_path):
     assert done.returncode != 0
     assert "comining: error: --batch-size 63 does not split evenly over 2 processes" in done.stderr
     assert "comining/" not in done.stderr  # torchrun reports the failure; our code raised no traceback
+
+
+def test_every_rank_refuses_to_start_over_an_existing_run(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"a run's state")
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "comining", "train", "--epochs", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode != 0
+    # Rank 0 decides and both ranks stop with the message; neither waits for the other or crashes.
+    assert done.stderr.count(f"comining: error: {out} already holds a run") == 2, done.stderr[-2000:]
+    assert "comining/" not in done.stderr and "Connection closed" not in done.stderr  # (torchrun's own report aside)
+    assert (out / "checkpoint.pt").read_bytes() == b"a run's state"

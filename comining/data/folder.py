@@ -235,10 +235,6 @@ class FolderData:
         self.flip = True if cfg.flip is None else cfg.flip
         self.normalize = (IMAGENET_MEAN, IMAGENET_STD)
         self.noise = {}  # the labels are as given; nothing synthetic is added
-        if cfg.closed_rate or cfg.open_ratio:
-            raise UserError("--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an "
-                            "image folder's labels are used as given: drop them (set --forget-rate for the share "
-                            "of each batch to treat as suspect)")
 
         # Both splits' layouts first: a layout error should not wait for the readability checks.
         self.classes, files, labels, self.skipped = scan_split(self.root, "train")
