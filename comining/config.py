@@ -16,6 +16,7 @@ from pathlib import Path
 from comining.errors import UserError
 
 WEB_DATASETS = ("web-bird", "web-car", "web-aircraft")
+FOLDER_DATASETS = (*WEB_DATASETS, "folder")  # read from image folders; their labels carry real noise
 
 
 @dataclass
@@ -107,7 +108,7 @@ PRESETS = {
                       "warmup_epochs": 5, "num_gradual": 5},
 }
 DATASET_PRESET = {"digits": "digits", "fashion-mnist": "fashion-mnist", "cifar10": "cifar", "cifar100": "cifar",
-                  "folder": "web", **{name: "web" for name in WEB_DATASETS}}
+                  **{name: "web" for name in FOLDER_DATASETS}}
 
 
 def dataset_preset(dataset: str) -> dict:
@@ -205,7 +206,7 @@ def validate(cfg: Config) -> None:
              "give a fraction such as 0.2")
     need(cfg.forget_rate is None or 0 <= cfg.forget_rate < 1,
          f"--forget-rate {cfg.forget_rate} is outside [0, 1): give a fraction such as 0.2")
-    need(not ((cfg.dataset in WEB_DATASETS or cfg.dataset == "folder") and (cfg.closed_rate or cfg.open_ratio)),
+    need(not (cfg.dataset in FOLDER_DATASETS and (cfg.closed_rate or cfg.open_ratio)),
          "--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an image folder's "
          "labels are used as given: drop them (set --forget-rate for the share of each batch to treat as suspect)")
     need(0 <= cfg.epsilon < 1, f"--epsilon {cfg.epsilon} is outside [0, 1): the label-smoothing mass, e.g. 0.5")
@@ -238,7 +239,7 @@ def effective_forget_rate(cfg: Config) -> float:
     from comining.noise import forget_rate
     if cfg.forget_rate is not None:
         return cfg.forget_rate
-    if cfg.dataset in WEB_DATASETS or cfg.dataset == "folder":  # real noise, rate unknown
+    if cfg.dataset in FOLDER_DATASETS:  # real noise, rate unknown
         return 0.25
     return forget_rate(cfg.closed_rate, cfg.open_ratio)
 

@@ -292,11 +292,18 @@ def _wait(proc: subprocess.Popen, timeout: float) -> int:
 TRAIN = ["train", "--warmup-epochs", "1", "--batch-size", "64", "--quiet", "--device", "cpu"]
 
 
-def test_sigterm_saves_says_how_to_resume_and_resume_completes(tmp_path):
+def _training_past_a_checkpoint(tmp_path: Path, train_subset: int, epochs: int):
+    """A `comining train` subprocess on digits that has written its first checkpoint: (proc, run, stderr)."""
     run = tmp_path / "run"
-    epochs = 8
-    proc, _, stderr = _start([*TRAIN, "--train-subset", "1000", "--epochs", epochs, "--out", run], tmp_path / "cwd")
+    proc, _, stderr = _start([*TRAIN, "--train-subset", train_subset, "--epochs", epochs, "--out", run],
+                             tmp_path / "cwd")
     _wait_for_checkpoint(proc, run, stderr)
+    return proc, run, stderr
+
+
+def test_sigterm_saves_says_how_to_resume_and_resume_completes(tmp_path):
+    epochs = 8
+    proc, run, stderr = _training_past_a_checkpoint(tmp_path, 1000, epochs)
     proc.send_signal(signal.SIGTERM)
     assert _wait(proc, 60) == 143, stderr.read_text()
     err = stderr.read_text()
@@ -323,9 +330,7 @@ def test_sigterm_saves_says_how_to_resume_and_resume_completes(tmp_path):
 
 
 def test_sigint_behaves_like_sigterm_with_status_130(tmp_path):
-    run = tmp_path / "run"
-    proc, _, stderr = _start([*TRAIN, "--train-subset", "400", "--epochs", "200", "--out", run], tmp_path / "cwd")
-    _wait_for_checkpoint(proc, run, stderr)
+    proc, run, stderr = _training_past_a_checkpoint(tmp_path, 400, 200)
     proc.send_signal(signal.SIGINT)
     assert _wait(proc, 60) == 130, stderr.read_text()
     err = stderr.read_text()
@@ -337,9 +342,7 @@ def test_sigint_behaves_like_sigterm_with_status_130(tmp_path):
 
 
 def test_two_quick_signals_exit_promptly_and_leave_loadable_files(tmp_path):
-    run = tmp_path / "run"
-    proc, _, stderr = _start([*TRAIN, "--train-subset", "400", "--epochs", "200", "--out", run], tmp_path / "cwd")
-    _wait_for_checkpoint(proc, run, stderr)
+    proc, run, stderr = _training_past_a_checkpoint(tmp_path, 400, 200)
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGTERM)
     sent = time.monotonic()

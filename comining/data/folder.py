@@ -19,11 +19,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from comining.config import WEB_DATASETS, Config
+from comining.config import FOLDER_DATASETS, Config
 from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from comining.errors import UserError
 
-FOLDER_DATASETS = (*WEB_DATASETS, "folder")
 EVAL_SPLITS = ("val", "tval", "test")
 DEFAULT_ROOT = "datasets"
 LAYOUT = "train/<class>/<image> and val/<class>/<image>"
