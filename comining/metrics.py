@@ -8,20 +8,22 @@ import torch
 from comining import distributed
 
 VERDICTS = ("clean", "relabelled", "discarded")
-CLEAN, RELABELLED, DISCARDED = range(3)
+# A step's selection of a sample; `unseen` until some step has seen it (never a verdict of its own).
+SELECTIONS = (*VERDICTS, "unseen")
+CLEAN, RELABELLED, DISCARDED, UNSEEN = range(4)
 
 
 class Ledger:
     """What the method decided for every training sample, kept from the last step that saw it.
 
     Lives on the training device and is written with index tensors, so recording a step's decisions
-    never synchronises. ``status`` holds codes into VERDICTS; ``pseudo`` the suggested label of
+    never synchronises. ``status`` holds codes into SELECTIONS (UNSEEN until a step records the sample); ``pseudo`` the suggested label of
     relabelled samples (-1 otherwise); ``score`` the selection score (lower = more trusted).
     ``epoch_seen`` marks the samples seen in the current epoch for the per-epoch metrics.
     """
 
     def __init__(self, num_samples: int, device):
-        self.status = torch.zeros(num_samples, dtype=torch.int8, device=device)
+        self.status = torch.full((num_samples,), UNSEEN, dtype=torch.int8, device=device)
         self.pseudo = torch.full((num_samples,), -1, dtype=torch.long, device=device)
         self.score = torch.full((num_samples,), float("nan"), device=device)
         self.epoch_seen = torch.zeros(num_samples, dtype=torch.bool, device=device)
@@ -91,14 +93,15 @@ def selection_metrics(ledger: Ledger, noisy: torch.Tensor, true: torch.Tensor, n
 def verdict_summary(ledger: Ledger, data) -> dict:
     """Counts of the final verdicts, and against the truth where the noise was synthetic."""
     status = ledger.status
-    summary = {f"n_{name}": int((status == code).sum()) for code, name in enumerate(VERDICTS)}
+    summary = {f"n_{name}": int((status == code).sum()) for code, name in enumerate(SELECTIONS)}
+    flagged = (status == RELABELLED) | (status == DISCARDED)
     true = data.true_labels
     if true is not None:
         wrong = (data.labels != true) | (true >= data.num_classes)
         summary.update(
             n_wrong_labels=int(wrong.sum()),
-            wrong_caught=int((wrong & (status != CLEAN)).sum()),
-            right_flagged=int((~wrong & (status != CLEAN)).sum()),
+            wrong_caught=int((wrong & flagged).sum()),
+            right_flagged=int((~wrong & flagged).sum()),
             relabelled_correctly=int(((status == RELABELLED) & (ledger.pseudo == true)).sum()))
     return summary
 

@@ -72,7 +72,7 @@ def atomic_csv(path: Path, header: list[str], rows) -> None:
 
 def write_verdicts(path: Path, ledger, data) -> None:
     """verdicts.csv: per training sample its name, given (and true) label, verdict, suggestion, score."""
-    from comining.metrics import VERDICTS
+    from comining.metrics import SELECTIONS
 
     classes = data.classes
     status, pseudo, score = ledger.status.tolist(), ledger.pseudo.tolist(), ledger.score.tolist()
@@ -84,7 +84,7 @@ def write_verdicts(path: Path, ledger, data) -> None:
     def name(label):
         return classes[label] if 0 <= label < len(classes) else f"open:{label}"
 
-    rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), VERDICTS[status[i]],
+    rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), SELECTIONS[status[i]],
              name(pseudo[i]) if pseudo[i] >= 0 else "", "" if math.isnan(score[i]) else f"{score[i]:.4f}"]
             for i in range(len(names)) if i not in failed]
     header = ["sample", "given_label", *(["true_label"] if true else []), "verdict", "suggested_label", "score"]
