@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import sys
 
-from comining.config import CHOICES, PRESETS, Config
+from comining.config import CHOICES, PRESETS, RECIPES, Config
 from comining.errors import TrainingStopped, UserError
 from comining.table import PAPER_METHODS, PAPER_NOISE, TABLE_PRESETS
 
@@ -43,7 +43,15 @@ HELP = {
     "crop_size": "side of the training crops and the centre crop for evaluation",
     "workers": "image folders: processes decoding images",
     "method": "training method, e.g. comining, standard",
-    "forget_rate": "share of each batch treated as noisy (default: implied by the noise rates)",
+    "forget_rate": "share of each batch treated as noisy, or auto: estimated from the losses after warm-up "
+                   "(default: implied by the synthetic noise rates; auto for image folders and label files)",
+    "recipe": "named set of Co-mining settings: " + ", ".join(RECIPES) + " (docs/METHOD.md)",
+    "tri_positives": "triplet positives ranked from the least (paper) or most similar bank entries",
+    "tri_confident_bank": "the triplet loss mines only bank entries pushed after warm-up (the confident set)",
+    "re_confident_bank": "relabelling votes only with bank entries pushed after warm-up (the confident set)",
+    "score_ema": "select on an exponential average of each sample's score over epochs (weight of the past)",
+    "select_per_class": "split clean / noisy within each given label instead of across the batch",
+    "forget_ramp": "ramp Co-mining's forget rate from 0 after warm-up over --num-gradual epochs",
     "num_gradual": "epochs over which the baselines' forget rate ramps up",
     "warmup_epochs": "epochs of plain training before Co-mining starts selecting",
     "epsilon": "label-smoothing mass ε",
@@ -68,6 +76,16 @@ HELP = {
 }
 
 
+def forget_rate_arg(text: str):
+    """--forget-rate: a fraction, or auto."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a fraction such as 0.2 nor auto") from None
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage block): the problem and where to read more."""
 
@@ -89,6 +107,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             options["metavar"] = name.upper()
             if name in CHOICES and name != "noise_type":  # noise types also accept aliases (pairflip)
                 options["choices"] = CHOICES[name]
+        if name == "forget_rate":
+            options["type"] = forget_rate_arg
+        if name == "recipe":
+            options["choices"] = list(RECIPES)
         parser.add_argument(*flags, **options)
 
 
@@ -109,7 +131,11 @@ def build_parser() -> Parser:
                        help="table1/table2/table3: the paper's CIFAR-10N / CIFAR-100N / CIFAR-80N tables")
     table.add_argument("--config", metavar="FILE", help="JSON file of settings shared by every run")
     table.add_argument("--methods", default=",".join(PAPER_METHODS), help="comma-separated methods (columns)")
-    table.add_argument("--noise", default=",".join(PAPER_NOISE), help="comma-separated settings (rows), e.g. sym50,asym40")
+    table.add_argument("--noise", default=",".join(PAPER_NOISE),
+                       help="comma-separated settings (rows), e.g. sym50,asym40,sym20-open20")
+    table.add_argument("--seeds", metavar="LIST",
+                       help="comma-separated training seeds, one run per cell and seed (replaces --seed); "
+                            "cells report mean ± std over the seeds")
     add_config_flags(table)
 
     inspect = commands.add_parser("inspect", help="summarise a run's verdicts per class and draw a contact sheet")
@@ -178,29 +204,50 @@ def cmd_table(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     noises = [n.strip() for n in args.noise.split(",") if n.strip()]
     out = base.out or f"tables/{args.preset or base.synthetic or base.dataset}"
-    results = run_grid(base, methods, noises, out)
+    seeds = parse_seeds(args.seeds, "seed" in overrides) if args.seeds is not None else None
+    results = run_grid(base, methods, noises, out, seeds)
     title = f"{base.synthetic or base.dataset}, {base.arch} network, last-10 mean ± std of test accuracy (%)"
+    if seeds and len(seeds) > 1:
+        title += f", {len(seeds)} seeds"
     print(write_table(results, methods, noises, out, title))
     print(f"table, CSV and plot in {out}/ (table.md, table.csv, table.png)")
     return 0
 
 
+def parse_seeds(text: str, seed_given: bool) -> list[int]:
+    """--seeds 1,2,3 → [1, 2, 3]; a one-line error for anything else."""
+    if seed_given:
+        raise UserError("--seeds replaces --seed for a grid: give one of them")
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} is not a comma-separated list of integers, e.g. 1,2,3") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise UserError(f"--seeds {text!r} must list distinct non-negative integers, e.g. 1,2,3")
+    return seeds
+
+
 def print_summary(cfg: Config, results: dict, out: str) -> None:
     noise = results.get("noise", {})
     n = results["train_size"]
+    method = cfg.method + (f" (recipe {cfg.recipe})" if cfg.method == "comining" else "")
     if "skipped_files" in results:  # an image folder: labels as given, no synthetic noise to report
         skipped = results["skipped_files"]
-        head = (f"{cfg.method} on {cfg.dataset}: {n} training images"
+        head = (f"{method} on {cfg.dataset}: {n} training images"
                 + (f" ({skipped} unreadable file{'s' if skipped != 1 else ''} skipped, listed in skipped_files.txt)"
                    if skipped else ", no unreadable files"))
     else:
-        head = (f"{cfg.method} on {cfg.dataset}: {n} training images, "
+        head = (f"{method} on {cfg.dataset}: {n} training images, "
                 f"{noise.get('wrong_labels', 0) * 100:.1f} % of labels wrong ({cfg.noise_type} {cfg.closed_rate:.0%}"
                 + (f", open-set {cfg.open_ratio:.0%})" if cfg.open_ratio else ")"))
     lines = [head,
              f"test accuracy {results['last10_mean']:.2f} ± {results['last10_std']:.2f} % "
              f"(last {min(10, results['epochs'])} epochs; best {results['best_acc']:.2f} at epoch {results['best_epoch']}; "
              f"{results['precision']} on {results['device']}, {results['seconds']:.0f} s)"]
+    if "estimated_noise_rate" in results:
+        lines.append(f"noise rate estimated from the losses: {results['estimated_noise_rate']:.1%}"
+                     + (f" (realised {noise['wrong_labels']:.1%})" if "wrong_labels" in noise else "")
+                     + "; used as the forget rate")
     if "n_wrong_labels" in results and cfg.method != "standard":
         wrong = results["n_wrong_labels"]
         lines.append(f"wrong labels caught: {results['wrong_caught']} of {wrong}"

@@ -1,8 +1,9 @@
 """All settings of a run in one dataclass, the paper's presets, and validation.
 
 A run's settings resolve in this order, later winning: the dataclass defaults (the paper's CIFAR
-settings, on the embedded digits data set), the preset of the data set, a named preset (``--preset`` / ``--synthetic-data``), a JSON
-config file (``--config``), and flags given on the command line.
+settings, on the embedded digits data set), the preset of the data set, a named preset (``--preset`` /
+``--synthetic-data``), the Co-mining recipe (``--recipe``), a JSON config file (``--config``), and flags
+given on the command line.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class Config:
     weights: str | None = None
     # method
     method: str = "comining"
-    forget_rate: float | None = None  # None: from the noise rates (0.25 for web data)
+    recipe: str = "default"  # a named set of Co-mining settings (RECIPES); its values are written below too
+    forget_rate: float | str | None = None  # None: from the noise rates ("auto" where they are unknown); "auto": estimated
     num_gradual: int = 10
     warmup_epochs: int = 10
     epsilon: float = 0.5
@@ -53,6 +55,12 @@ class Config:
     re_sigma: float = 0.15
     bank: int = 4096
     aug: str = "ws"
+    tri_positives: str = "least"  # triplet positives ranked from the least (DESIGN.md §2) or most similar entries
+    tri_confident_bank: bool = False  # triplet mines only bank entries pushed after warm-up (from H)
+    re_confident_bank: bool = False  # relabelling votes only with bank entries pushed after warm-up
+    score_ema: float = 0.0  # select on an exponential average of each sample's score over epochs (0: this step's)
+    select_per_class: bool = False  # split C/H/D within each given label instead of across the batch
+    forget_ramp: bool = False  # after warm-up, ramp the forget rate from 0 over --num-gradual epochs
     baseline_aug: str = "none"
     jocor_lambda: float | None = None  # None: the paper's rule from the class count and noise rate
     # optimisation
@@ -89,7 +97,21 @@ CHOICES = {
     "optimizer": ("adam", "sgd"),
     "schedule": ("linear", "cosine"),
     "precision": ("auto", "fp32", "bf16"),
+    "tri_positives": ("least", "most"),
 }
+
+# Named sets of Co-mining's own settings (not the data set's: margin and σ stay the preset's). Each
+# recipe names every setting below, so recipes never depend on one another or on the order applied.
+_PAPER_RECIPE = {"w_tri": 3.0, "tri_positives": "least", "tri_confident_bank": False, "re_confident_bank": False,
+                 "score_ema": 0.0,
+                 "select_per_class": False, "forget_ramp": False, "aug": "ws", "w_re": 0.01}
+RECIPES = {
+    "paper": _PAPER_RECIPE,  # DESIGN.md §2 as written, with the intended triplet loss
+    "authors": {**_PAPER_RECIPE, "w_tri": 0.0},  # what the authors' code optimised: its triplet term is 0
+    "default": dict(_PAPER_RECIPE),  # the study's choice (docs/RESULTS.md); see docs/METHOD.md
+}
+# A run directory written before recipes existed ran the paper's settings.
+LEGACY_RECIPE = "paper"
 
 # The paper's settings (DESIGN.md §6) and the CPU-sized defaults of the small data sets.
 PRESETS = {
@@ -135,7 +157,14 @@ def resolve(overrides: dict, preset: str | None = None, config_file: str | None 
     for layer in [*(PRESETS[n] for n in named), *layers, overrides]:
         merged.update(layer)
     dataset = merged.get("dataset", Config.dataset)
-    values = {**dataset_preset(dataset), **merged}
+    recipe = merged.get("recipe", Config.recipe)
+    if recipe not in RECIPES:
+        raise UserError(f"unknown recipe '{recipe}': choose one of {', '.join(RECIPES)}")
+    # The recipe sits between the presets and the user's own settings (config file, then flags).
+    values = dict(dataset_preset(dataset))
+    for layer in [*(PRESETS[n] for n in named), RECIPES[recipe], *layers, overrides]:
+        values.update(layer)
+    values["recipe"] = recipe
     check_keys(values, "settings")
     synthetic = values.get("synthetic")
     if synthetic is not None:
@@ -179,6 +208,8 @@ def _types_ok(cfg: Config) -> None:
                 raise UserError(f"setting {f.name} may not be empty: give a value")
             continue
         want = str(f.type).split(" |")[0]
+        if f.name == "forget_rate" and value == "auto":  # the one setting that takes a word or a number
+            continue
         ok = {"str": isinstance(value, str), "bool": isinstance(value, bool),
               "int": isinstance(value, int) and not isinstance(value, bool),
               "float": isinstance(value, (int, float)) and not isinstance(value, bool)}.get(want, True)
@@ -204,8 +235,10 @@ def validate(cfg: Config) -> None:
     for name in ("closed_rate", "open_ratio"):
         need(0 <= getattr(cfg, name) < 1, f"--{name.replace('_', '-')} {getattr(cfg, name)} is outside [0, 1): "
              "give a fraction such as 0.2")
-    need(cfg.forget_rate is None or 0 <= cfg.forget_rate < 1,
-         f"--forget-rate {cfg.forget_rate} is outside [0, 1): give a fraction such as 0.2")
+    need(cfg.forget_rate in (None, "auto") or (not isinstance(cfg.forget_rate, str) and 0 <= cfg.forget_rate < 1),
+         f"--forget-rate {cfg.forget_rate} is outside [0, 1): give a fraction such as 0.2, or auto")
+    need(cfg.recipe in RECIPES, f"--recipe {cfg.recipe!r} is not one of {', '.join(RECIPES)}")
+    need(0 <= cfg.score_ema < 1, f"--score-ema {cfg.score_ema} is outside [0, 1): the weight of the past, e.g. 0.5")
     need(not (cfg.dataset in FOLDER_DATASETS and (cfg.closed_rate or cfg.open_ratio)),
          "--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an image folder's "
          "labels are used as given: drop them (set --forget-rate for the share of each batch to treat as suspect)")
@@ -234,14 +267,29 @@ def validate(cfg: Config) -> None:
          f"--device {cfg.device!r} is not auto, cpu or cuda[:N]")
 
 
-def effective_forget_rate(cfg: Config) -> float:
-    """--forget-rate if given; else the share of wrong labels the noise protocol implies (0.25 for web)."""
+def effective_forget_rate(cfg: Config) -> float | None:
+    """--forget-rate if given; else the share of wrong labels the noise protocol implies. None where
+    the rate is to be estimated from the losses (``auto``, the default where no protocol fixes it)."""
     from comining.noise import forget_rate
+    if cfg.forget_rate == "auto" or (cfg.forget_rate is None and rate_is_unknown(cfg)):
+        return None
     if cfg.forget_rate is not None:
         return cfg.forget_rate
-    if cfg.dataset in FOLDER_DATASETS:  # real noise, rate unknown
-        return 0.25
     return forget_rate(cfg.closed_rate, cfg.open_ratio)
+
+
+def rate_is_unknown(cfg: Config) -> bool:
+    """Whether the labels carry real noise of unknown rate (image folders, label files) rather than a
+    synthetic protocol's, whose rate is known."""
+    return cfg.dataset in FOLDER_DATASETS or getattr(cfg, "labels", None) is not None
+
+
+def from_stored(values: dict) -> dict:
+    """Settings of a stored config.json or checkpoint, read by this version: a run made before
+    recipes existed ran the paper's settings, so its missing recipe settings are the paper's."""
+    if "recipe" in values:
+        return dict(values)
+    return {**RECIPES[LEGACY_RECIPE], **values, "recipe": LEGACY_RECIPE}
 
 
 def noise_tag(cfg: Config) -> str:

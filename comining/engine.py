@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from comining import distributed, hardware, report
-from comining.config import Config, validate
+from comining import distributed, hardware, noise_rate, report
+from comining.config import Config, from_stored, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
 from comining.data.folder import FolderData, is_folder_dataset
@@ -207,6 +207,8 @@ class Trainer:
                 if self.data.true_labels is not None:
                     record.update(selection_metrics(self.ledger, self.data.labels, self.data.true_labels,
                                                     self.data.num_classes))
+                if self.method.target_forget_rate is None and epoch + 1 >= self.method.estimate_after_epoch:
+                    self.estimate_forget_rate(record)
                 record["seconds"] = time.time() - tick
                 self.history.append(record)
                 self.save(epoch + 1)
@@ -224,6 +226,16 @@ class Trainer:
             write_data_files(self.run, cfg.dataset, self.data, self.views.normalize)  # files broken meanwhile
             report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
         return results
+
+    def estimate_forget_rate(self, record: dict) -> None:
+        """--forget-rate auto: the share of wrong labels, estimated from this epoch's per-sample losses,
+        becomes the forget rate from the next epoch on (every rank holds the same merged ledger)."""
+        scores = self.ledger.score[self.ledger.epoch_seen].cpu().numpy()
+        estimate = noise_rate.estimate_noise_rate(scores, seed=self.cfg.seed)
+        self.method.target_forget_rate = estimate.rate
+        record.update(estimated_noise_rate=estimate.rate, noise_separation=estimate.separation)
+        if distributed.is_main():
+            tqdm.write(f"after epoch {record['epoch']}: {estimate.describe()}; forget rate {estimate.rate:.3f}")
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -250,7 +262,7 @@ class Trainer:
         run = RunDir(path)
         state = run.load_checkpoint()  # checks the format and that every part is there
         try:
-            cfg = Config(**{**state["config"], **(overrides or {}), "out": str(path)})
+            cfg = Config(**{**from_stored(state["config"]), **(overrides or {}), "out": str(path)})
             validate(cfg)
         except (TypeError, UserError) as err:
             raise UserError(f"checkpoint {run.checkpoint} holds settings this version cannot use ({err}): "
@@ -274,6 +286,9 @@ class Trainer:
                 group["lr"] = cfg.lr
         trainer.history = state["history"]
         trainer.start_epoch = state["epoch"]
+        for record in trainer.history:  # an estimated forget rate holds for the rest of the run
+            if "estimated_noise_rate" in record:
+                trainer.method.target_forget_rate = record["estimated_noise_rate"]
         return trainer
 
     def results(self, seconds: float) -> dict:
@@ -284,7 +299,11 @@ class Trainer:
                    "final_acc": accs[-1], "epochs": len(accs), "seconds": seconds,
                    "method": self.cfg.method, "dataset": self.cfg.dataset, "precision": self.precision,
                    "device": str(self.device), "noise": self.data.noise, "train_size": len(self.data),
-                   "label_precision": self.history[-1].get("label_precision")}
+                   "label_precision": self.history[-1].get("label_precision"), "recipe": self.cfg.recipe,
+                   "forget_rate": self.method.target_forget_rate}
+        estimates = [r["estimated_noise_rate"] for r in self.history if "estimated_noise_rate" in r]
+        if estimates:
+            results["estimated_noise_rate"] = estimates[-1]
         if hasattr(self.data, "skipped"):
             results["skipped_files"] = len(self.data.skipped)
         results.update(verdict_summary(self.ledger, self.data))

@@ -27,6 +27,7 @@ class Ledger:
         self.pseudo = torch.full((num_samples,), -1, dtype=torch.long, device=device)
         self.score = torch.full((num_samples,), float("nan"), device=device)
         self.epoch_seen = torch.zeros(num_samples, dtype=torch.bool, device=device)
+        self.average = torch.full((num_samples,), float("nan"), device=device)  # see update_average
 
     def record(self, index: torch.Tensor, status: torch.Tensor | int, score: torch.Tensor | None = None,
                pseudo: torch.Tensor | None = None) -> None:
@@ -35,6 +36,15 @@ class Ledger:
             self.score[index] = score.detach().float()
         self.pseudo[index] = -1 if pseudo is None else pseudo
         self.epoch_seen[index] = True
+
+    def update_average(self, index: torch.Tensor, score: torch.Tensor, momentum: float) -> torch.Tensor:
+        """Fold this step's ``score`` into each sample's exponential average over the epochs it was
+        seen (its first score starts it) and return the averages of ``index``."""
+        previous = self.average[index]
+        score = score.detach().float()
+        averaged = torch.where(torch.isnan(previous), score, momentum * previous + (1 - momentum) * score)
+        self.average[index] = averaged
+        return averaged
 
     def new_epoch(self) -> None:
         self.epoch_seen.zero_()
@@ -45,19 +55,21 @@ class Ledger:
             return
         seen = self.epoch_seen
         packed = torch.stack([seen.float(), torch.where(seen, self.status.float(), 0.0),
-                              torch.where(seen, self.score, 0.0), torch.where(seen, self.pseudo.float(), 0.0)])
+                              torch.where(seen, self.score, 0.0), torch.where(seen, self.pseudo.float(), 0.0),
+                              torch.where(seen, self.average, 0.0)])
         distributed.sum_(packed)  # shares are disjoint, so each sum is its owner's value
         owned = packed[0] > 0
         self.status = torch.where(owned, packed[1].to(torch.int8), self.status)
         self.score = torch.where(owned, packed[2], self.score)
         self.pseudo = torch.where(owned, packed[3].round().long(), self.pseudo)
+        self.average = torch.where(owned, packed[4], self.average)
         self.epoch_seen = owned
 
     def state_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("status", "pseudo", "score", "epoch_seen")}
+        return {k: getattr(self, k) for k in ("status", "pseudo", "score", "epoch_seen", "average")}
 
     def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
+        for key, value in state.items():  # a ledger saved before `average` existed leaves it unset
             getattr(self, key).copy_(value)
 
 

@@ -1,6 +1,7 @@
 """A grid of methods × noise settings on one data set, and its table in the paper's format.
 
-Each cell is one ordinary run in its own run directory (``<out>/<noise>-<method>``); a run whose
+Each cell is one ordinary run in its own run directory (``<out>/<noise>-<method>``, or one per seed,
+``<out>/<noise>-<method>-seed<k>``, with ``--seeds``); a run whose
 ``results.json`` exists is not trained again and a run with only a checkpoint is resumed, so an
 interrupted grid continues where it stopped. A cell already on disk must have been made with the
 same settings: a grid never reports a result made under other ones.
@@ -15,9 +16,11 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from tqdm import tqdm
 
-from comining.config import Config, validate
+from comining.config import Config, from_stored, validate
 from comining.errors import UserError
 from comining import report
 from comining.rundir import atomic_write
@@ -31,30 +34,42 @@ PAPER_NOISE = ["sym20", "sym50", "sym80", "asym20", "asym40"]
 TABLE_PRESETS = {"table1": "cifar10nc", "table2": "cifar100nc", "table3": "cifar80no"}
 
 
-def parse_noise(spec: str) -> tuple[str, float]:
-    """'sym50' → ('symmetric', 0.5); 'asym40' → ('asymmetric', 0.4)."""
-    match = re.fullmatch(r"(sym|asym)(\d{1,2})", spec.strip().lower())
+def parse_noise(spec: str) -> tuple[str, float, float | None]:
+    """'sym50' → ('symmetric', 0.5, None); 'asym40' → ('asymmetric', 0.4, None);
+    'sym20-open20' → ('symmetric', 0.2, 0.2). None: the open-set ratio of the grid's settings."""
+    match = re.fullmatch(r"(sym|asym)(\d{1,2})(?:-open(\d{1,2}))?", spec.strip().lower())
     if not match:
-        raise UserError(f"noise setting '{spec}' is not like sym50 or asym40: symmetric or asymmetric "
-                        "(pair flip) and a percentage below 100")
+        raise UserError(f"noise setting '{spec}' is not like sym50, asym40 or sym20-open20: symmetric or "
+                        "asymmetric (pair flip), a percentage below 100, and optionally an open-set percentage")
     kind = "symmetric" if match.group(1) == "sym" else "asymmetric"
-    return kind, int(match.group(2)) / 100
+    open_ratio = int(match.group(3)) / 100 if match.group(3) else None
+    return kind, int(match.group(2)) / 100, open_ratio
 
 
 def noise_title(spec: str) -> str:
-    kind, rate = parse_noise(spec)
-    return f"{kind.capitalize()}-{round(rate * 100)}%"
+    kind, rate, open_ratio = parse_noise(spec)
+    return f"{kind.capitalize()}-{round(rate * 100)}%" + (f" + open-{round(open_ratio * 100)}%" if open_ratio else "")
 
 
-def grid(base: Config, methods: list[str], noises: list[str]) -> list[tuple[str, str, Config]]:
-    """(noise, method, config) of every cell, validated before anything trains."""
+def run_name(noise: str, method: str, seed: int | None) -> str:
+    """A cell's folder: one per seed when the grid has --seeds."""
+    return f"{noise}-{method}" + ("" if seed is None else f"-seed{seed}")
+
+
+def grid(base: Config, methods: list[str], noises: list[str], seeds=None) -> list[tuple[str, str, int | None, Config]]:
+    """(noise, method, seed, config) of every run, validated before anything trains. ``seeds`` None:
+    one run per cell with the base settings' seed. The seeds vary the training only: the noisy labels
+    stay those of --noise-seed."""
     cells = []
     for noise in noises:
-        kind, rate = parse_noise(noise)
+        kind, rate, open_ratio = parse_noise(noise)
         for method in methods:
-            cfg = replace(base, method=method, noise_type=kind, closed_rate=rate, out=None)
-            validate(cfg)
-            cells.append((noise, method, cfg))
+            for seed in seeds or [None]:
+                cfg = replace(base, method=method, noise_type=kind, closed_rate=rate, out=None,
+                              open_ratio=base.open_ratio if open_ratio is None else open_ratio,
+                              seed=base.seed if seed is None else seed)
+                validate(cfg)
+                cells.append((noise, method, seed, cfg))
     return cells
 
 
@@ -66,8 +81,8 @@ def check_cell(run_dir: Path, cfg: Config) -> None:
     """UserError unless the run already in ``run_dir`` was made with ``cfg``'s settings."""
     from comining.methods import METHODS
     try:
-        stored = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError):
+        stored = from_stored(json.loads((run_dir / "config.json").read_text()))
+    except (OSError, ValueError, TypeError):
         raise UserError(f"{run_dir} holds a result but no readable config.json: delete that folder "
                         "or pass another --out") from None
     ignored = RUNTIME_SETTINGS | (set() if METHODS[cfg.method].uses_baseline_aug else {"baseline_aug"})
@@ -79,50 +94,87 @@ def check_cell(run_dir: Path, cfg: Config) -> None:
                         f"{'; …' if len(differ) > 3 else ''}): pass another --out or delete that folder")
 
 
-def run_grid(base: Config, methods: list[str], noises: list[str], out: Path) -> dict:
-    """Train every missing cell; return {(noise, method): results} for all cells."""
+def run_grid(base: Config, methods: list[str], noises: list[str], out: Path, seeds=None) -> dict:
+    """Train every missing run; return {(noise, method): [results of each seed]} for all cells."""
     from comining import engine
     from comining.methods import METHODS
     for method in methods:
         if method not in METHODS:
             raise UserError(f"unknown method '{method}': choose from {', '.join(METHODS)}")
-    cells = grid(base, methods, noises)
+    cells = grid(base, methods, noises, seeds)
     out = Path(out)
-    for noise, method, cfg in cells:  # before anything trains
-        run_dir = out / f"{noise}-{method}"
+    for noise, method, seed, cfg in cells:  # before anything trains
+        run_dir = out / run_name(noise, method, seed)
         if (run_dir / "results.json").exists() or (run_dir / "checkpoint.pt").exists():
             check_cell(run_dir, cfg)
     results = {}
-    todo = [c for c in cells if not (out / f"{c[0]}-{c[1]}" / "results.json").exists()]
+    todo = [c for c in cells if not (out / run_name(*c[:3]) / "results.json").exists()]
     with tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
               disable=base.quiet) as bar:
-        for noise, method, cfg in cells:
-            run_dir = out / f"{noise}-{method}"
+        for noise, method, seed, cfg in cells:
+            run_dir = out / run_name(noise, method, seed)
+            runs = results.setdefault((noise, method), [])
             if (run_dir / "results.json").exists():
-                results[noise, method] = json.loads((run_dir / "results.json").read_text())
+                runs.append({**json.loads((run_dir / "results.json").read_text()), "seed": cfg.seed})
                 continue
-            bar.set_postfix_str(f"{noise} {method}")
+            bar.set_postfix_str(f"{noise} {method}" + ("" if seed is None else f" seed {seed}"))
             if (run_dir / "checkpoint.pt").exists():  # interrupted: continue it, as its message said
                 trainer = engine.Trainer.resume(run_dir, {k: getattr(cfg, k) for k in RUNTIME_SETTINGS - {"out"}})
             else:
                 trainer = engine.Trainer(cfg, run_dir)
-            results[noise, method] = trainer.fit()
+            runs.append({**trainer.fit(), "seed": cfg.seed})
             bar.update(1)
     return results
 
 
+def aggregate(runs: list[dict]) -> dict:
+    """One cell from its runs: with one run its last-10 mean ± last-10 std; with several, the mean ±
+    sample standard deviation over the runs of their last-10 means."""
+    means = np.array([r["last10_mean"] for r in runs], dtype=float)
+    if len(runs) == 1:
+        return {"last10_mean": float(means[0]), "last10_std": float(runs[0]["last10_std"]), "runs": 1}
+    return {"last10_mean": float(means.mean()), "last10_std": float(means.std(ddof=1)), "runs": len(runs)}
+
+
+def paired_lead(results: dict, methods: list[str], noise: str) -> tuple[str, str, list[float]] | None:
+    """(best method, runner-up, per-seed differences best − runner-up) of a row run over several seeds."""
+    cells = {m: aggregate(results[noise, m])["last10_mean"] for m in methods}
+    if len(methods) < 2 or len(results[noise, methods[0]]) < 2:
+        return None
+    best, second = sorted(methods, key=lambda m: -cells[m])[:2]
+    by_seed = {m: {r["seed"]: r["last10_mean"] for r in results[noise, m]} for m in (best, second)}
+    shared = sorted(set(by_seed[best]) & set(by_seed[second]))
+    return best, second, [by_seed[best][s] - by_seed[second][s] for s in shared]
+
+
 def markdown_table(results: dict, methods: list[str], noises: list[str]) -> str:
-    """Rows are noise settings, columns methods, cells mean±std of the last 10 epochs, best in bold."""
+    """Rows are noise settings, columns methods, best in bold. Cells: mean±std of the last 10 epochs
+    (one seed), or mean±std over seeds of each run's last-10 mean; then the paired per-seed lead of
+    each row's best method over its runner-up."""
+    cells = {key: aggregate(runs) for key, runs in results.items()}
     lines = ["| Noise | " + " | ".join(METHOD_TITLES.get(m, m) for m in methods) + " |",
              "|---|" + "---:|" * len(methods)]
     for noise in noises:
-        means = {m: results[noise, m]["last10_mean"] for m in methods}
-        best = max(means.values())
-        cells = []
+        best = max(cells[noise, m]["last10_mean"] for m in methods)
+        row = []
         for m in methods:
-            cell = f"{means[m]:.2f}±{results[noise, m]['last10_std']:.2f}"
-            cells.append(f"**{cell}**" if means[m] == best else cell)
-        lines.append(f"| {noise_title(noise)} | " + " | ".join(cells) + " |")
+            text = f"{cells[noise, m]['last10_mean']:.2f}±{cells[noise, m]['last10_std']:.2f}"
+            row.append(f"**{text}**" if cells[noise, m]["last10_mean"] == best else text)
+        lines.append(f"| {noise_title(noise)} | " + " | ".join(row) + " |")
+    seeds = {cell["runs"] for cell in cells.values()}
+    if seeds != {1}:
+        lines.append("")
+        lines.append(f"Mean ± sample std over {'/'.join(str(s) for s in sorted(seeds))} seeds of each run's "
+                     "last-10 mean. Lead of each row's best over its runner-up, per seed:")
+        lines.append("")
+        for noise in noises:
+            lead = paired_lead(results, methods, noise)
+            if lead:
+                best_m, second, diffs = lead
+                lines.append(f"- {noise_title(noise)}: {METHOD_TITLES.get(best_m, best_m)} − "
+                             f"{METHOD_TITLES.get(second, second)} = "
+                             + ", ".join(f"{d:+.2f}" for d in diffs)
+                             + f" (mean {np.mean(diffs):+.2f}" + (f", min {min(diffs):+.2f})" if diffs else ")"))
     return "\n".join(lines) + "\n"
 
 
@@ -133,13 +185,15 @@ def write_table(results: dict, methods: list[str], noises: list[str], out: Path,
     atomic_write(out / "table.md", ((f"### {title}\n\n" if title else "") + text).encode())
     rows = io.StringIO()
     writer = csv.writer(rows)
-    writer.writerow(["noise", "method", "last10_mean", "last10_std", "best_acc", "best_epoch", "epochs",
-                     "label_precision", "seconds"])
+    writer.writerow(["noise", "method", "seed", "last10_mean", "last10_std", "best_acc", "best_epoch", "epochs",
+                     "label_precision", "estimated_noise_rate", "seconds"])
     for noise in noises:
         for m in methods:
-            r = results[noise, m]
-            writer.writerow([noise, m, f"{r['last10_mean']:.4f}", f"{r['last10_std']:.4f}", f"{r['best_acc']:.4f}",
-                             r["best_epoch"], r["epochs"], r.get("label_precision", ""), f"{r['seconds']:.1f}"])
+            for r in results[noise, m]:  # every run's own figure
+                writer.writerow([noise, m, r.get("seed", ""), f"{r['last10_mean']:.4f}", f"{r['last10_std']:.4f}",
+                                 f"{r['best_acc']:.4f}", r["best_epoch"], r["epochs"], r.get("label_precision", ""),
+                                 r.get("estimated_noise_rate", ""), f"{r['seconds']:.1f}"])
     atomic_write(out / "table.csv", rows.getvalue().encode())
-    report.plot_table(results, methods, noises, out / "table.png", title)
+    report.plot_table({key: aggregate(runs) for key, runs in results.items()}, methods, noises,
+                      out / "table.png", title)
     return text

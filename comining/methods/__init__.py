@@ -59,8 +59,17 @@ class Method(nn.Module):
         """The baselines' single view: un-augmented as in the paper, or the weak view (--baseline-aug)."""
         return ("plain",) if self.cfg.baseline_aug == "none" else ("weak",)
 
+    @property
+    def estimate_after_epoch(self) -> int:
+        """With --forget-rate auto, the epoch after which the noise rate is estimated from the losses:
+        the first, while the ramp below has not yet used the rate."""
+        return 1
+
     def forget_rate(self, epoch: int) -> float:
-        """Linear ramp from 0 to the target over the first --num_gradual epochs (Co-teaching's schedule)."""
+        """Linear ramp from 0 to the target over the first --num_gradual epochs (Co-teaching's schedule);
+        0 while an ``auto`` rate has not been estimated yet."""
+        if self.target_forget_rate is None:
+            return 0.0
         ramp = self.cfg.num_gradual
         if ramp == 0:
             return self.target_forget_rate
