@@ -14,18 +14,19 @@ from comining.table import markdown_table, parse_noise, run_grid
 
 
 def test_parse_noise():
-    assert parse_noise("sym50") == ("symmetric", 0.5)
-    assert parse_noise("asym40") == ("asymmetric", 0.4)
-    for bad in ("sym", "sym100", "flip20", "sym-5"):
+    assert parse_noise("sym50") == ("symmetric", 0.5, None)
+    assert parse_noise("asym40") == ("asymmetric", 0.4, None)
+    assert parse_noise("sym20-open20") == ("symmetric", 0.2, 0.2)
+    for bad in ("sym", "sym100", "flip20", "sym-5", "sym20-open", "sym20open20"):
         with pytest.raises(UserError):
             parse_noise(bad)
 
 
 def test_markdown_marks_the_best_of_each_row():
-    results = {("sym50", "standard"): {"last10_mean": 60.0, "last10_std": 1.234},
-               ("sym50", "comining"): {"last10_mean": 70.5, "last10_std": 0.5},
-               ("asym40", "standard"): {"last10_mean": 80.0, "last10_std": 2.0},
-               ("asym40", "comining"): {"last10_mean": 79.0, "last10_std": 0.25}}
+    results = {("sym50", "standard"): [{"last10_mean": 60.0, "last10_std": 1.234}],
+               ("sym50", "comining"): [{"last10_mean": 70.5, "last10_std": 0.5}],
+               ("asym40", "standard"): [{"last10_mean": 80.0, "last10_std": 2.0}],
+               ("asym40", "comining"): [{"last10_mean": 79.0, "last10_std": 0.25}]}
     text = markdown_table(results, ["standard", "comining"], ["sym50", "asym40"])
     assert text.splitlines() == [
         "| Noise | Standard | Co-mining |",
@@ -41,7 +42,7 @@ def test_grid_runs_once_and_resumes_without_training(tmp_path, monkeypatch):
     methods, noises = ["standard", "comining"], ["sym40", "asym20"]
     first = run_grid(base, methods, noises, tmp_path)
     assert set(first) == {(n, m) for n in noises for m in methods}
-    assert first["asym20", "comining"]["epochs"] == 3
+    assert [r["epochs"] for r in first["asym20", "comining"]] == [3]
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished cell was trained again")
@@ -49,7 +50,7 @@ def test_grid_runs_once_and_resumes_without_training(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(engine.Trainer, "fit", no_training)
         second = run_grid(base, methods, noises, tmp_path)
-        assert {k: v["last10_mean"] for k, v in second.items()} == {k: v["last10_mean"] for k, v in first.items()}
+        assert {k: v[0]["last10_mean"] for k, v in second.items()} == {k: v[0]["last10_mean"] for k, v in first.items()}
         # Co-mining ignores --baseline-aug, so its cells serve a weak-view grid too.
         weak = run_grid(replace(base, baseline_aug="weak"), ["comining"], noises, tmp_path)
         assert weak["sym40", "comining"] == first["sym40", "comining"]
@@ -66,7 +67,7 @@ def test_grid_runs_once_and_resumes_without_training(tmp_path, monkeypatch):
                         classmethod(lambda cls, *a, **k: resumed.append(a[0]) or original(cls, *a, **k)))
     third = run_grid(base, methods, noises, tmp_path)
     assert resumed == [tmp_path / "sym40-standard"]
-    assert third["sym40", "standard"]["last10_mean"] == first["sym40", "standard"]["last10_mean"]
+    assert third["sym40", "standard"][0]["last10_mean"] == first["sym40", "standard"][0]["last10_mean"]
 
 
 def test_table_command_writes_markdown_csv_and_plot(tmp_path):

@@ -1,0 +1,201 @@
+"""Issue 11's pieces: recipes, the study's options of Co-mining, the noise-rate estimate, --seeds."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from comining.config import RECIPES, Config, from_stored, resolve
+from comining.errors import UserError
+from comining.methods import build_method
+from comining.methods.comining import split_by_score, within_class_order
+from comining.metrics import Ledger
+from comining.mining import MemoryBank, semi_hard_triplet
+from comining.noise_rate import estimate_noise_rate
+from comining.table import aggregate, markdown_table, run_grid, write_table
+
+RECIPE_KEYS = set(RECIPES["paper"])
+
+
+# --- recipes ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_each_recipe_resolves_to_its_settings(name):
+    cfg = resolve({"recipe": name})
+    assert cfg.recipe == name
+    assert {k: getattr(cfg, k) for k in RECIPES[name]} == RECIPES[name]
+
+
+def test_every_recipe_names_the_same_settings():
+    assert all(set(r) == RECIPE_KEYS for r in RECIPES.values())
+    assert RECIPES["authors"] == {**RECIPES["paper"], "w_tri": 0.0}
+
+
+def test_recipe_sits_between_presets_and_the_users_settings(tmp_path):
+    # A flag overrides the recipe ...
+    assert resolve({"recipe": "paper", "w_tri": 1.5}).w_tri == 1.5
+    # ... so does a config file ...
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"w_tri": 0.5}))
+    assert resolve({"recipe": "paper"}, config_file=str(config)).w_tri == 0.5
+    # ... and the recipe overrides a data set's preset, which leaves the data set's own settings alone.
+    web = resolve({"dataset": "folder", "recipe": "authors"})
+    assert web.w_tri == 0.0 and web.margin == 0.4 and web.re_sigma == 0.5
+    # A recipe named in the config file counts as the user's choice too.
+    config.write_text(json.dumps({"recipe": "authors"}))
+    assert resolve({}, config_file=str(config)).w_tri == 0.0
+
+
+def test_unknown_recipe_is_a_one_line_error():
+    with pytest.raises(UserError, match="unknown recipe 'nosuch'.*paper"):
+        resolve({"recipe": "nosuch"})
+
+
+def test_a_run_made_before_recipes_reads_as_paper():
+    old = {k: v for k, v in Config(w_tri=3.0).to_dict().items() if k not in RECIPE_KEYS | {"recipe"}}
+    stored = from_stored(old)
+    assert stored["recipe"] == "paper"
+    assert {k: stored[k] for k in RECIPE_KEYS} == RECIPES["paper"]
+    assert from_stored({**old, "recipe": "authors"})["recipe"] == "authors"  # newer runs keep theirs
+
+
+# --- the study's options -----------------------------------------------------------------------
+
+def test_within_class_order_takes_the_same_share_of_each_label():
+    # Label 0 has four easy samples, label 1 four hard ones: across the batch the four lowest scores
+    # are all of label 0; within labels, the two lowest of each label come first.
+    score = torch.tensor([0.1, 0.2, 0.3, 0.4, 5.0, 6.0, 7.0, 8.0])
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    assert score.argsort()[:4].tolist() == [0, 1, 2, 3]
+    order = within_class_order(score, labels, num_classes=3)
+    assert order.tolist() == [0, 4, 1, 5, 2, 6, 3, 7]  # quantiles 1/8, 3/8, ...; ties by score
+    clean, confident, noisy = split_by_score(score, 0.5, 0.5, labels, 3)
+    assert sorted(clean.tolist()) == [0, 1, 4, 5] and sorted(noisy.tolist()) == [2, 3, 6, 7]
+    assert sorted(confident.tolist()) == [0, 4]
+
+
+def test_memory_bank_newest_entries_wrap_around():
+    bank = MemoryBank(4, 2)
+    for value in range(6):  # pushes 0..5: slots hold 4, 5, 2, 3
+        bank.push(torch.tensor([[1.0, float(value)]]), torch.tensor([value]))
+    _, labels = bank.newest(3)
+    assert labels.tolist() == [3, 4, 5]
+    assert bank.newest(0)[1].numel() == 0 and bank.newest(10)[1].tolist() == [2, 3, 4, 5]
+    assert bank.pushed == 6
+
+
+def test_positives_from_the_most_similar():
+    anchor = torch.tensor([[1.0, 0.0]])
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # similarities 1, 0, -1
+    labels = torch.tensor([0, 0, 1])
+    # One positive of rank [0, 1): the least similar positive has similarity 0, the most similar 1;
+    # the one negative has similarity -1. Loss = max(0, s_n - s_p + m) with m = 1.5.
+    least = semi_hard_triplet(anchor, torch.tensor([0]), bank, labels, 1.5, (0, 1), (0, 1))
+    most = semi_hard_triplet(anchor, torch.tensor([0]), bank, labels, 1.5, (0, 1), (0, 1), positives_from="most")
+    assert least.item() == pytest.approx(0.5) and most.item() == pytest.approx(0.0)
+
+
+def test_ledger_average_over_epochs():
+    ledger = Ledger(3, "cpu")
+    index = torch.tensor([0, 2])
+    first = ledger.update_average(index, torch.tensor([1.0, 4.0]), 0.5)
+    assert first.tolist() == [1.0, 4.0]  # a first score starts the average
+    second = ledger.update_average(index, torch.tensor([3.0, 0.0]), 0.5)
+    assert second.tolist() == [2.0, 2.0]
+    assert math.isnan(ledger.average[1])
+
+
+def _comining(**settings):
+    cfg = Config(**{"dataset": "digits", "arch": "small", "warmup_epochs": 2, "num_gradual": 4, **settings})
+    from comining.models import build_model
+    return build_method(cfg, 10, lambda: build_model("small", 1, 10, 8), Ledger(10, "cpu"))
+
+
+def test_forget_rate_ramp_after_warm_up_and_unknown_rate():
+    flat = _comining(forget_rate=0.4)
+    assert [flat.forget_rate(e) for e in (0, 2, 9)] == [0.4, 0.4, 0.4]
+    ramped = _comining(forget_rate=0.4, forget_ramp=True)
+    assert [round(ramped.forget_rate(e), 6) for e in (1, 2, 3, 5, 9)] == [0.0, 0.1, 0.2, 0.4, 0.4]
+    auto = _comining(forget_rate="auto")
+    assert auto.target_forget_rate is None and auto.forget_rate(5) == 0.0
+    assert auto.estimate_after_epoch == 2
+
+
+# --- the noise-rate estimate -------------------------------------------------------------------
+
+@pytest.mark.parametrize("share", [0.1, 0.3, 0.5, 0.7])
+def test_estimator_recovers_the_mix_of_two_populations(share):
+    rng = np.random.default_rng(0)
+    n = 4000
+    noisy = int(share * n)
+    losses = np.concatenate([rng.gamma(2.0, 0.1, n - noisy), rng.normal(2.5, 0.4, noisy)])
+    estimate = estimate_noise_rate(rng.permutation(losses))
+    assert estimate.separated
+    assert estimate.rate == pytest.approx(share, abs=0.03)
+    assert estimate.low_mean < 0.5 < 2 < estimate.high_mean
+
+
+def test_estimator_says_when_losses_do_not_separate():
+    losses = np.random.default_rng(1).normal(1.0, 0.3, 3000)
+    estimate = estimate_noise_rate(losses)
+    assert not estimate.separated
+    assert "do not separate" in estimate.describe()
+    assert estimate_noise_rate(np.full(50, 0.7)).rate == 0.0  # one value: nothing to split
+    with pytest.raises(ValueError, match="at least 10"):
+        estimate_noise_rate([0.1, float("nan"), 3.0])
+
+
+def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
+    from comining import engine
+    cfg = resolve({"train_subset": 500, "epochs": 3, "warmup_epochs": 2, "epoch_decay_start": 2,
+                   "forget_rate": "auto", "quiet": True, "closed_rate": 0.4})
+    trainer = engine.Trainer(cfg, tmp_path / "run")
+    results = trainer.fit()
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [("estimated_noise_rate" in r) for r in history] == [False, True, False]
+    assert results["estimated_noise_rate"] == history[1]["estimated_noise_rate"] == results["forget_rate"]
+    assert history[2]["forget_rate"] == pytest.approx(results["estimated_noise_rate"])
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["recipe"] == "default"
+    # A resumed run keeps the estimate instead of training with no forget rate.
+    resumed = engine.Trainer.resume(tmp_path / "run")
+    assert resumed.method.target_forget_rate == results["estimated_noise_rate"]
+
+
+# --- --seeds --------------------------------------------------------------------------------
+
+def _fake_run(folder, cfg, last10_mean, seed):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
+    (folder / "results.json").write_text(json.dumps({
+        "last10_mean": last10_mean, "last10_std": 0.1, "best_acc": last10_mean + 1, "best_epoch": 3,
+        "epochs": 3, "seconds": 1.0, "estimated_noise_rate": 0.5}))
+
+
+def test_seeds_aggregate_hand_written_results(tmp_path, monkeypatch):
+    from dataclasses import replace
+    from comining import engine
+    base = resolve({"quiet": True, "epochs": 3})
+    figures = {("sym50", "comining"): [80.0, 82.0, 84.0], ("sym50", "standard"): [70.0, 71.0, 75.0]}
+    for (noise, method), values in figures.items():
+        for seed, value in zip((1, 2, 3), values):
+            cfg = replace(base, method=method, noise_type="symmetric", closed_rate=0.5, seed=seed)
+            _fake_run(tmp_path / f"{noise}-{method}-seed{seed}", cfg, value, seed)
+    monkeypatch.setattr(engine.Trainer, "fit", lambda self: pytest.fail("a finished run was trained again"))
+    results = run_grid(base, ["standard", "comining"], ["sym50"], tmp_path, seeds=[1, 2, 3])
+    assert [r["seed"] for r in results["sym50", "comining"]] == [1, 2, 3]
+    cell = aggregate(results["sym50", "comining"])
+    assert cell["last10_mean"] == pytest.approx(82.0) and cell["last10_std"] == pytest.approx(2.0)  # sample std
+    text = markdown_table(results, ["standard", "comining"], ["sym50"])
+    assert "| Symmetric-50% | 72.00±2.65 | **82.00±2.00** |" in text
+    assert "Co-mining − Standard = +10.00, +11.00, +9.00 (mean +10.00, min +9.00)" in text
+    write_table(results, ["standard", "comining"], ["sym50"], tmp_path)
+    rows = list(csv.DictReader((tmp_path / "table.csv").open()))
+    assert [(r["method"], r["seed"], float(r["last10_mean"])) for r in rows] == [
+        ("standard", "1", 70.0), ("standard", "2", 71.0), ("standard", "3", 75.0),
+        ("comining", "1", 80.0), ("comining", "2", 82.0), ("comining", "3", 84.0)]
+    # Runs made under other settings are refused, not averaged in.
+    with pytest.raises(UserError, match="other settings"):
+        run_grid(replace(base, epochs=4), ["comining"], ["sym50"], tmp_path, seeds=[1])
