@@ -20,7 +20,7 @@ import numpy as np
 
 from tqdm import tqdm
 
-from comining.config import Config, from_stored, validate
+from comining.config import RECIPES, Config, from_stored, validate
 from comining.errors import UserError
 from comining import report
 from comining.rundir import atomic_write
@@ -73,6 +73,9 @@ def grid(base: Config, methods: list[str], noises: list[str], seeds=None) -> lis
     return cells
 
 
+# Co-mining's settings that recipes name: a baseline's cell is the same run whatever they are.
+RECIPE_SETTINGS = set().union(*RECIPES.values())
+
 # Settings that change how a run is executed or shown, not its numbers.
 RUNTIME_SETTINGS = {"out", "quiet", "workers", "eval_batch_size", "device"}
 
@@ -85,7 +88,9 @@ def check_cell(run_dir: Path, cfg: Config) -> None:
     except (OSError, ValueError, TypeError):
         raise UserError(f"{run_dir} holds a result but no readable config.json: delete that folder "
                         "or pass another --out") from None
-    ignored = RUNTIME_SETTINGS | (set() if METHODS[cfg.method].uses_baseline_aug else {"baseline_aug"})
+    method = METHODS[cfg.method]
+    ignored = (RUNTIME_SETTINGS | (set() if method.uses_baseline_aug else {"baseline_aug"})
+               | (set() if method.uses_recipe else {"recipe", *RECIPE_SETTINGS}))
     wanted = cfg.to_dict()
     differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in wanted.items()
               if key not in ignored and stored.get(key) != value]

@@ -199,3 +199,13 @@ def test_seeds_aggregate_hand_written_results(tmp_path, monkeypatch):
     # Runs made under other settings are refused, not averaged in.
     with pytest.raises(UserError, match="other settings"):
         run_grid(replace(base, epochs=4), ["comining"], ["sym50"], tmp_path, seeds=[1])
+
+
+def test_a_baseline_cell_serves_any_recipe(tmp_path):
+    from dataclasses import replace
+    from comining.table import check_cell
+    base = resolve({"quiet": True, "method": "standard"})
+    _fake_run(tmp_path / "cell", replace(base, recipe="paper", **RECIPES["paper"]), 70.0, 1)
+    check_cell(tmp_path / "cell", replace(base, recipe="authors", **RECIPES["authors"]))  # no error
+    with pytest.raises(UserError, match="other settings"):
+        check_cell(tmp_path / "cell", replace(base, method="comining", recipe="authors", **RECIPES["authors"]))

@@ -47,6 +47,7 @@ class Method(nn.Module):
     name = "base"
     num_networks = 1
     uses_baseline_aug = True  # False for methods that choose their own views (Co-mining's --aug)
+    uses_recipe = False  # True for Co-mining, whose settings --recipe names
 
     def __init__(self, cfg: Config, num_classes: int, make_model, ledger):
         super().__init__()

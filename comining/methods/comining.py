@@ -63,6 +63,8 @@ def lexsort_pair(primary: torch.Tensor, secondary: torch.Tensor) -> torch.Tensor
 @register("comining")
 class CoMining(Method):
     uses_baseline_aug = False
+    uses_recipe = True
+
     def __init__(self, cfg, num_classes, make_model, ledger):
         # Label smoothing gives 1-ε to the label and ε/(C-1) to each other class; at ε ≥ (C-1)/C the
         # label no longer stands out, and the loss (hence the selection) would ignore it.
