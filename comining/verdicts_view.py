@@ -99,13 +99,9 @@ def image_source(data: dict, cfg: dict):
                 return None
         return from_file
 
-    from comining.data import load_arrays  # the in-memory data sets are only loaded when needed
-    try:
-        images = load_arrays(cfg.get("dataset", "digits"), cfg.get("data_root")).train_images
-    except UserError:
+    images = training_arrays(cfg)
+    if images is None:
         return lambda name: None
-    if cfg.get("train_subset"):
-        images = images[: cfg["train_subset"]]
 
     def from_array(name: str):
         try:
@@ -115,6 +111,17 @@ def image_source(data: dict, cfg: dict):
         array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
         return Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
     return from_array
+
+
+def training_arrays(cfg: dict):
+    """The uint8 N×C×H×W training images of the in-memory data set a run trained on (config.json as
+    a dict), where verdicts.csv's sample name is the position; None when the data set is not found."""
+    from comining.data import load_arrays  # the in-memory data sets are only loaded when needed
+    try:
+        images = load_arrays(cfg.get("dataset", "digits"), cfg.get("data_root")).train_images
+    except UserError:
+        return None
+    return images[: cfg["train_subset"]] if cfg.get("train_subset") else images
 
 
 def font(size: int):

@@ -1,0 +1,90 @@
+"""Thumbnails of every training sample for the review page, as sprite sheets beside the page.
+
+A sheet holds SIDE × SIDE cells; cell ``slot`` of the whole sequence is sheet ``slot // SIDE²``,
+row ``(slot % SIDE²) // SIDE``, column ``slot % SIDE``. The page shows a thumbnail as that cell of
+the sheet's image, so the browser fetches a sheet only when a card on it is on screen, and one
+file serves SIDE² cards. The caller orders the slots most-suspect first, so the page's default view
+needs only the first sheets.
+
+In-memory data sets are cut from their arrays at their own size (8, 28 or 32 pixels, enlarged by
+the page); image files are read with Pillow and fitted into 96-pixel cells.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from comining.rundir import atomic_write
+
+SIDE = 16  # cells per sheet side: 256 thumbnails per file
+FILE_CELL = 96  # cell side for images read from files
+BACKGROUND = 238  # light grey around letterboxed photos and in empty cells
+
+
+def _save(sheet: Image.Image, path: Path) -> None:
+    buffer = io.BytesIO()
+    if path.suffix == ".jpg":
+        sheet.save(buffer, "JPEG", quality=85)
+    else:
+        sheet.save(buffer, "PNG", optimize=False, compress_level=6)
+    atomic_write(path, buffer.getvalue())
+
+
+def _clear(folder: Path) -> None:
+    """Remove the sheets of an earlier build (their number and order may differ now)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("sheet-*"):
+        old.unlink()
+
+
+def sheet_name(number: int, ext: str) -> str:
+    return f"sheet-{number:05d}{ext}"
+
+
+def array_sheets(images, order: list[int], folder: Path) -> dict:
+    """Write the sheets of the uint8 N×C×H×W ``images`` (a tensor or array) taken in ``order``
+    (slot → image index) into ``folder``; returns the page's description of them."""
+    images = np.asarray(images)
+    _, channels, height, width = images.shape
+    _clear(folder)
+    per = SIDE * SIDE
+    order = np.asarray(order, dtype=np.int64)
+    for number in range(math.ceil(len(order) / per)):
+        chunk = images[order[number * per:(number + 1) * per]]
+        rows = math.ceil(len(chunk) / SIDE)
+        padded = np.zeros((rows * SIDE, channels, height, width), dtype=np.uint8)
+        padded[:len(chunk)] = chunk
+        # (rows, SIDE, C, H, W) → (rows, H, SIDE, W, C): one image of rows·H × SIDE·W pixels
+        grid = padded.reshape(rows, SIDE, channels, height, width).transpose(0, 3, 1, 4, 2)
+        grid = grid.reshape(rows * height, SIDE * width, channels)
+        sheet = Image.fromarray(grid[:, :, 0] if channels == 1 else grid)
+        _save(sheet, folder / sheet_name(number, ".png"))
+    return {"ext": ".png", "side": SIDE, "cell_w": width, "cell_h": height, "missing": []}
+
+
+def file_sheets(load_image, names: list[str], folder: Path) -> dict:
+    """Write the sheets of the image files ``names`` (in slot order), read with ``load_image`` (name →
+    PIL image or None), into ``folder``; returns the page's description, with the slots whose file
+    could not be read under ``missing``."""
+    _clear(folder)
+    per, missing = SIDE * SIDE, []
+    for number in range(math.ceil(len(names) / per)):
+        chunk = names[number * per:(number + 1) * per]
+        rows = math.ceil(len(chunk) / SIDE)
+        sheet = Image.new("RGB", (SIDE * FILE_CELL, rows * FILE_CELL), (BACKGROUND,) * 3)
+        for k, name in enumerate(chunk):
+            image = load_image(name)
+            if image is None:
+                missing.append(number * per + k)
+                continue
+            image.thumbnail((FILE_CELL, FILE_CELL), Image.BILINEAR)
+            left = (k % SIDE) * FILE_CELL + (FILE_CELL - image.width) // 2
+            top = (k // SIDE) * FILE_CELL + (FILE_CELL - image.height) // 2
+            sheet.paste(image, (left, top))
+        _save(sheet, folder / sheet_name(number, ".jpg"))
+    return {"ext": ".jpg", "side": SIDE, "cell_w": FILE_CELL, "cell_h": FILE_CELL, "missing": missing}
