@@ -134,7 +134,10 @@
 
   function sortKey(mode) {
     const score = (row) => COL.score[row];
-    if (mode === "name") return (a, b) => (COL.sample[a] < COL.sample[b] ? -1 : COL.sample[a] > COL.sample[b] ? 1 : a - b);
+    if (mode === "name") {   // numbers in names in numeric order: 2.jpg before 10.jpg, index 9 before 10
+      const collator = new Intl.Collator(undefined, { numeric: true });
+      return (a, b) => collator.compare(COL.sample[a], COL.sample[b]) || a - b;
+    }
     if (mode === "suspect") return (a, b) => COL.slot[a] - COL.slot[b];
     const sign = mode === "score-desc" ? -1 : 1;
     return (a, b) => {   // samples without a score go last either way

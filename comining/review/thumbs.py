@@ -12,14 +12,12 @@ the page); image files are read with Pillow and fitted into 96-pixel cells.
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from comining.rundir import atomic_write
 
 SIDE = 16  # cells per sheet side: 256 thumbnails per file
 FILE_CELL = 96  # cell side for images read from files
@@ -27,12 +25,12 @@ BACKGROUND = 238  # light grey around letterboxed photos and in empty cells
 
 
 def _save(sheet: Image.Image, path: Path) -> None:
-    buffer = io.BytesIO()
+    # Written in place, not atomically: a sheet is rebuilt by every `comining review`, and speed
+    # matters here (fast PNG compression; PNG sizes differ little for such small images).
     if path.suffix == ".jpg":
-        sheet.save(buffer, "JPEG", quality=85)
+        sheet.save(path, "JPEG", quality=85)
     else:
-        sheet.save(buffer, "PNG", optimize=False, compress_level=6)
-    atomic_write(path, buffer.getvalue())
+        sheet.save(path, "PNG", compress_level=1)
 
 
 def _clear(folder: Path) -> None:
