@@ -81,6 +81,17 @@ def format_table(table: list[tuple]) -> str:
 
 # -- images ---------------------------------------------------------------------------------------
 
+def read_thumbnail_source(path: Path):
+    """An image file as RGB, decoded at a reduced size where the format allows (JPEG draft mode) but
+    at least THUMB pixels a side; None when it cannot be read (moved or broken since training)."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (THUMB, THUMB))
+            return img.convert("RGB")
+    except Exception:  # noqa: BLE001  any decoding failure means the same: show a blank tile
+        return None
+
+
 def image_source(data: dict, cfg: dict):
     """A function sample name → PIL image (or None when it cannot be shown).
 
@@ -89,15 +100,7 @@ def image_source(data: dict, cfg: dict):
     """
     if data.get("root"):
         root = Path(data["root"])
-
-        def from_file(name: str):
-            try:
-                with Image.open(root / name) as img:
-                    img.draft("RGB", (THUMB, THUMB))
-                    return img.convert("RGB")
-            except Exception:  # noqa: BLE001  moved or broken since training: show a blank tile
-                return None
-        return from_file
+        return lambda name: read_thumbnail_source(root / name)
 
     images = training_arrays(cfg)
     if images is None:

@@ -46,6 +46,8 @@ class PageWatch:
         self.dialogs, self.errors, self.foreign = [], [], []
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # console errors include what the page's Content-Security-Policy blocked
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("request", self._request)
 
     def _request(self, request) -> None:
@@ -58,7 +60,7 @@ class PageWatch:
 
     def assert_quiet(self) -> None:
         assert self.dialogs == [], f"the page opened dialogs: {self.dialogs}"
-        assert self.errors == [], f"script errors: {self.errors}"
+        assert self.errors == [], f"script or console errors: {self.errors}"
         assert self.foreign == [], f"requests to other hosts: {self.foreign}"
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import http.client
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -18,7 +22,8 @@ from PIL import Image
 from comining.review.build import build_review, script_json, suspicion_order
 from comining.review.decisions import check_label_file, verdict_label, verdict_right
 from comining.review.serve import open_server
-from comining.review.thumbs import SIDE, array_sheets
+from comining.errors import UserError
+from comining.review.thumbs import FILE_CELL, SIDE, array_sheets, file_sheets
 
 HOSTILE_FILE = "train/cat/<img src=x onerror=alert(1)>.jpg"
 HOSTILE_CLASS = "</script><b>bold</b>"
@@ -93,6 +98,51 @@ def test_array_sheets_put_each_image_in_its_slot(tmp_path):
     assert (first[2:4, 2:4].transpose(2, 0, 1) == images[299 - slot]).all()
     slot = 256 + 40  # second sheet, row 2, column 8
     assert (second[4:6, 16:18].transpose(2, 0, 1) == images[299 - slot]).all()
+
+
+def test_file_sheets_read_in_worker_processes_and_report_unreadable_files(tmp_path):
+    names = [f"img{k}.png" for k in range(300)]
+    for k, name in enumerate(names):
+        if k != 260:  # one file gone since training
+            Image.new("RGB", (40, 20), (k % 256, 200 if k >= 256 else 0, 90)).save(tmp_path / name)
+    meta = file_sheets(tmp_path, names, tmp_path / "sheets", workers=2)
+    assert meta["missing"] == [260] and meta["cell_w"] == FILE_CELL
+    second = np.asarray(Image.open(tmp_path / "sheets/sheet-00001.jpg")).astype(int)
+    assert second.shape == (3 * FILE_CELL, SIDE * FILE_CELL, 3)  # 44 images: 3 rows of cells
+    k = 256 + 20  # second sheet, row 1, column 4; the 40×20 image sits in the cell's middle
+    middle = second[FILE_CELL + FILE_CELL // 2, 4 * FILE_CELL + FILE_CELL // 2]
+    assert np.abs(middle - [k % 256, 200, 90]).max() <= 12  # JPEG
+    assert np.abs(second[FILE_CELL + 2, 4 * FILE_CELL + 2] - 238).max() <= 12  # letterbox background
+
+
+def test_unknown_verdict_is_a_user_error(tmp_path):
+    run = hostile_run(tmp_path)
+    text = (run / "verdicts.csv").read_text().replace("discarded", "maybe")
+    (run / "verdicts.csv").write_text(text)
+    with pytest.raises(UserError, match="'maybe', not one of clean"):
+        build_review(run)
+
+
+def test_serve_prints_its_address_and_stops_cleanly_on_ctrl_c(tmp_path):
+    run = hostile_run(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "comining", "review", str(run), "--serve", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == f"review page: {run / 'review.html'}"
+        address = proc.stdout.readline().split()[5]
+        assert address.startswith("http://127.0.0.1:")
+        host, port = address.split("/")[2].split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("GET", "/")
+        reply = connection.getresponse()
+        assert reply.status == 200 and b"review-data" in reply.read()
+        connection.close()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "stopped serving" in out and "Traceback" not in err
 
 
 # --- a hand-built run on an image folder with hostile names -------------------------------------

@@ -21,7 +21,8 @@ from comining.review import thumbs
 from comining.review.chart import history_chart
 from comining.review.decisions import label_file_kind, verdict_label, verdict_right
 from comining.rundir import atomic_write
-from comining.verdicts_view import class_table, image_source, read_run, training_arrays
+from comining.data.folder import usable_cpus
+from comining.verdicts_view import class_table, read_run, training_arrays
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 200  # cards per page of the grid
@@ -105,7 +106,7 @@ def page_data(run: Path, rows: list[dict], data: dict, cfg: dict, results: dict)
         "sample": [r["sample"] for r in rows],
         "given": [index[r["given_label"]] for r in rows],
         "suggested": [label(r.get("suggested_label")) for r in rows],
-        "verdict": [SELECTIONS.index(r["verdict"]) if r["verdict"] in SELECTIONS else 0 for r in rows],
+        "verdict": [SELECTIONS.index(r["verdict"]) for r in rows],
         "score": [_number(r.get("score")) for r in rows],
         "fallback": [label(verdict_label(r["verdict"], r["given_label"], r.get("suggested_label"))) for r in rows],
     }
@@ -135,8 +136,7 @@ def write_thumbnails(run: Path, rows: list[dict], data: dict, cfg: dict, order: 
     """Sprite sheets in RUN/review/ with row ``order[slot]`` in cell ``slot``; None if no images."""
     folder = run / "review"
     if data.get("root"):
-        load = image_source(data, cfg)
-        return thumbs.file_sheets(load, [rows[i]["sample"] for i in order], folder)
+        return thumbs.file_sheets(Path(data["root"]), [rows[i]["sample"] for i in order], folder, usable_cpus())
     images = training_arrays(cfg)
     if images is None:
         return None
@@ -174,6 +174,10 @@ def build_review(run_dir) -> Path:
     rows, data, cfg = read_run(run)
     results_path = run / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    unknown = next((r for r in rows if r["verdict"] not in SELECTIONS), None)
+    if unknown is not None:
+        raise UserError(f"{run / 'verdicts.csv'} gives {unknown['sample']!r} the verdict {unknown['verdict']!r}, not one "
+                        f"of {', '.join(SELECTIONS)}: it was not written by comining")
     order = suspicion_order(rows)
     content = page_data(run, rows, data, cfg, results)
     slots = [0] * len(rows)

@@ -13,10 +13,13 @@ the page); image files are read with Pillow and fitted into 96-pixel cells.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from comining.verdicts_view import read_thumbnail_source
 
 
 SIDE = 16  # cells per sheet side: 256 thumbnails per file
@@ -65,24 +68,37 @@ def array_sheets(images, order: list[int], folder: Path) -> dict:
     return {"ext": ".png", "side": SIDE, "cell_w": width, "cell_h": height, "missing": []}
 
 
-def file_sheets(load_image, names: list[str], folder: Path) -> dict:
-    """Write the sheets of the image files ``names`` (in slot order), read with ``load_image`` (name →
-    PIL image or None), into ``folder``; returns the page's description, with the slots whose file
-    could not be read under ``missing``."""
+def _file_sheet(job: tuple) -> list[int]:
+    """Draw one sheet of image files; returns the cells whose file could not be read."""
+    root, names, path = job
+    rows = math.ceil(len(names) / SIDE)
+    sheet = Image.new("RGB", (SIDE * FILE_CELL, rows * FILE_CELL), (BACKGROUND,) * 3)
+    missing = []
+    for k, name in enumerate(names):
+        image = read_thumbnail_source(Path(root) / name)
+        if image is None:
+            missing.append(k)
+            continue
+        image.thumbnail((FILE_CELL, FILE_CELL), Image.BILINEAR)
+        left = (k % SIDE) * FILE_CELL + (FILE_CELL - image.width) // 2
+        top = (k // SIDE) * FILE_CELL + (FILE_CELL - image.height) // 2
+        sheet.paste(image, (left, top))
+    _save(sheet, path)
+    return missing
+
+
+def file_sheets(root: Path, names: list[str], folder: Path, workers: int = 0) -> dict:
+    """Write the sheets of the image files ``names`` (relative to ``root``, in slot order) into
+    ``folder``, decoding in ``workers`` processes (0: in this one); returns the page's description,
+    with the slots whose file could not be read under ``missing``."""
     _clear(folder)
-    per, missing = SIDE * SIDE, []
-    for number in range(math.ceil(len(names) / per)):
-        chunk = names[number * per:(number + 1) * per]
-        rows = math.ceil(len(chunk) / SIDE)
-        sheet = Image.new("RGB", (SIDE * FILE_CELL, rows * FILE_CELL), (BACKGROUND,) * 3)
-        for k, name in enumerate(chunk):
-            image = load_image(name)
-            if image is None:
-                missing.append(number * per + k)
-                continue
-            image.thumbnail((FILE_CELL, FILE_CELL), Image.BILINEAR)
-            left = (k % SIDE) * FILE_CELL + (FILE_CELL - image.width) // 2
-            top = (k // SIDE) * FILE_CELL + (FILE_CELL - image.height) // 2
-            sheet.paste(image, (left, top))
-        _save(sheet, folder / sheet_name(number, ".jpg"))
+    per = SIDE * SIDE
+    jobs = [(str(root), names[start:start + per], folder / sheet_name(start // per, ".jpg"))
+            for start in range(0, len(names), per)]
+    if workers > 0 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            results = list(pool.map(_file_sheet, jobs))
+    else:
+        results = [_file_sheet(job) for job in jobs]
+    missing = [number * per + k for number, cells in enumerate(results) for k in cells]
     return {"ext": ".jpg", "side": SIDE, "cell_w": FILE_CELL, "cell_h": FILE_CELL, "missing": missing}
