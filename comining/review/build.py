@@ -112,6 +112,8 @@ def page_data(run: Path, rows: list[dict], data: dict, cfg: dict, results: dict)
     }
     if has_quality:
         columns["quality"] = [_number(r.get("label_quality")) for r in rows]
+    if rows and "outlier_score" in rows[0]:
+        columns["outlier"] = [_number(r.get("outlier_score")) for r in rows]
     if has_truth:
         columns["truth"] = [index[r["true_label"]] for r in rows]
         columns["right"] = [int(verdict_right(r["verdict"], r["given_label"], r.get("suggested_label"),

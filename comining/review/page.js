@@ -231,8 +231,11 @@
     line.append(el("span", "verdict-" + verdict, verdict));
     const score = COL.score[row];
     line.append(" · score " + (score === null ? "—" : score.toFixed(3)));
-    if (COL.quality && COL.quality[row] !== null) line.append(" · quality " + COL.quality[row].toFixed(2));
     node.append(line);
+    const extra = [];   // columns of newer runs: how likely the label is right, how unlike every class
+    if (COL.quality && COL.quality[row] !== null) extra.push("quality " + COL.quality[row].toFixed(2));
+    if (COL.outlier && COL.outlier[row] !== null) extra.push("outlier " + COL.outlier[row].toFixed(2));
+    if (extra.length) node.append(el("div", "", extra.join(" · ")));
     if (COL.truth) {
       const right = COL.right[row] === 1;
       const truth = el("div", right ? "right" : "wrong", "true: " + NAMES[COL.truth[row]] + (right ? " · verdict right" : " · verdict wrong"));
