@@ -181,6 +181,22 @@ def test_hostile_names_are_shown_as_text_and_run_nothing(tmp_path, watched):
     watched.assert_quiet()
 
 
+def test_runs_with_label_quality_show_the_lowest_quality_first(tmp_path, watched):
+    run = hostile_run(tmp_path)
+    rows = read_csv(run / "verdicts.csv")
+    qualities = {"discarded": "0.40", "relabelled": "0.05", "clean": "0.90"}  # score would put discarded first
+    with open(run / "verdicts.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, [*rows[0], "label_quality", "outlier_score"])
+        writer.writeheader()
+        writer.writerows({**r, "label_quality": qualities[r["verdict"]], "outlier_score": "0.25"} for r in rows)
+    page = watched.page
+    page.goto(build_review(run).as_uri())
+    names = [n.text_content() for n in page.locator(".card .name").all()]
+    assert names == ["train/cat/plain.jpg", HOSTILE_FILE]
+    assert page.locator(".card").first.get_by_text("quality 0.05 · outlier 0.25").count() == 1
+    watched.assert_quiet()
+
+
 def serving(run: Path):
     server = open_server(run, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
