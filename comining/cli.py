@@ -132,7 +132,7 @@ def build_parser() -> Parser:
     review.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
     review.add_argument("--serve", action="store_true",
                         help="also serve the page on 127.0.0.1; saving then writes RUN_DIR/reviewed_labels.csv")
-    review.add_argument("--port", type=int, default=8765, help="port for --serve (0: any free one)")
+    review.add_argument("--port", type=int, default=8765, help="port for --serve (default: 8765; 0: any free one)")
     return parser
 
 

@@ -64,6 +64,19 @@ def read_history(path: Path) -> list[dict]:
     return history
 
 
+def read_results(path: Path) -> dict:
+    """results.json as a dict ({} when the file is missing); a damaged one is a UserError."""
+    if not path.is_file():
+        return {}
+    try:
+        results = json.loads(path.read_text())
+    except ValueError:
+        results = None
+    if not isinstance(results, dict):
+        raise UserError(f"{path} is damaged (not a JSON object): remove it to review the run without its summary")
+    return results
+
+
 def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[list[str]]:
     """[(what, value)] of the run's summary, as text."""
     dataset = cfg.get("synthetic") or cfg.get("dataset") or data.get("dataset") or "?"
@@ -90,9 +103,14 @@ def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[lis
     return lines
 
 
+def run_classes(rows: list[dict], data: dict) -> list[str]:
+    """The classes a sample may be given: data.json's, or (a run without them) the given labels seen."""
+    return list(data.get("classes") or sorted({r["given_label"] for r in rows}))
+
+
 def page_data(run: Path, rows: list[dict], data: dict, cfg: dict, results: dict) -> dict:
     """Everything the page's script needs, column by column (class names as indices into ``names``)."""
-    classes = list(data.get("classes") or [])
+    classes = run_classes(rows, data)
     label_columns = ("given_label", "suggested_label", "true_label")
     names = classes + sorted({r[c] for r in rows for c in label_columns if r.get(c)} - set(classes))
     index = {name: i for i, name in enumerate(names)}
@@ -174,8 +192,7 @@ def build_review(run_dir) -> Path:
     """Write RUN_DIR/review.html and its thumbnails in RUN_DIR/review/; returns the page's path."""
     run = Path(run_dir)
     rows, data, cfg = read_run(run)
-    results_path = run / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results = read_results(run / "results.json")
     unknown = next((r for r in rows if r["verdict"] not in SELECTIONS), None)
     if unknown is not None:
         raise UserError(f"{run / 'verdicts.csv'} gives {unknown['sample']!r} the verdict {unknown['verdict']!r}, not one "

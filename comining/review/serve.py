@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from comining.errors import UserError
+from comining.review.build import run_classes
 from comining.review.decisions import check_label_file, label_file_kind
 from comining.rundir import atomic_write
 from comining.verdicts_view import read_run
@@ -93,7 +94,7 @@ def open_server(run_dir, port: int) -> ThreadingHTTPServer:
     run = Path(run_dir)
     rows, data, _ = read_run(run)
     handler = make_handler(run, label_file_kind(data.get("root")), [r["sample"] for r in rows],
-                           list(data.get("classes") or []))
+                           run_classes(rows, data))
     try:
         return ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as err:
