@@ -153,6 +153,12 @@ def build_parser() -> Parser:
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     predict.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     predict.add_argument("--workers", type=int, default=2, help="processes decoding images")
+
+    review = commands.add_parser("review", help="write a page to look at a run's verdicts, decide, and save labels")
+    review.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
+    review.add_argument("--serve", action="store_true",
+                        help="also serve the page on 127.0.0.1; saving then writes RUN_DIR/reviewed_labels.csv")
+    review.add_argument("--port", type=int, default=8765, help="port for --serve (default: 8765; 0: any free one)")
     return parser
 
 
@@ -288,6 +294,18 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_review(args) -> int:
+    from comining.review import build_review
+    from comining.review.serve import serve
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port} is not a port: give 1-65535, or 0 for any free one")
+    print(f"review page: {build_review(args.run_dir)}", flush=True)
+    if args.serve:
+        serve(args.run_dir, args.port)
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -299,7 +317,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return {"train": cmd_train, "table": cmd_table, "inspect": cmd_inspect,
-                "predict": cmd_predict}[args.command](args)
+                "predict": cmd_predict, "review": cmd_review}[args.command](args)
     except UserError as err:
         print(f"comining: error: {err}", file=sys.stderr)
         return 2

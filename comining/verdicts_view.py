@@ -81,6 +81,17 @@ def format_table(table: list[tuple]) -> str:
 
 # -- images ---------------------------------------------------------------------------------------
 
+def read_thumbnail_source(path: Path):
+    """An image file as RGB, decoded at a reduced size where the format allows (JPEG draft mode) but
+    at least THUMB pixels a side; None when it cannot be read (moved or broken since training)."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (THUMB, THUMB))
+            return img.convert("RGB")
+    except Exception:  # noqa: BLE001  any decoding failure means the same: show a blank tile
+        return None
+
+
 def image_source(data: dict, cfg: dict):
     """A function sample name → PIL image (or None when it cannot be shown).
 
@@ -89,23 +100,11 @@ def image_source(data: dict, cfg: dict):
     """
     if data.get("root"):
         root = Path(data["root"])
+        return lambda name: read_thumbnail_source(root / name)
 
-        def from_file(name: str):
-            try:
-                with Image.open(root / name) as img:
-                    img.draft("RGB", (THUMB, THUMB))
-                    return img.convert("RGB")
-            except Exception:  # noqa: BLE001  moved or broken since training: show a blank tile
-                return None
-        return from_file
-
-    from comining.data import load_arrays  # the in-memory data sets are only loaded when needed
-    try:
-        images = load_arrays(cfg.get("dataset", "digits"), cfg.get("data_root")).train_images
-    except UserError:
+    images = training_arrays(cfg)
+    if images is None:
         return lambda name: None
-    if cfg.get("train_subset"):
-        images = images[: cfg["train_subset"]]
 
     def from_array(name: str):
         try:
@@ -115,6 +114,17 @@ def image_source(data: dict, cfg: dict):
         array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
         return Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
     return from_array
+
+
+def training_arrays(cfg: dict):
+    """The uint8 N×C×H×W training images of the in-memory data set a run trained on (config.json as
+    a dict), where verdicts.csv's sample name is the position; None when the data set is not found."""
+    from comining.data import load_arrays  # the in-memory data sets are only loaded when needed
+    try:
+        images = load_arrays(cfg.get("dataset", "digits"), cfg.get("data_root")).train_images
+    except UserError:
+        return None
+    return images[: cfg["train_subset"]] if cfg.get("train_subset") else images
 
 
 def font(size: int):
