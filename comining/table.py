@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,29 +20,12 @@ from comining.config import Config, validate
 from comining.errors import UserError
 from comining import report
 from comining.rundir import atomic_write
+from comining.titles import METHOD_TITLES, noise_title, parse_noise
 
-METHOD_TITLES = {"standard": "Standard", "decoupling": "Decoupling", "coteaching": "Co-teaching",
-                 "coteachingplus": "Co-teaching+", "jocor": "JoCoR", "peerlearning": "Peer-learning",
-                 "comining": "Co-mining"}
 PAPER_METHODS = list(METHOD_TITLES)
 PAPER_NOISE = ["sym20", "sym50", "sym80", "asym20", "asym40"]
 # The paper's Tables 1-3: one data set each, every method, five noise settings.
 TABLE_PRESETS = {"table1": "cifar10nc", "table2": "cifar100nc", "table3": "cifar80no"}
-
-
-def parse_noise(spec: str) -> tuple[str, float]:
-    """'sym50' → ('symmetric', 0.5); 'asym40' → ('asymmetric', 0.4)."""
-    match = re.fullmatch(r"(sym|asym)(\d{1,2})", spec.strip().lower())
-    if not match:
-        raise UserError(f"noise setting '{spec}' is not like sym50 or asym40: symmetric or asymmetric "
-                        "(pair flip) and a percentage below 100")
-    kind = "symmetric" if match.group(1) == "sym" else "asymmetric"
-    return kind, int(match.group(2)) / 100
-
-
-def noise_title(spec: str) -> str:
-    kind, rate = parse_noise(spec)
-    return f"{kind.capitalize()}-{round(rate * 100)}%"
 
 
 def grid(base: Config, methods: list[str], noises: list[str]) -> list[tuple[str, str, Config]]:
