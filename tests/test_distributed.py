@@ -11,6 +11,7 @@ import torch
 HERE = Path(__file__).parent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["comining", "coteaching"])
 def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path, method):
     out, dump = tmp_path / "run", tmp_path / "dump"

@@ -16,6 +16,7 @@ from comining.data.fashion_mnist import candidate_dirs, is_complete
 from comining.engine import train
 
 
+@pytest.mark.slow
 def test_comining_beats_standard_on_digits(digits_runs):
     comining, standard = digits_runs("comining-fp32")[0], digits_runs("standard")[0]
     # Measured: 96.6 vs 65.0. Cross-entropy memorises the wrong labels once the rate decays.
@@ -23,6 +24,7 @@ def test_comining_beats_standard_on_digits(digits_runs):
     assert comining["last10_mean"] > 93
 
 
+@pytest.mark.slow
 def test_comining_finds_the_wrong_labels_on_digits(digits_runs):
     results, out = digits_runs("comining-fp32")
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
@@ -46,11 +48,13 @@ def _fashion_mnist_present() -> bool:
 @pytest.mark.skipif(not _fashion_mnist_present(),
                     reason="Fashion-MNIST is not installed: `apt-get install dataset-fashion-mnist` "
                            "or put the four IDX .gz files in datasets/fashion-mnist")
+@pytest.mark.slow
 def test_comining_beats_standard_on_fashion_mnist(tmp_path):
-    # A 3000-image subset, 16 epochs, the rate annealed over the last 8: enough for memorisation to
-    # show in Standard and for the selection to settle in Co-mining (measured: 73.4 against 56.6).
-    # A bank of 1024 is flushed of the warm-up's noisy entries within an epoch of selection.
-    settings = {"dataset": "fashion-mnist", "train_subset": 3000, "test_subset": 2000, "epochs": 16,
+    # A 1500-image subset, 20 epochs, the rate annealed over the last 12: enough for memorisation to
+    # show in Standard and for the selection to settle in Co-mining (measured: 74.3 against 55.3,
+    # label precision 0.83; with 2000 images for 12 epochs Standard had not memorised yet: 65.3
+    # against 63.8). A bank of 1024 is flushed of the warm-up's noisy entries within an epoch of selection.
+    settings = {"dataset": "fashion-mnist", "train_subset": 1500, "test_subset": 1000, "epochs": 20,
                 "warmup_epochs": 3, "epoch_decay_start": 8, "closed_rate": 0.5, "bank": 1024, "quiet": True}
     comining = train(resolve({**settings, "method": "comining"}), out=tmp_path / "comining")
     standard = train(resolve({**settings, "method": "standard"}), out=tmp_path / "standard")

@@ -13,6 +13,7 @@ def runs(digits_runs):
     return {p: digits_runs(f"comining-{p}")[0] for p in ("bf16", "fp32")}
 
 
+@pytest.mark.slow
 def test_bf16_and_fp32_reach_close_accuracies(runs):
     bf16, fp32 = runs["bf16"], runs["fp32"]
     assert bf16["precision"] == "bf16" and fp32["precision"] == "fp32"
@@ -21,6 +22,7 @@ def test_bf16_and_fp32_reach_close_accuracies(runs):
     assert abs(bf16["relabelled_correctly"] - fp32["relabelled_correctly"]) < 0.15 * fp32["n_relabelled"] + 10
 
 
+@pytest.mark.slow
 def test_bf16_and_fp32_differ_in_their_arithmetic(runs):
     # Guards against a --precision flag that is accepted but changes nothing.
     assert runs["bf16"]["last10_mean"] != runs["fp32"]["last10_mean"] or \
