@@ -154,6 +154,32 @@ def run_cli(tmp_path):
     return cli_runner(tmp_path / "cwd")
 
 
+@pytest.fixture
+def run_main(tmp_path, capsys):
+    """Like run_cli, but through comining.cli.main in this process: the same parser and error
+    handling without the seconds each new interpreter spends importing torch. For commands that
+    stop before training (a training run belongs in a subprocess, with its own threads and signals)."""
+    from comining import cli
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir(parents=True, exist_ok=True)
+
+    def run(*args) -> CliResult:
+        capsys.readouterr()
+        here = os.getcwd()
+        os.chdir(cwd)
+        try:
+            status = cli.main([str(a) for a in args])
+        except SystemExit as stop:  # argparse's own errors
+            status = stop.code
+        finally:
+            os.chdir(here)
+        captured = capsys.readouterr()
+        return CliResult(status, captured.out, captured.err, cwd)
+
+    return run
+
+
 # --- trained runs shared between test files -----------------------------------------------------
 
 # The demo (digits, 40 % symmetric noise) shortened to 24 epochs annealed from epoch 8: the last 10

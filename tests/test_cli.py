@@ -8,13 +8,12 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import CliResult, cli_runner, write_cifar10, write_fashion_mnist
+from conftest import cli_runner, write_cifar10, write_fashion_mnist
 
 VERDICTS = {"clean", "relabelled", "discarded"}
 
@@ -214,31 +213,12 @@ BAD = {
 
 
 # These go through a real interpreter as well (exit status and stderr as a shell sees them); the
-# others call cli.main in this process, the same parser and error handling without the seconds
-# that each new interpreter spends importing torch.
+# others call cli.main in this process (conftest.run_main).
 THROUGH_A_SUBPROCESS = {"corrupt-pickle", "bad-int"}
 
 
-def run_in_process(cwd: Path, capsys, *args) -> CliResult:
-    """``comining ARGS`` via cli.main, in ``cwd``: its status, stdout and stderr as a CliResult."""
-    from comining import cli
-
-    cwd.mkdir(parents=True, exist_ok=True)
-    capsys.readouterr()
-    here = os.getcwd()
-    os.chdir(cwd)
-    try:
-        status = cli.main([str(a) for a in args])
-    except SystemExit as stop:  # argparse's own errors
-        status = stop.code
-    finally:
-        os.chdir(here)
-    captured = capsys.readouterr()
-    return CliResult(status, captured.out, captured.err, cwd)
-
-
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_is_one_line_and_status_2(run_cli, tmp_path, capsys, case):
+def test_bad_input_is_one_line_and_status_2(run_cli, run_main, tmp_path, case):
     writer, args, words = BAD[case]
     root = tmp_path / "input"
     root.mkdir()
@@ -246,7 +226,7 @@ def test_bad_input_is_one_line_and_status_2(run_cli, tmp_path, capsys, case):
         writer(root)
     out = tmp_path / "run"
     args = ["train", *[a.format(root=root) for a in args], "--out", out, "--quiet"]
-    result = run_cli(*args) if case in THROUGH_A_SUBPROCESS else run_in_process(tmp_path / "cwd", capsys, *args)
+    result = (run_cli if case in THROUGH_A_SUBPROCESS else run_main)(*args)
     everything = result.stdout + result.stderr
     assert "Traceback" not in everything, everything
     assert result.returncode == 2, f"exit {result.returncode}\n{everything}"

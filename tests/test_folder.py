@@ -279,16 +279,16 @@ def test_layout_errors_name_the_problem(tmp_path, arrange, message):
     assert "\n" not in str(err.value)
 
 
-def test_empty_class_folder_via_the_cli(tmp_path, run_cli):
+def test_empty_class_folder_via_the_cli(tmp_path, run_main):
     root = tiny(tmp_path / "images")
     (root / "train/bird").mkdir()
-    one_line_error(run_cli("train", "--dataset", "folder", "--data-root", root, *SMALL),
+    one_line_error(run_main("train", "--dataset", "folder", "--data-root", root, *SMALL),
                    "class folder", "train/bird is empty")
 
 
-def test_folder_without_data_root_or_missing(run_cli):
-    one_line_error(run_cli("train", "--dataset", "folder"), "--data-root")
-    one_line_error(run_cli("train", "--dataset", "folder", "--data-root", "nowhere"), "nowhere not found")
+def test_folder_without_data_root_or_missing(run_main):
+    one_line_error(run_main("train", "--dataset", "folder"), "--data-root")
+    one_line_error(run_main("train", "--dataset", "folder", "--data-root", "nowhere"), "nowhere not found")
 
 
 def offline_env(tmp_path) -> dict:
@@ -309,9 +309,9 @@ def test_seed_web_command_starts_and_asks_for_a_local_weights_file(tmp_path, mon
     assert not (cwd / "runs").exists()  # nothing written before training could start
 
 
-def test_one_class_folder_and_synthetic_noise_on_a_folder_are_refused(tmp_path, run_cli):
+def test_one_class_folder_and_synthetic_noise_on_a_folder_are_refused(tmp_path, run_main):
     one = tiny(tmp_path / "one", classes=("cat",))
-    one_line_error(run_cli("train", "--dataset", "folder", "--data-root", one, *SMALL), "1 class", "at least 2")
+    one_line_error(run_main("train", "--dataset", "folder", "--data-root", one, *SMALL), "1 class", "at least 2")
     root = tiny(tmp_path / "images")
-    one_line_error(run_cli("train", "--dataset", "folder", "--data-root", root, "--closed-rate", "0.2", *SMALL),
+    one_line_error(run_main("train", "--dataset", "folder", "--data-root", root, "--closed-rate", "0.2", *SMALL),
                    "--closed-rate", "as given", "--forget-rate")
