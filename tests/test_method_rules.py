@@ -256,7 +256,7 @@ def comining_step(epoch):
 
 
 def test_comining_relabels_only_where_both_views_agree(fixed_relabel):
-    net, method, ledger, _, terms = comining_step(epoch=1)
+    net, _, ledger, _, _ = comining_step(epoch=1)
     assert sorted(fixed_relabel[0]) == sorted(fixed_relabel[1]) == CM_NOISY  # D is asked, view by view
     assert statuses(ledger) == [CLEAN] * 4 + [RELABELLED, DISCARDED, DISCARDED, DISCARDED]
     assert ledger.pseudo.tolist() == [-1] * 4 + [2, -1, -1, -1]
@@ -293,3 +293,25 @@ def test_comining_warm_up_trusts_everything_and_fills_the_banks(fixed_relabel):
     logits = net.logits.detach()
     per_view = [-(target * F.log_softmax(logits[rows], 1)).sum(1) for rows in (slice(0, N), slice(N, None))]
     torch.testing.assert_close(loss, (0.5 * (per_view[0] + per_view[1])).mean())
+
+
+def test_comining_relabels_from_real_bank_neighbours():
+    # The same rule through the real k-reciprocal search (k 3): each bank holds four entries close
+    # to each class's axis e_c, and a query on an axis finds three neighbours of that class only.
+    #   4: both views on e_2 → relabelled to 2 (its given label is 1)   5: views on e_2 and e_1 → discarded
+    #   6: both views on e_0 → relabelled to 0                          7: views on e_1 and e_0 → discarded
+    axes = torch.eye(3)
+    view1 = torch.stack([axes[CM_LABELS[i]] for i in CM_CLEAN] + [axes[2], axes[2], axes[0], axes[1]])
+    view2 = torch.stack([axes[CM_LABELS[i]] for i in CM_CLEAN] + [axes[2], axes[1], axes[0], axes[0]])
+    net = comining_net()
+    net.feats = nn.Parameter(torch.cat([view1, view2]))
+    net.feature_dim = 3
+    method, ledger = build("comining", [net], warmup_epochs=1, confident_fraction=0.5, epsilon=0.5, bank=64,
+                           re_k=3)
+    wobble = torch.tensor([[0.0, 0.05, 0.02], [0.04, 0.0, 0.03], [0.01, 0.03, 0.0], [0.02, 0.01, 0.04]])
+    for bank in method.banks:
+        for c in range(3):
+            bank.push(axes[c] + wobble.roll(c, dims=1), torch.full((4,), c))
+    step(method, N, labels=CM_LABELS, epoch=1)
+    assert statuses(ledger) == [CLEAN] * 4 + [RELABELLED, DISCARDED, RELABELLED, DISCARDED]
+    assert ledger.pseudo.tolist() == [-1] * 4 + [2, -1, 0, -1]
