@@ -1,10 +1,11 @@
-# The two commands of the README: `make demo` (Co-mining on the bundled digits) and `make test`.
+# The commands of the README: `make demo` (Co-mining on the bundled digits), `make test` (the whole
+# suite, as CI runs it) and `make test-fast` (the edit loop: all but the tests marked slow).
 # Both create the project-local virtual environment .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 # Speed and memory (docs/PERFORMANCE.md); give the machine to them alone.
 bench: $(STAMP)

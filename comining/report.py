@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: training machines have no screen
 import matplotlib.pyplot as plt  # noqa: E402
 
+from comining.titles import METHOD_TITLES, noise_title  # noqa: E402
+
 
 def plot_run(history: list[dict], path: Path, title: str = "") -> None:
     """Test accuracy per epoch (left) and the quality of the clean set where the truth is known (right)."""
@@ -47,8 +49,6 @@ def save_figure(fig, path: Path) -> None:
 
 def plot_table(results: dict, methods: list[str], noises: list[str], path: Path, title: str = "") -> None:
     """Grouped bars: one group per noise setting, one bar per method, whiskers at ± the last-10 std."""
-    from comining.table import METHOD_TITLES, noise_title
-
     width = 0.8 / len(methods)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(noises) * max(1, len(methods) / 4)), 4))
     for i, m in enumerate(methods):

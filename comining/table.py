@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,31 +23,12 @@ from comining.config import RECIPES, Config, from_stored, validate
 from comining.errors import UserError
 from comining import report
 from comining.rundir import atomic_write
+from comining.titles import METHOD_TITLES, noise_title, parse_noise
 
-METHOD_TITLES = {"standard": "Standard", "decoupling": "Decoupling", "coteaching": "Co-teaching",
-                 "coteachingplus": "Co-teaching+", "jocor": "JoCoR", "peerlearning": "Peer-learning",
-                 "comining": "Co-mining"}
 PAPER_METHODS = list(METHOD_TITLES)
 PAPER_NOISE = ["sym20", "sym50", "sym80", "asym20", "asym40"]
 # The paper's Tables 1-3: one data set each, every method, five noise settings.
 TABLE_PRESETS = {"table1": "cifar10nc", "table2": "cifar100nc", "table3": "cifar80no"}
-
-
-def parse_noise(spec: str) -> tuple[str, float, float | None]:
-    """'sym50' → ('symmetric', 0.5, None); 'asym40' → ('asymmetric', 0.4, None);
-    'sym20-open20' → ('symmetric', 0.2, 0.2). None: the open-set ratio of the grid's settings."""
-    match = re.fullmatch(r"(sym|asym)(\d{1,2})(?:-open(\d{1,2}))?", spec.strip().lower())
-    if not match:
-        raise UserError(f"noise setting '{spec}' is not like sym50, asym40 or sym20-open20: symmetric or "
-                        "asymmetric (pair flip), a percentage below 100, and optionally an open-set percentage")
-    kind = "symmetric" if match.group(1) == "sym" else "asymmetric"
-    open_ratio = int(match.group(3)) / 100 if match.group(3) else None
-    return kind, int(match.group(2)) / 100, open_ratio
-
-
-def noise_title(spec: str) -> str:
-    kind, rate, open_ratio = parse_noise(spec)
-    return f"{kind.capitalize()}-{round(rate * 100)}%" + (f" + open-{round(open_ratio * 100)}%" if open_ratio else "")
 
 
 def run_name(noise: str, method: str, seed: int | None) -> str:

@@ -1,6 +1,8 @@
 """Run by tests/test_distributed.py under torchrun: train a few steps, dump this rank's state.
 
-Every write into the run directory is logged per rank, so the test can check that only rank 0 wrote.
+Every write into the run directory is logged per rank, so the test can check that only rank 0 wrote;
+the sample indices of every batch this rank trained on are dumped, and (rank 0) the whole batches
+a single process would have drawn, so the test can check the sharding.
 """
 
 import sys
@@ -22,11 +24,25 @@ def logged_write(path, data):
 
 
 rundir.atomic_write = logged_write
-cfg = resolve({"method": method, "train_subset": 320, "epochs": 2, "warmup_epochs": 1, "batch_size": 64,
+# 330 samples in batches of 64: five full batches an epoch, the last 10 samples dropped.
+cfg = resolve({"method": method, "train_subset": 330, "epochs": 2, "warmup_epochs": 1, "batch_size": 64,
                "bank": 256, "quiet": True, "out": out})
 trainer = Trainer(cfg, out)
+trained_on = []  # per batch, this rank's share of the indices
+unsharded = trainer.data.batches
+
+
+def logged_batches(*args, **kwargs):
+    for index, images, labels in unsharded(*args, **kwargs):
+        trained_on.append(index.cpu())
+        yield index, images, labels
+
+
+trainer.data.batches = logged_batches
 trainer.fit()
+whole = [[index.cpu() for index, _, _ in unsharded(epoch, cfg.batch_size, cfg.seed)] for epoch in range(cfg.epochs)]
 state = {"params": trainer.method_state(), "ledger": trainer.ledger.state_dict(),
-         "banks": [bank.state_dict() for bank in getattr(trainer.method, "banks", [])]}
+         "banks": [bank.state_dict() for bank in getattr(trainer.method, "banks", [])],
+         "trained_on": trained_on, "whole_batches": whole}
 torch.save(state, f"{dump}/rank{trainer.rank}.pt")
 distributed.cleanup()

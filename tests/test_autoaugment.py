@@ -1,7 +1,9 @@
 """BatchAutoAugment: each operation does what PIL's does, per image, without waiting on the host."""
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageEnhance, ImageOps
 
 from comining.data.autoaugment import OPERATIONS, BatchAutoAugment
 from test_no_sync import RefuseSync
@@ -43,6 +45,54 @@ def test_colour_factors():
     torch.testing.assert_close(one_op(x, "contrast", 0.0), x)
     grey = ramp(channels=1)
     torch.testing.assert_close(one_op(grey, "color", 1.0), grey)  # no colour to change in grey images
+
+
+def picture(side=16):
+    """A smooth RGB picture as a Pillow image and as a [1×3×H×W] tensor in [0, 1]."""
+    yy, xx = np.mgrid[0:side, 0:side]
+    rgb = np.stack([xx * 12 + 20, yy * 10 + 30, 128 + 80 * np.sin(xx / 3) * np.cos(yy / 4)], -1)
+    rgb = rgb.clip(0, 255).astype(np.uint8)
+    return Image.fromarray(rgb), as_tensor(rgb)
+
+
+def as_tensor(rgb) -> torch.Tensor:
+    return torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None] / 255
+
+
+# Pillow works in uint8 and rounds the contrast's mean grey to an integer: within 1.5 of 255.
+PIL_TOLERANCE = dict(atol=1.5 / 255, rtol=0)
+
+
+@pytest.mark.parametrize("name,enhancer", [("contrast", ImageEnhance.Contrast), ("sharpness", ImageEnhance.Sharpness)])
+@pytest.mark.parametrize("level,sign", [(1.0, 1.0), (1.0, -1.0), (5 / 9, 1.0)])
+def test_contrast_and_sharpness_match_pillow(name, enhancer, level, sign):
+    img, x = picture()
+    factor = 1 + sign * level * 0.9  # 1.9, 0.1, 1.5
+    expected = as_tensor(enhancer(img).enhance(factor))
+    torch.testing.assert_close(one_op(x, name, level, sign), expected, **PIL_TOLERANCE)
+
+
+def test_equalize_matches_pillow():
+    img, x = picture()
+    torch.testing.assert_close(one_op(x, "equalize", 0), as_tensor(ImageOps.equalize(img)), **PIL_TOLERANCE)
+    noise = Image.fromarray(np.random.RandomState(0).randint(0, 256, (16, 16, 3)).astype(np.uint8))
+    torch.testing.assert_close(one_op(as_tensor(noise), "equalize", 0), as_tensor(ImageOps.equalize(noise)),
+                               **PIL_TOLERANCE)
+
+
+@pytest.mark.parametrize("level,sign", [(1.0, 1.0), (0.5, -1.0)])
+def test_shear_matches_pillow_about_the_centre(level, sign):
+    # Pillow's AFFINE takes the inverse map, in coordinates whose pixel centres are at +0.5, so a
+    # shear by v about the centre is (1, -v, v·side/2, 0, 1, 0). Near the edges the two fill and
+    # interpolate differently; up to 0.3·8 = 2.4 px from them the picture comes from outside.
+    img, x = picture()
+    v, side = sign * level * 0.3, 16
+    sheared_x = img.transform(img.size, Image.AFFINE, (1, -v, v * side / 2, 0, 1, 0), resample=Image.BILINEAR)
+    sheared_y = img.transform(img.size, Image.AFFINE, (1, 0, 0, -v, 1, v * side / 2), resample=Image.BILINEAR)
+    torch.testing.assert_close(one_op(x, "shear_x", level, sign)[..., 4:-4], as_tensor(sheared_x)[..., 4:-4],
+                               **PIL_TOLERANCE)
+    torch.testing.assert_close(one_op(x, "shear_y", level, sign)[..., 4:-4, :], as_tensor(sheared_y)[..., 4:-4, :],
+                               **PIL_TOLERANCE)
 
 
 def test_auto_contrast_stretches_each_channel():

@@ -140,8 +140,8 @@ def test_fashion_count_mismatch(tmp_path):
 
 
 def test_fashion_label_out_of_range(tmp_path):
-    msg = _bad(tmp_path, train_labels=_idx(np.array([0, 1, 2, 10, 3], np.uint8)))
-    assert "10" in msg
+    msg = _bad(tmp_path, train_labels=_idx(np.array([0, 1, 2, 13, 3], np.uint8)))
+    assert "train-labels-idx1-ubyte" in msg and "label 13, above 9" in msg  # 13: not in a temporary path
 
 
 def test_fashion_real_files():

@@ -11,6 +11,7 @@ import torch
 HERE = Path(__file__).parent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["comining", "coteaching"])
 def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path, method):
     out, dump = tmp_path / "run", tmp_path / "dump"
@@ -35,6 +36,21 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path, method):
     # The verdicts of both ranks' shares were merged on both.
     for key in ("status", "pseudo"):
         assert torch.equal(rank0["ledger"][key], rank1["ledger"][key]), key
+
+    # Each batch of 64 was split in two disjoint halves of 32 that make up the single-process batch;
+    # over an epoch the ranks trained on 320 different samples: all 330 but the dropped 10.
+    shares0, shares1 = rank0["trained_on"], rank1["trained_on"]
+    assert len(shares0) == len(shares1) == 2 * 5
+    for epoch, whole in enumerate(rank0["whole_batches"]):
+        assert len(whole) == 5
+        epoch0, epoch1 = torch.cat(shares0[5 * epoch:5 * epoch + 5]), torch.cat(shares1[5 * epoch:5 * epoch + 5])
+        assert len(epoch0) == len(epoch1) == 160
+        assert not set(epoch0.tolist()) & set(epoch1.tolist())
+        assert sorted(epoch0.tolist() + epoch1.tolist()) == sorted(torch.cat(whole).tolist())
+        assert len(set(torch.cat(whole).tolist())) == 320 and torch.cat(whole).max() < 330
+        for b, batch in enumerate(whole):
+            assert sorted(shares0[5 * epoch + b].tolist() + shares1[5 * epoch + b].tolist()) == sorted(batch.tolist())
+    assert rank0["whole_batches"][0][0].tolist() != rank0["whole_batches"][1][0].tolist()  # reshuffled each epoch
 
     # The run directory is complete, and rank 1 wrote nothing into it.
     for name in ("config.json", "metrics.jsonl", "results.json", "checkpoint.pt", "verdicts.csv", "curves.png"):

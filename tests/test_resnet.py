@@ -66,6 +66,27 @@ def test_state_dict_has_torchvisions_names_and_shapes(arch, keys, entries, param
     assert sum(p.numel() for p in model.parameters()) == params
 
 
+def test_resnet50_is_v1_5_with_the_stride_on_the_bottleneck_3x3():
+    # torchvision's (and the ImageNet weights') ResNet-50 is v1.5: the first block of stages 2-4
+    # halves the resolution in its 3×3 conv2, not in its 1×1 conv1 as v1 did. Strides are not in
+    # a state dict, so the shapes above cannot tell; the spatial sizes every convolution produces do.
+    model = build_model("resnet50", 3, 1000, 224).eval()
+    sizes = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda m, i, out, name=name: sizes.__setitem__(name, out.shape[-1]))
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 224, 224))
+    assert sizes["conv1"] == 112 and sizes["layer1.0.conv1"] == sizes["layer1.0.conv2"] == 56  # after the max-pool
+    for stage, before in (("layer2", 56), ("layer3", 28), ("layer4", 14)):
+        first = f"{stage}.0"
+        assert sizes[f"{first}.conv1"] == before, stage  # the 1×1 keeps the resolution
+        assert sizes[f"{first}.conv2"] == sizes[f"{first}.conv3"] == before // 2, stage  # the 3×3 halves it
+        assert sizes[f"{first}.downsample.0"] == before // 2, stage
+        assert sizes[f"{stage}.1.conv1"] == sizes[f"{stage}.1.conv2"] == before // 2, stage
+    assert sizes["layer4.2.conv3"] == 7
+
+
 @pytest.mark.parametrize("arch, dim", [("resnet18", 512), ("resnet50", 2048)])
 def test_returns_logits_and_pooled_features(arch, dim):
     model = build_model(arch, 3, 5, 32).eval()

@@ -301,9 +301,10 @@ def _training_past_a_checkpoint(tmp_path: Path, train_subset: int, epochs: int):
     return proc, run, stderr
 
 
+@pytest.mark.slow
 def test_sigterm_saves_says_how_to_resume_and_resume_completes(tmp_path):
-    epochs = 8
-    proc, run, stderr = _training_past_a_checkpoint(tmp_path, 1000, epochs)
+    epochs = 4  # signalled after the first of them; the resumed run trains the rest
+    proc, run, stderr = _training_past_a_checkpoint(tmp_path, 400, epochs)
     proc.send_signal(signal.SIGTERM)
     assert _wait(proc, 60) == 143, stderr.read_text()
     err = stderr.read_text()
@@ -324,11 +325,12 @@ def test_sigterm_saves_says_how_to_resume_and_resume_completes(tmp_path):
     lines = metrics(run)
     assert [r["epoch"] for r in lines] == list(range(1, epochs + 1))
     assert results(run)["epochs"] == epochs
-    assert len((run / "verdicts.csv").read_text().splitlines()) == 1000 + 1
+    assert len((run / "verdicts.csv").read_text().splitlines()) == 400 + 1
     assert RunDir(run).load_checkpoint()["epoch"] == epochs
     assert temp_files(run) == []
 
 
+@pytest.mark.slow
 def test_sigint_behaves_like_sigterm_with_status_130(tmp_path):
     proc, run, stderr = _training_past_a_checkpoint(tmp_path, 400, 200)
     proc.send_signal(signal.SIGINT)
@@ -341,6 +343,7 @@ def test_sigint_behaves_like_sigterm_with_status_130(tmp_path):
     assert temp_files(run) == []
 
 
+@pytest.mark.slow
 def test_two_quick_signals_exit_promptly_and_leave_loadable_files(tmp_path):
     proc, run, stderr = _training_past_a_checkpoint(tmp_path, 400, 200)
     proc.send_signal(signal.SIGTERM)

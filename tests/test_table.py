@@ -10,7 +10,8 @@ import pytest
 from comining import engine
 from comining.config import resolve
 from comining.errors import UserError
-from comining.table import markdown_table, parse_noise, run_grid
+from comining.table import markdown_table, run_grid
+from comining.titles import parse_noise
 
 
 def test_parse_noise():
@@ -20,6 +21,16 @@ def test_parse_noise():
     for bad in ("sym", "sym100", "flip20", "sym-5", "sym20-open", "sym20open20"):
         with pytest.raises(UserError):
             parse_noise(bad)
+
+
+def test_plots_do_not_import_the_table_module(tmp_path):
+    # table imports engine, engine imports report: report must not lead back to table.
+    code = ("import sys; from comining import report; "
+            "report.plot_table({('sym50', 'standard'): {'last10_mean': 60.0, 'last10_std': 1.0}}, "
+            f"['standard'], ['sym50'], {str(tmp_path / 'bars.png')!r}); "
+            "sys.exit('comining.table' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert (tmp_path / "bars.png").stat().st_size > 0
 
 
 def test_markdown_marks_the_best_of_each_row():

@@ -1,0 +1,89 @@
+"""The selection metrics and verdict counts of docs/RESULTS.md, on a ledger whose answers we worked out."""
+
+import csv
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from comining.metrics import CLEAN, DISCARDED, RELABELLED, UNSEEN, Ledger, selection_metrics, verdict_summary
+from comining.rundir import write_verdicts
+
+# Ten samples, known classes 0..2 (a, b, c); true labels 3 and 4 are open-set (no known class).
+#   sample     0  1  2  3  4  5  6  7  8  9
+#   true       0  1  2  0  1  2  0  3  4  1
+#   given      0  1  2  1  1  0  0  2  0  1
+#   label ok   y  y  y  n  y  n  y  n  n  y      (open-set labels are never right)
+#   decision   C  C  D  C  R1 R2 R1 D  C  unseen  (C clean, D discarded, Rk relabelled to k)
+TRUE = torch.tensor([0, 1, 2, 0, 1, 2, 0, 3, 4, 1])
+GIVEN = torch.tensor([0, 1, 2, 1, 1, 0, 0, 2, 0, 1])
+NUM_CLOSED = 3
+
+
+@dataclass
+class TinyData:
+    """The parts of a training set that the metrics and verdicts.csv read."""
+    labels: torch.Tensor
+    true_labels: torch.Tensor | None
+    num_classes: int = NUM_CLOSED
+    classes: tuple = ("a", "b", "c")
+
+    def sample_names(self):
+        return [str(i) for i in range(len(self.labels))]
+
+
+def hand_built_ledger() -> Ledger:
+    ledger = Ledger(10, "cpu")
+    ledger.record(torch.tensor([0, 1, 3, 8]), CLEAN, torch.tensor([0.1, 0.2, 0.3, 0.4]))
+    ledger.record(torch.tensor([2, 7]), DISCARDED, torch.tensor([2.0, 3.0]))
+    ledger.record(torch.tensor([4, 5, 6]), RELABELLED, torch.tensor([1.0, 1.5, 1.2]), torch.tensor([1, 2, 1]))
+    return ledger  # sample 9: no step saw it
+
+
+def test_selection_metrics_by_hand():
+    # Seen: 0..8. Right labels seen: {0,1,2,4,6} (5). Clean {0,1,3,8}, of which right {0,1}:
+    # precision 2/4, recall 2/5. Relabelled {4,5,6}, to the true class {4,5}: 2/3.
+    # Open-set {7,8}, discarded {7}: 1/2.
+    metrics = selection_metrics(hand_built_ledger(), GIVEN, TRUE, NUM_CLOSED)
+    assert metrics == {"label_precision": pytest.approx(0.5), "label_recall": pytest.approx(0.4),
+                       "relabel_acc": pytest.approx(2 / 3), "open_discarded": pytest.approx(0.5),
+                       "clean": 4, "relabelled": 3, "discarded": 2}
+
+
+def test_selection_metrics_count_only_this_epochs_samples():
+    # A new epoch in which only sample 0 (clean, right) and 5 (relabelled correctly) are seen: the
+    # others keep last epoch's status but are not counted; nothing open-set was seen (None, not 0).
+    ledger = hand_built_ledger()
+    ledger.new_epoch()
+    ledger.record(torch.tensor([0]), CLEAN, torch.tensor([0.1]))
+    ledger.record(torch.tensor([5]), RELABELLED, torch.tensor([1.0]), torch.tensor([2]))
+    metrics = selection_metrics(ledger, GIVEN, TRUE, NUM_CLOSED)
+    assert metrics == {"label_precision": 1.0, "label_recall": 1.0, "relabel_acc": 1.0, "open_discarded": None,
+                       "clean": 1, "relabelled": 1, "discarded": 0}
+
+
+def test_verdict_summary_by_hand():
+    # Wrong labels: 3 and 5 (flipped), 7 and 8 (open-set): 4. Flagged (relabelled or discarded):
+    # {2,4,5,6,7}; of them wrong {5,7} (caught 2) and right {2,4,6} (3). Relabelled to the truth: {4,5}.
+    summary = verdict_summary(hand_built_ledger(), TinyData(GIVEN, TRUE))
+    assert summary == {"n_clean": 4, "n_relabelled": 3, "n_discarded": 2, "n_unseen": 1, "n_wrong_labels": 4,
+                       "wrong_caught": 2, "right_flagged": 3, "relabelled_correctly": 2}
+    # Without the truth (real noise) only the counts remain.
+    assert verdict_summary(hand_built_ledger(), TinyData(GIVEN, None)) == {
+        "n_clean": 4, "n_relabelled": 3, "n_discarded": 2, "n_unseen": 1}
+
+
+def test_an_unseen_sample_is_reported_as_unseen_in_verdicts_csv(tmp_path):
+    ledger = hand_built_ledger()
+    assert ledger.status[9] == UNSEEN
+    write_verdicts(tmp_path / "verdicts.csv", ledger, TinyData(GIVEN, TRUE))
+    with open(tmp_path / "verdicts.csv", newline="") as fh:
+        rows = {row["sample"]: row for row in csv.DictReader(fh)}
+    # The last epoch's selection; verdicts.csv called it `verdict` before it gained a final verdict.
+    column = "selection" if "selection" in rows["9"] else "verdict"
+    assert [rows[str(i)][column] for i in range(10)] == [
+        "clean", "clean", "discarded", "clean", "relabelled", "relabelled", "relabelled", "discarded", "clean",
+        "unseen"]
+    assert rows["9"]["score"] == "" and rows["0"]["score"] == "0.1000"
+    assert [rows[str(i)]["suggested_label"] for i in (4, 5, 6, 9)] == ["b", "c", "b", ""]
+    assert rows["7"]["true_label"] == "open:3" and rows["3"]["given_label"] == "b"
