@@ -16,7 +16,8 @@ from pathlib import Path
 from comining.errors import UserError
 
 WEB_DATASETS = ("web-bird", "web-car", "web-aircraft")
-FOLDER_DATASETS = (*WEB_DATASETS, "folder")  # read from image folders; their labels carry real noise
+# Image sets read from disk (folders, or a CSV list of files); their labels carry real noise.
+FOLDER_DATASETS = (*WEB_DATASETS, "folder", "csv")
 
 
 @dataclass
@@ -31,12 +32,16 @@ class Config:
     noise_seed: int = 0
     train_subset: int | None = None  # keep the first n training images (CPU-sized runs)
     test_subset: int | None = None
+    labels: str | None = None  # a label file replacing the training labels (comining/labelfile.py)
+    label_key: str | None = None  # the array of a CIFAR-N .pt label file
+    train_csv: str | None = None  # --dataset csv: the training images, rows path,label
+    val_csv: str | None = None
     # model
     arch: str = "cnn"
     weights: str | None = None
     # method
     method: str = "comining"
-    forget_rate: float | None = None  # None: from the noise rates (0.25 for web data)
+    forget_rate: float | None = None  # None: from the noise rates (0.25 for image sets and label files)
     num_gradual: int = 10
     warmup_epochs: int = 10
     epsilon: float = 0.5
@@ -136,6 +141,9 @@ def resolve(overrides: dict, preset: str | None = None, config_file: str | None 
         merged.update(layer)
     dataset = merged.get("dataset", Config.dataset)
     values = {**dataset_preset(dataset), **merged}
+    asked = {key for layer in (*layers, overrides) for key in layer}
+    if values.get("labels") and "closed_rate" not in asked:  # a label file's noise is real: none added
+        values["closed_rate"] = 0.0
     check_keys(values, "settings")
     synthetic = values.get("synthetic")
     if synthetic is not None:
@@ -209,6 +217,11 @@ def validate(cfg: Config) -> None:
     need(not (cfg.dataset in FOLDER_DATASETS and (cfg.closed_rate or cfg.open_ratio)),
          "--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an image folder's "
          "labels are used as given: drop them (set --forget-rate for the share of each batch to treat as suspect)")
+    need((cfg.dataset == "csv") == bool(cfg.train_csv and cfg.val_csv),
+         "--dataset csv reads the images listed in --train-csv FILE and --val-csv FILE (rows path,label): "
+         "give all three, or neither CSV")
+    need(cfg.label_key is None or cfg.labels is not None, "--label-key picks an array of a .pt --labels file: "
+         "give --labels FILE too")
     need(0 <= cfg.epsilon < 1, f"--epsilon {cfg.epsilon} is outside [0, 1): the label-smoothing mass, e.g. 0.5")
     need(0 < cfg.confident_fraction <= 1, f"--confident-fraction {cfg.confident_fraction} is outside (0, 1]")
     for name in ("w_pc", "w_tri", "w_re", "margin", "lr", "weight_decay", "momentum"):
@@ -235,17 +248,20 @@ def validate(cfg: Config) -> None:
 
 
 def effective_forget_rate(cfg: Config) -> float:
-    """--forget-rate if given; else the share of wrong labels the noise protocol implies (0.25 for web)."""
+    """--forget-rate if given; else the share of wrong labels the noise protocol implies; 0.25 where no
+    protocol fixes it (image sets, and any data set whose labels come from a file: ``cfg.labels``)."""
     from comining.noise import forget_rate
     if cfg.forget_rate is not None:
         return cfg.forget_rate
-    if cfg.dataset in FOLDER_DATASETS:  # real noise, rate unknown
+    if cfg.dataset in FOLDER_DATASETS or cfg.labels:  # real noise, rate unknown
         return 0.25
     return forget_rate(cfg.closed_rate, cfg.open_ratio)
 
 
 def noise_tag(cfg: Config) -> str:
     """Short name of the noise setting for run directories and tables, e.g. sym50, asym40-open20."""
+    if cfg.labels and cfg.closed_rate == 0 and cfg.open_ratio == 0:
+        return "labels"
     if cfg.closed_rate == 0 and cfg.open_ratio == 0:
         return "clean"
     tag = f"{'sym' if cfg.noise_type == 'symmetric' else 'asym'}{round(cfg.closed_rate * 100)}"
