@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,18 +65,19 @@ def read_by_position(path, num_samples: int, classes: list[str], key: str | None
     return check_range(values, len(classes), path)
 
 
-def read_by_path(path, names: list[str], root, classes: list[str]) -> np.ndarray:
+def read_by_path(path, names: list[str], root, classes: list[str], key: str | None = None) -> np.ndarray:
     """Labels of an image set whose samples are ``names`` (paths relative to ``root``, or absolute).
 
     ``path``: a CSV with header ``path,label``; its paths are relative to ``root`` (as verdicts.csv
     names samples) or absolute. Returns int64 [len(names)]: class indices, -1 for samples left out
     (an empty label, -1, or not listed). Listed paths that are not training samples are ignored.
+    ``key`` must be None: it names an array of a .pt, which cannot match images by path.
     """
     path = Path(path)
     kind = file_kind(path)
-    if kind != "csv":
+    if kind != "csv" or key is not None:
         raise UserError(f"{path}: the labels of an image set are matched by path; give a CSV with header "
-                        "path,label (a .npy or .pt only fits in-memory data sets)")
+                        "path,label and no --label-key (a .npy or .pt only fits in-memory data sets)")
     column, rows = read_table(path)
     if column != "path":
         raise UserError(f"{path} numbers its samples (index column), but image sets are matched by path: "
@@ -139,6 +141,9 @@ def class_index(text: str, classes: list[str], where: str) -> int:
 
 def read_npy(path: Path) -> np.ndarray:
     """The 1-D integer array in a .npy file (never unpickles: object arrays are refused)."""
+    with open(path, "rb") as fh:
+        if fh.read(6) != b"\x93NUMPY":  # np.load would take anything else for a pickle
+            raise UserError(f"{path} is not a valid .npy file (no NumPy header): save it with np.save")
     try:
         values = np.load(path, allow_pickle=False)
     except ValueError as err:
@@ -156,14 +161,16 @@ def read_cifar_n(path: Path, key: str | None) -> np.ndarray:
     import torch
 
     try:
-        with torch.serialization.safe_globals(_numpy_globals()):
+        with torch.serialization.safe_globals(_numpy_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error says enough
             content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001  not a torch file, damaged, or asks for code to run
         reason = " ".join(str(err).split())
-        if "weights only" in reason.lower() or "weights_only" in reason.lower():
+        if "GLOBAL" in reason or "Unsupported global" in reason or "Can only build" in reason:
             raise UserError(f"{path} asks to run code or build objects when loaded, which is refused: a label "
                             "file holds only arrays of integers (see docs/DATA.md)") from None
-        raise UserError(f"{path} cannot be read as a torch file ({reason[:120]}): save it with torch.save") from None
+        raise UserError(f"{path} cannot be read as a torch file (damaged, or not written by torch.save): "
+                        "save the dict of label arrays with torch.save") from None
     if not isinstance(content, dict):
         return as_label_array(content, path)
     keys = [str(k) for k in content]

@@ -282,7 +282,7 @@ class FolderData:
         self.full_size = len(files)
         self.left_out = listing.left_out
         if cfg.labels:  # matched by path, after the subset: the same files as a run without the file
-            from_file = labelfile.read_by_path(cfg.labels, files, self.root, self.classes)
+            from_file = labelfile.read_by_path(cfg.labels, files, self.root, self.classes, cfg.label_key)
             kept = [i for i, y in enumerate(from_file.tolist()) if y != labelfile.LEFT_OUT]
             if not kept:
                 raise UserError(f"{cfg.labels} gives no label to any training image of {self.root}: its paths "
