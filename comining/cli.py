@@ -214,8 +214,9 @@ def print_summary(cfg: Config, results: dict, out: str) -> None:
                          + (f", open-set {cfg.open_ratio:.0%}" if cfg.open_ratio else ""))
         head = (f"{cfg.method} on {cfg.dataset}: {n} training images, "
                 f"{noise.get('wrong_labels', 0) * 100:.1f} % of labels wrong ({' + '.join(parts)})")
-    if results.get("left_out"):
-        head += f"; {results['left_out']} sample{'s' if results['left_out'] != 1 else ''} left out of training (no label in the label file)"
+    left_out = results.get("left_out")
+    if left_out:
+        head += f"; {left_out} sample{'s' if left_out != 1 else ''} left out of training (no label in the label file)"
     lines = [head,
              f"test accuracy {results['last10_mean']:.2f} ± {results['last10_std']:.2f} % "
              f"(last {min(10, results['epochs'])} epochs; best {results['best_acc']:.2f} at epoch {results['best_epoch']}; "

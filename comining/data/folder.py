@@ -1,4 +1,5 @@
-"""Image folders (Web-Bird/Car/Aircraft and any ``train/<class>/…`` tree), streamed from disk.
+"""Image sets streamed from disk: folders (Web-Bird/Car/Aircraft and any ``train/<class>/…`` tree)
+and, through the same machinery, images listed in CSV files (comining/data/image_list.py).
 
 Layout (docs/DATA.md): ``ROOT/train/<class>/**/<image>`` and an evaluation split ``ROOT/val`` (or
 ``tval``, ``test``) with class folders named as in ``train``. Classes are the sorted names of the
