@@ -15,8 +15,8 @@ its errors go to its look-alikes (CONFUSED_WITH), and the images that get them a
 probability rising with how close the image lies to a look-alike class's mean (in a PCA space of
 the pixels) rather than to its own.
 
-    .venv/bin/python experiments/fashion_mnist_human_noise.py --out labels/fm_human.pt
-    .venv/bin/python experiments/fashion_mnist_human_noise.py --out labels/fm_human.pt --train runs/human
+    .venv/bin/python experiments/fashion_mnist_human_noise.py --out runs/fm_human.pt
+    .venv/bin/python experiments/fashion_mnist_human_noise.py --out runs/fm_human.pt --train runs/human
 
 ``--train DIR`` then runs Co-mining, Co-teaching and JoCoR on both noisy keys (3,200 training
 images, 2,000 test images, 40 epochs; docs/RESULTS.md) one after another and prints their results.
@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from comining import labelfile
 from comining.data import load_arrays
 
 # Fashion-MNIST classes: 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal, 6 Shirt,
@@ -109,10 +110,10 @@ def build(out: Path) -> dict:
 def train_all(label_file: Path, runs: Path, subset: int = 3200) -> list[dict]:
     """Run every method on every noisy key (forget rate = the key's realised rate on the subset, the
     paper's protocol of a known noise rate); returns one result row per run."""
-    content = torch.load(label_file, weights_only=False)  # our own file, written just above
+    clean = labelfile.read_cifar_n(label_file, "clean_label")[:subset]
     rows = []
     for key in KEYS:
-        rate = float((content[key][:subset] != content["clean_label"][:subset]).mean())
+        rate = float((labelfile.read_cifar_n(label_file, key)[:subset] != clean).mean())
         for method in METHODS:
             out = runs / f"{key}-{method}"
             if not (out / "results.json").exists():
@@ -132,7 +133,7 @@ def train_all(label_file: Path, runs: Path, subset: int = 3200) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("labels/fm_human.pt"), help="the .pt file to write")
+    parser.add_argument("--out", type=Path, default=Path("runs/fm_human.pt"), help="the .pt file to write")
     parser.add_argument("--train", type=Path, metavar="DIR", help="also run the methods, run directories in DIR")
     args = parser.parse_args()
     if not args.out.exists():
