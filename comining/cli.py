@@ -134,8 +134,7 @@ def build_parser() -> Parser:
     predict.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     predict.add_argument("--workers", type=int, default=2, help="processes decoding images")
 
-    export = commands.add_parser("export", help="write a run's decisions as a label file to train on again",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export = commands.add_parser("export", help="write a run's decisions as a label file to train on again")
     export.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
     export.add_argument("--out", required=True, metavar="FILE", help="label file to write (.csv or .npy)")
     export.add_argument("--format", choices=("csv", "npy"), help="file format (default: from FILE's extension)")
