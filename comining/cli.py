@@ -28,7 +28,8 @@ ALIASES = {
 }
 HELP = {
     "dataset": "digits (default, bundled), fashion-mnist, cifar10, cifar100, web-bird, web-car, web-aircraft, "
-               "folder (an image folder given by --data-root; see docs/DATA.md)",
+               "folder (an image folder given by --data-root), csv (images listed in --train-csv / --val-csv); "
+               "see docs/DATA.md",
     "data_root": "folder holding the data set (default: datasets/)",
     "synthetic": "the paper's named setting: cifar10nc, cifar100nc, cifar80no",
     "noise_type": "symmetric or asymmetric (pair flip)",
@@ -37,6 +38,11 @@ HELP = {
     "noise_seed": "seed of the label corruption (0 reproduces the established protocol)",
     "train_subset": "train on the first N training images only",
     "test_subset": "evaluate on the first N test images only",
+    "labels": "label file replacing the training labels: .csv (index,label or path,label), .npy, or a "
+              "CIFAR-N .pt; -1 or an empty label leaves a sample out (docs/DATA.md)",
+    "label_key": "the array of a CIFAR-N .pt label file (default aggre_label or noisy_label)",
+    "train_csv": "--dataset csv: CSV of training images, rows path,label (paths relative to the CSV)",
+    "val_csv": "--dataset csv: CSV of correctly labelled evaluation images, rows path,label",
     "arch": "cnn (the paper's 6-layer CNN), small (a CPU-sized CNN), resnet18, resnet50",
     "weights": "initial weights: none (random), imagenet (torchvision's, downloaded), or a state-dict file",
     "rescale_size": "image folders: side every image is resized to before cropping",
@@ -159,6 +165,13 @@ def build_parser() -> Parser:
     review.add_argument("--serve", action="store_true",
                         help="also serve the page on 127.0.0.1; saving then writes RUN_DIR/reviewed_labels.csv")
     review.add_argument("--port", type=int, default=8765, help="port for --serve (default: 8765; 0: any free one)")
+
+    export = commands.add_parser("export", help="write a run's decisions as a label file to train on again")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
+    export.add_argument("--out", required=True, metavar="FILE", help="label file to write (.csv or .npy)")
+    export.add_argument("--format", choices=("csv", "npy"), help="file format (default: from FILE's extension)")
+    export.add_argument("--keep-discarded", action="store_true",
+                        help="keep discarded samples with their given label instead of leaving them out")
     return parser
 
 
@@ -243,9 +256,15 @@ def print_summary(cfg: Config, results: dict, out: str) -> None:
                 + (f" ({skipped} unreadable file{'s' if skipped != 1 else ''} skipped, listed in skipped_files.txt)"
                    if skipped else ", no unreadable files"))
     else:
+        parts = [f"labels of {cfg.labels}" + (f"[{cfg.label_key}]" if cfg.label_key else "")] if cfg.labels else []
+        if cfg.closed_rate or cfg.open_ratio or not cfg.labels:  # synthetic noise, on its own or on top
+            parts.append(f"{cfg.noise_type} {cfg.closed_rate:.0%}"
+                         + (f", open-set {cfg.open_ratio:.0%}" if cfg.open_ratio else ""))
         head = (f"{method} on {cfg.dataset}: {n} training images, "
-                f"{noise.get('wrong_labels', 0) * 100:.1f} % of labels wrong ({cfg.noise_type} {cfg.closed_rate:.0%}"
-                + (f", open-set {cfg.open_ratio:.0%})" if cfg.open_ratio else ")"))
+                f"{noise.get('wrong_labels', 0) * 100:.1f} % of labels wrong ({' + '.join(parts)})")
+    left_out = results.get("left_out")
+    if left_out:
+        head += f"; {left_out} sample{'s' if left_out != 1 else ''} left out of training (no label in the label file)"
     lines = [head,
              f"test accuracy {results['last10_mean']:.2f} ± {results['last10_std']:.2f} % "
              f"(last {min(10, results['epochs'])} epochs; best {results['best_acc']:.2f} at epoch {results['best_epoch']}; "
@@ -303,6 +322,17 @@ def cmd_review(args) -> int:
     print(f"review page: {build_review(args.run_dir)}", flush=True)
     if args.serve:
         serve(args.run_dir, args.port)
+
+
+def cmd_export(args) -> int:
+    from comining.export import export_run
+
+    result = export_run(args.run_dir, args.out, args.keep_discarded, args.format)
+    print(f"wrote {result['path']}: labels of {result['samples']} training samples, {result['relabelled']} "
+          f"relabelled, " + (f"{result['discarded']} discarded ones left out (keep them with --keep-discarded)"
+                             if not args.keep_discarded else "discarded ones kept with their given label")
+          + (f"; {result['untrained']} samples the run did not train on are left out" if result["untrained"] else ""))
+    print(f"train on them with `comining train ... --labels {result['path']}`")
     return 0
 
 
@@ -317,7 +347,8 @@ def main(argv=None) -> int:
         return 2
     try:
         return {"train": cmd_train, "table": cmd_table, "inspect": cmd_inspect,
-                "predict": cmd_predict, "review": cmd_review}[args.command](args)
+                "predict": cmd_predict, "review": cmd_review,
+                "export": cmd_export}[args.command](args)
     except UserError as err:
         print(f"comining: error: {err}", file=sys.stderr)
         return 2

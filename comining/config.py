@@ -17,7 +17,8 @@ from pathlib import Path
 from comining.errors import UserError
 
 WEB_DATASETS = ("web-bird", "web-car", "web-aircraft")
-FOLDER_DATASETS = (*WEB_DATASETS, "folder")  # read from image folders; their labels carry real noise
+# Image sets read from disk (folders, or a CSV list of files); their labels carry real noise.
+FOLDER_DATASETS = (*WEB_DATASETS, "folder", "csv")
 
 
 @dataclass
@@ -32,6 +33,10 @@ class Config:
     noise_seed: int = 0
     train_subset: int | None = None  # keep the first n training images (CPU-sized runs)
     test_subset: int | None = None
+    labels: str | None = None  # a label file replacing the training labels (comining/labelfile.py)
+    label_key: str | None = None  # the array of a CIFAR-N .pt label file
+    train_csv: str | None = None  # --dataset csv: the training images, rows path,label
+    val_csv: str | None = None
     # model
     arch: str = "cnn"
     weights: str | None = None
@@ -165,6 +170,9 @@ def resolve(overrides: dict, preset: str | None = None, config_file: str | None 
     for layer in [*(PRESETS[n] for n in named), RECIPES[recipe], *layers, overrides]:
         values.update(layer)
     values["recipe"] = recipe
+    asked = {key for layer in (*layers, overrides) for key in layer}
+    if values.get("labels") and "closed_rate" not in asked:  # a label file's noise is real: none added
+        values["closed_rate"] = 0.0
     check_keys(values, "settings")
     synthetic = values.get("synthetic")
     if synthetic is not None:
@@ -242,6 +250,11 @@ def validate(cfg: Config) -> None:
     need(not (cfg.dataset in FOLDER_DATASETS and (cfg.closed_rate or cfg.open_ratio)),
          "--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an image folder's "
          "labels are used as given: drop them (set --forget-rate for the share of each batch to treat as suspect)")
+    need((cfg.dataset == "csv") == bool(cfg.train_csv and cfg.val_csv),
+         "--dataset csv reads the images listed in --train-csv FILE and --val-csv FILE (rows path,label): "
+         "give all three, or neither CSV")
+    need(cfg.label_key is None or cfg.labels is not None, "--label-key picks an array of a .pt --labels file: "
+         "give --labels FILE too")
     need(0 <= cfg.epsilon < 1, f"--epsilon {cfg.epsilon} is outside [0, 1): the label-smoothing mass, e.g. 0.5")
     need(0 < cfg.confident_fraction <= 1, f"--confident-fraction {cfg.confident_fraction} is outside (0, 1]")
     for name in ("w_pc", "w_tri", "w_re", "margin", "lr", "weight_decay", "momentum"):
@@ -281,7 +294,7 @@ def effective_forget_rate(cfg: Config) -> float | None:
 def rate_is_unknown(cfg: Config) -> bool:
     """Whether the labels carry real noise of unknown rate (image folders, label files) rather than a
     synthetic protocol's, whose rate is known."""
-    return cfg.dataset in FOLDER_DATASETS or getattr(cfg, "labels", None) is not None
+    return cfg.dataset in FOLDER_DATASETS or cfg.labels is not None
 
 
 def from_stored(values: dict) -> dict:
@@ -294,6 +307,8 @@ def from_stored(values: dict) -> dict:
 
 def noise_tag(cfg: Config) -> str:
     """Short name of the noise setting for run directories and tables, e.g. sym50, asym40-open20."""
+    if cfg.labels and cfg.closed_rate == 0 and cfg.open_ratio == 0:
+        return "labels"
     if cfg.closed_rate == 0 and cfg.open_ratio == 0:
         return "clean"
     tag = f"{'sym' if cfg.noise_type == 'symmetric' else 'asym'}{round(cfg.closed_rate * 100)}"

@@ -306,6 +306,8 @@ class Trainer:
             results["estimated_noise_rate"] = estimates[-1]
         if hasattr(self.data, "skipped"):
             results["skipped_files"] = len(self.data.skipped)
+        if self.cfg.labels or getattr(self.data, "left_out", 0):  # a -1 or empty label, or an unlisted path
+            results["left_out"] = self.data.left_out
         results.update(verdict_summary(self.ledger, self.data))
         return results
 

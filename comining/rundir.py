@@ -99,6 +99,7 @@ def write_data_files(run: "RunDir", dataset: str, data, normalize) -> None:
         "dataset": dataset, "root": str(root.resolve()) if root is not None else None,
         "classes": list(data.classes), "channels": data.channels, "image_size": data.image_size,
         "crop_size": data.crop_size, "normalize": normalize, "train_size": len(data),
+        "full_train_size": getattr(data, "full_size", len(data)),  # what a label file covers (export)
         "skipped_files": len(getattr(data, "skipped", ()))})
     if hasattr(data, "skipped"):
         lines = "".join(f"{path}\t{reason}\n" for path, reason in data.skipped.items())

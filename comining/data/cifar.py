@@ -27,10 +27,11 @@ def _get(d: Any, key: str, path: Path) -> Any:
     raise UserError(f"{path} has no '{key}' entry; it is not a CIFAR python batch, re-download the data set")
 
 
-def _locate(root: str | Path | None, folder: str, files: list[str], title: str, shown: str) -> Path:
-    """Return the CIFAR folder: `root/folder`, or `root` itself when it already holds the batches."""
+def _locate(root: str | Path | None, name: str, folder: str, files: list[str], title: str, shown: str) -> Path:
+    """Return the CIFAR folder under `root`: `root/folder`, the seed's `root/name/folder`, or `root/name`
+    or `root` itself when it already holds the batches. A folder named `folder` must be complete."""
     base = Path(DEFAULT_ROOT if root is None else root)
-    for cand in (base / folder, base):
+    for cand in (base / folder, base / name / folder, base / name, base):
         if cand.is_dir() and (cand.name == folder or any((cand / f).exists() for f in files)):
             missing = [f for f in files if not (cand / f).is_file()]
             if missing:
@@ -40,8 +41,8 @@ def _locate(root: str | Path | None, folder: str, files: list[str], title: str, 
                 )
             return cand
     raise UserError(
-        f"{title} not found: expected {base / folder}/{shown}; download the python version of "
-        f"{title} and unpack it there, or pass --data-root"
+        f"{title} not found: expected {base / name / folder}/{shown} (or {base / folder}/); download the "
+        f"python version of {title} and unpack it there, or pass --data-root"
     )
 
 
@@ -77,7 +78,7 @@ def _names(path: Path, key: str) -> list[str]:
 
 
 def _load(name, title, root, folder, train_files, test_file, meta_file, label_key, names_key, shown):
-    path = _locate(root, folder, train_files + [test_file, meta_file], title, shown)
+    path = _locate(root, name, folder, train_files + [test_file, meta_file], title, shown)
     classes = _names(path / meta_file, names_key)
     parts = [_batch(path / f, label_key, len(classes)) for f in train_files]
     x_te, y_te = _batch(path / test_file, label_key, len(classes))
@@ -89,9 +90,10 @@ def _load(name, title, root, folder, train_files, test_file, meta_file, label_ke
 def load_cifar10(root: str | Path | None = None) -> ArrayData:
     """Load CIFAR-10 (50000 train / 10000 test, N×3×32×32 uint8, 10 classes).
 
-    `root` is the folder containing `cifar-10-batches-py` (default `datasets/`) or that folder
-    itself; it must hold data_batch_1..5, test_batch and batches.meta. Raises UserError when the
-    folder is missing or incomplete, or a file is malformed or not a plain-data pickle.
+    `root` is the folder containing `cifar-10-batches-py` or `cifar10/cifar-10-batches-py` (the
+    seed's layout; default `datasets/`) or that folder itself; it must hold data_batch_1..5,
+    test_batch and batches.meta. Raises UserError when the folder is missing or incomplete, or a
+    file is malformed or not a plain-data pickle.
     """
     train = [f"data_batch_{i}" for i in range(1, 6)]
     return _load("cifar10", "CIFAR-10", root, "cifar-10-batches-py", train, "test_batch",
@@ -101,8 +103,8 @@ def load_cifar10(root: str | Path | None = None) -> ArrayData:
 def load_cifar100(root: str | Path | None = None) -> ArrayData:
     """Load CIFAR-100 with its fine labels (50000 train / 10000 test, N×3×32×32 uint8, 100 classes).
 
-    `root` is the folder containing `cifar-100-python` (default `datasets/`) or that folder itself;
-    it must hold train, test and meta. Raises UserError as load_cifar10 does.
+    `root` is the folder containing `cifar-100-python` or `cifar100/cifar-100-python` (default
+    `datasets/`) or that folder itself; it must hold train, test and meta. Raises UserError as load_cifar10 does.
     """
     return _load("cifar100", "CIFAR-100", root, "cifar-100-python", ["train"], "test", "meta",
                  "fine_labels", "fine_label_names", "train, test and meta")

@@ -1,4 +1,5 @@
-"""Image folders (Web-Bird/Car/Aircraft and any ``train/<class>/…`` tree), streamed from disk.
+"""Image sets streamed from disk: folders (Web-Bird/Car/Aircraft and any ``train/<class>/…`` tree)
+and, through the same machinery, images listed in CSV files (comining/data/image_list.py).
 
 Layout (docs/DATA.md): ``ROOT/train/<class>/**/<image>`` and an evaluation split ``ROOT/val`` (or
 ``tval``, ``test``) with class folders named as in ``train``. Classes are the sorted names of the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from comining import labelfile
 from comining.config import FOLDER_DATASETS, Config
 from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from comining.errors import UserError
@@ -187,8 +190,8 @@ def readable(root: Path, split: str, files: list[str], labels: list[int], classe
     before, after = set(labels), {labels[i] for i in keep}
     for c in sorted(before - after):
         example = next(f for i, f in enumerate(files) if labels[i] == c)
-        raise UserError(f"class folder {root / split / classes[c]} has no readable image (e.g. {example}: "
-                        f"{skipped[example]}): replace the files or remove the folder")
+        raise UserError(f"class {classes[c]} of {root / split} has no readable image (e.g. {example}: "
+                        f"{skipped[example]}): replace the files or remove them")
     return [files[i] for i in keep], [labels[i] for i in keep]
 
 
@@ -200,31 +203,66 @@ def subset(files: list[str], labels: list[int], n: int | None):
     return [files[i] for i in keep], [labels[i] for i in keep]
 
 
+@dataclass
+class Listing:
+    """What a layout names before any file is read: the root that relative paths start from, the
+    classes, each split's files and labels, how messages name the splits, files found outside any
+    class (skipped) and training images the layout itself leaves out (an empty label in a CSV)."""
+
+    root: Path
+    classes: list[str]
+    files: list[str]
+    labels: list[int]
+    test_files: list[str]
+    test_labels: list[int]
+    train_where: str = "train"
+    eval_where: str = "val"
+    skipped: dict = field(default_factory=dict)
+    left_out: int = 0
+
+
+def list_folder(cfg: Config) -> Listing:
+    """The Listing of an image folder (``train/<class>/…`` and an evaluation split)."""
+    root = locate_root(cfg)
+    if not (root / "train").is_dir():
+        raise UserError(f"no train/ folder in {root}: the layout is {LAYOUT}")
+    split = next((s for s in EVAL_SPLITS if (root / s).is_dir()), None)
+    if split is None:
+        raise UserError(f"no evaluation split in {root}: add val/<class>/<image> (or tval/, test/) "
+                        "with a few correctly labelled images per class")
+    # Both splits' layouts first: a layout error should not wait for the readability checks.
+    classes, files, labels, skipped = scan_split(root, "train")
+    _, test_files, test_labels, loose = scan_split(root, split, classes)
+    return Listing(root, classes, files, labels, test_files, test_labels, eval_where=split,
+                   skipped={**skipped, **loose})
+
+
 # -- the training set ---------------------------------------------------------------------------
 
 class FolderData:
     """A training set read from an image folder, with the interface of ``InMemoryData``.
 
-    Attributes: root, classes, num_classes, labels (given labels, long on the device),
-    true_labels (None: the truth of web data is unknown), files / test_files (paths relative to
-    root), skipped ({relative path: reason}, files left out), eval_split, and the view settings
-    channels / image_size (--rescale-size) / crop_size / padding / flip / normalize.
+    The files come from an image folder or, for ``--dataset csv``, from CSV lists (Listing); a
+    ``--labels`` file then replaces their labels. Attributes: root, classes, num_classes, labels
+    (given labels, long on the device), true_labels (None: the truth of web data is unknown),
+    files / test_files (paths relative to root, or absolute), skipped ({path: reason}, files left out
+    as unreadable), left_out (training images left out by an empty or -1 label, or not listed by the
+    label file), eval_split, and the view settings channels / image_size (--rescale-size) / crop_size
+    / padding / flip / normalize.
     """
 
     channels = 3
     true_labels = None
 
     def __init__(self, cfg: Config, device, workers: int | None = None):
-        self.root = locate_root(cfg)
+        if cfg.dataset == "csv":
+            from comining.data.image_list import list_csv  # it builds on this module's Listing
+            listing = list_csv(cfg)
+        else:
+            listing = list_folder(cfg)
+        self.root, self.eval_split = listing.root, listing.eval_where
         self.device = torch.device(device)
         self.workers = cfg.workers if workers is None else workers
-        if not (self.root / "train").is_dir():
-            raise UserError(f"no train/ folder in {self.root}: the layout is {LAYOUT}")
-        split = next((s for s in EVAL_SPLITS if (self.root / s).is_dir()), None)
-        if split is None:
-            raise UserError(f"no evaluation split in {self.root}: add val/<class>/<image> (or tval/, test/) "
-                            "with a few correctly labelled images per class")
-        self.eval_split = split
         self.image_size = cfg.rescale_size
         self.crop_size = cfg.crop_size or 448
         if self.crop_size > self.image_size:
@@ -235,15 +273,24 @@ class FolderData:
         self.normalize = (IMAGENET_MEAN, IMAGENET_STD)
         self.noise = {}  # the labels are as given; nothing synthetic is added
 
-        # Both splits' layouts first: a layout error should not wait for the readability checks.
-        self.classes, files, labels, self.skipped = scan_split(self.root, "train")
-        _, test_files, test_labels, loose = scan_split(self.root, split, self.classes)
-        self.skipped.update(loose)
+        self.classes, self.skipped = listing.classes, listing.skipped
         self.num_classes = len(self.classes)
-        files, labels = readable(self.root, "train", files, labels, self.classes, self.workers, self.skipped)
-        test_files, test_labels = readable(self.root, split, test_files, test_labels, self.classes,
-                                           self.workers, self.skipped)
-        self.files, labels = subset(files, labels, cfg.train_subset)
+        files, labels = readable(self.root, listing.train_where, listing.files, listing.labels, self.classes,
+                                 self.workers, self.skipped)
+        test_files, test_labels = readable(self.root, listing.eval_where, listing.test_files, listing.test_labels,
+                                           self.classes, self.workers, self.skipped)
+        files, labels = subset(files, labels, cfg.train_subset)
+        self.full_size = len(files)
+        self.left_out = listing.left_out
+        if cfg.labels:  # matched by path, after the subset: the same files as a run without the file
+            from_file = labelfile.read_by_path(cfg.labels, files, self.root, self.classes, cfg.label_key)
+            kept = [i for i, y in enumerate(from_file.tolist()) if y != labelfile.LEFT_OUT]
+            if not kept:
+                raise UserError(f"{cfg.labels} gives no label to any training image of {self.root}: its paths "
+                                "must be relative to that folder (as in verdicts.csv) or absolute")
+            self.left_out += len(files) - len(kept)
+            files, labels = [files[i] for i in kept], [int(from_file[i]) for i in kept]
+        self.files = files
         self.test_files, test_labels = subset(test_files, test_labels, cfg.test_subset)
         self.labels = torch.tensor(labels, dtype=torch.long, device=self.device)
         self.test_labels = torch.tensor(test_labels, dtype=torch.long)

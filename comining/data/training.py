@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from comining import noise
+from comining import labelfile, noise
 from comining.config import Config
 from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from comining.errors import UserError
@@ -22,7 +22,9 @@ class InMemoryData:
 
     Attributes: images [N×C×H×W uint8], labels (given, possibly noisy) and true_labels [N long],
     test_images / test_labels (open-set classes removed), num_classes (known classes), classes
-    (their names), noise (the realised rates), crop_size / padding / flip / normalize for the views.
+    (their names), noise (the realised rates), crop_size / padding / flip / normalize for the views,
+    sample_index (each sample's position in the data set's training set) and left_out (samples a
+    ``--labels`` file left out of training).
     """
 
     def __init__(self, cfg: Config, arrays, device):
@@ -30,8 +32,20 @@ class InMemoryData:
         if cfg.train_subset:
             images, true = images[: cfg.train_subset], true[: cfg.train_subset]
         total_classes = len(arrays.classes)
+        self.full_size = len(arrays.train_labels)  # how many labels a label file holds
+        self.sample_index = np.arange(len(true))  # positions in the training set, as label files count
+        labels, self.left_out = true, 0
+        if cfg.labels:  # the file's labels are given, the data set's own ones are the truth
+            from_file = labelfile.read_by_position(cfg.labels, len(arrays.train_labels), list(arrays.classes),
+                                                   cfg.label_key)[: len(true)]
+            kept = from_file != labelfile.LEFT_OUT
+            if not kept.any():
+                raise UserError(f"{cfg.labels} leaves every training sample out (all labels -1 or empty): "
+                                "give at least some labels")
+            self.sample_index, self.left_out = np.flatnonzero(kept), int((~kept).sum())
+            images, true, labels = images[torch.from_numpy(kept)], true[kept], from_file[kept]
         matrix = noise.transition_matrix(cfg.noise_type, cfg.closed_rate, cfg.open_ratio, total_classes)
-        given = noise.corrupt(true, matrix, cfg.noise_seed)
+        given = noise.corrupt(labels, matrix, cfg.noise_seed)
         self.num_classes = noise.closed_classes(total_classes, cfg.open_ratio)
         self.classes = list(arrays.classes[: self.num_classes])
         self.noise = noise.realised_rates(true, given, self.num_classes)
@@ -93,5 +107,6 @@ class InMemoryData:
             yield self.test_images[start:start + batch_size], self.test_labels[start:start + batch_size]
 
     def sample_names(self) -> list[str]:
-        """How verdicts.csv names each training sample: its index in the training set."""
-        return [str(i) for i in range(len(self))]
+        """How verdicts.csv names each training sample: its index in the training set (a label file's
+        left-out samples keep their numbers out of it)."""
+        return [str(i) for i in self.sample_index.tolist()]

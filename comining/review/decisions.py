@@ -10,18 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
-LEFT_OUT = None  # the label of a sample left out of training
-
-
-def verdict_label(verdict: str, given: str, suggested: str | None) -> str | None:
-    """The label a sample keeps when nobody decides otherwise: clean → the given label, relabelled →
-    the suggested one, discarded → left out (None). A verdict no step reached (``unseen``) keeps the
-    given label: the run had no reason to doubt it."""
-    if verdict == "discarded":
-        return LEFT_OUT
-    if verdict == "relabelled" and suggested:
-        return suggested
-    return given
+from comining.labelfile import verdict_label  # noqa: F401  (the one rule, shared with `export`)
 
 
 def verdict_right(verdict: str, given: str, suggested: str | None, true: str) -> bool:

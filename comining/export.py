@@ -1,0 +1,73 @@
+"""``comining export RUN_DIR --out FILE``: a run's decisions as a label file to train on again.
+
+Per training sample of the run (verdicts.csv, read by column name): a relabelled sample gets its
+suggested label, a discarded one is left out (or keeps its given label with ``keep_discarded``),
+every other one (clean, or never seen by a selection step) keeps its given label. Samples the run
+itself left out (a -1 in its own label file) stay left out. The file is in the format of
+comining/labelfile.py, so ``--labels FILE`` (and, for image sets, ``--train-csv FILE``) reads it back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from comining import labelfile
+from comining.errors import UserError
+from comining.verdicts_view import read_run
+
+
+def decided_labels(rows: list[dict], classes: list[str], keep_discarded: bool) -> list[int]:
+    """The label each verdicts.csv row ends with: a class index, or -1 for a sample left out."""
+    def index(name: str, row: dict) -> int:
+        if name not in classes:
+            raise UserError(f"verdicts.csv names class {name!r} for sample {row['sample']}, which the run's "
+                            "data.json does not list: the run directory is inconsistent")
+        return classes.index(name)
+
+    labels = []
+    for row in rows:
+        verdict = "clean" if keep_discarded and row["verdict"] == "discarded" else row["verdict"]
+        name = labelfile.verdict_label(verdict, row["given_label"], row.get("suggested_label"))
+        labels.append(labelfile.LEFT_OUT if name is None else index(name, row))
+    return labels
+
+
+def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = None) -> dict:
+    """Write the label file ``out`` (format ``fmt``, 'csv' or 'npy'; default from the extension) of the
+    run in ``run_dir``. Returns {"path", "format", "samples" (training samples of the run), "relabelled",
+    "discarded" (left out as discarded), "untrained" (left out as the run did not train on them)}."""
+    rows, data, _ = read_run(run_dir)
+    out = Path(out)
+    fmt = fmt or {".csv": "csv", ".npy": "npy"}.get(out.suffix.lower())
+    if fmt not in ("csv", "npy"):
+        raise UserError(f"cannot tell the format of {out}: name it .csv or .npy, or pass --format csv|npy")
+    if not data.get("classes"):
+        raise UserError(f"no data.json with the class names in {run_dir}: train the run again with this version")
+    classes = data["classes"]
+    missing = {"suggested_label"} - set(rows[0] if rows else {"suggested_label"})
+    if missing:
+        raise UserError(f"verdicts.csv in {run_dir} has no suggested_label column: it was not written by comining")
+    labels = decided_labels(rows, classes, keep_discarded)
+    summary = {"path": str(out), "format": fmt, "samples": len(rows),
+               "relabelled": sum(r["verdict"] == "relabelled" and bool(r.get("suggested_label")) for r in rows),
+               "discarded": sum(y == labelfile.LEFT_OUT for y in labels), "untrained": 0}
+    if data.get("root") is None:  # in-memory: samples are positions in the training set
+        size = int(data.get("full_train_size") or data.get("train_size") or 0)
+        decided = np.full(max(size, len(rows)), labelfile.LEFT_OUT, dtype=np.int64)
+        decided[[int(r["sample"]) for r in rows]] = labels
+        if fmt == "npy":
+            labelfile.write_npy(out, decided)
+        else:
+            labelfile.write_csv(out, "index", [str(i) for i in range(len(decided))], decided, classes)
+        summary["untrained"] = int((decided == labelfile.LEFT_OUT).sum()) - summary["discarded"]
+        return summary
+    if fmt == "npy":
+        raise UserError("image sets are matched by path, which a .npy cannot hold: export to a .csv")
+    root = data["root"]
+    same_folder = os.path.abspath(out.parent) == os.path.abspath(root)
+    paths = [r["sample"] if same_folder else os.path.join(root, r["sample"]) for r in rows]
+    labelfile.write_csv(out, "path", paths, labels, classes)  # images it does not list are left out
+    return summary
