@@ -54,7 +54,7 @@ def test_file_labels_are_trained_on_and_the_data_sets_labels_are_the_truth(tmp_p
     true, given = digits_label_file(tmp_path / "labels.npy")
     cfg = resolve({"dataset": "digits", "labels": str(tmp_path / "labels.npy"), "train_subset": 100})
     assert cfg.closed_rate == 0  # the digits preset's 40 % synthetic noise is not added on top
-    assert effective_forget_rate(cfg) == 0.25  # no protocol fixes the rate (0 would select nothing)
+    assert effective_forget_rate(cfg) is None  # no protocol fixes the rate: estimated (auto)
     data = InMemoryData(cfg, load_arrays("digits"), "cpu")
     kept = [i for i in range(100) if i not in (3, 7)]  # the file covers the whole set; cut to the subset
     assert data.labels.tolist() == given[kept].tolist()
