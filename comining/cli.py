@@ -201,7 +201,7 @@ def print_summary(cfg: Config, results: dict, out: str) -> None:
              f"test accuracy {results['last10_mean']:.2f} ± {results['last10_std']:.2f} % "
              f"(last {min(10, results['epochs'])} epochs; best {results['best_acc']:.2f} at epoch {results['best_epoch']}; "
              f"{results['precision']} on {results['device']}, {results['seconds']:.0f} s)"]
-    if "n_wrong_labels" in results and cfg.method != "standard":
+    if "n_wrong_labels" in results:  # final verdicts: every method has them
         wrong = results["n_wrong_labels"]
         lines.append(f"wrong labels caught: {results['wrong_caught']} of {wrong}"
                      + (f" ({results['wrong_caught'] / wrong:.0%})" if wrong else "")
