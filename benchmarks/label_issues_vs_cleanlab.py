@@ -150,7 +150,7 @@ def rescore(out: Path, previous: dict) -> dict:
         probs = probs[[0, 2]]
     evidence = Evidence(probs=probs, labels=labels, history=saved["history"],
                         votes=saved["votes"] if saved["votes"].size else None,
-                        prior_rate=float(saved["prior_rate"]), evaluated=np.ones(len(labels), dtype=bool))
+                        prior_rate=float(saved["prior_rate"]))
     final = decide(evidence)
     is_open = true >= num_classes
     wrong = (labels != true) | is_open

@@ -27,8 +27,8 @@ class Evidence:
     labels: [N] given labels (>= 0); history: [N] mean over epochs of the selection score's quantile
     (0 = most trusted, 1 = least; NaN where no epoch ranked the sample); votes: [N×C] soft labels
     from k-reciprocal bank neighbours, or None without banks; prior_rate: the share of wrong labels
-    expected before looking (the method's target forget rate); evaluated: [N] bool, False for
-    samples the final pass could not read (their probabilities are uniform).
+    expected before looking (the method's target forget rate). Samples the final pass could not
+    read (image files broken since training) keep uniform probabilities.
     """
 
     probs: np.ndarray
@@ -36,7 +36,6 @@ class Evidence:
     history: np.ndarray
     votes: np.ndarray | None
     prior_rate: float
-    evaluated: np.ndarray
 
 
 def final_view_kinds(method) -> tuple[str, ...]:
@@ -53,14 +52,13 @@ def final_view_kinds(method) -> tuple[str, ...]:
 def gather(method, data, views, ledger, precision: str, batch_size: int, seed: int) -> Evidence:
     """Evidence from the trained ``method`` on every training sample of ``data`` (see module doc).
 
-    Augmented views are drawn from a generator seeded by ``seed``, without touching the run's own
-    random state, so the evidence repeats for a given run.
+    The weak view's random crops are drawn after seeding torch with ``seed`` inside ``fork_rng``,
+    so the evidence repeats for a given run and the run's own random state is left as it was.
     """
     device = ledger.status.device
     n, num_classes = len(data), method.num_classes
     kinds = final_view_kinds(method)
     probs = torch.full((len(kinds), n, num_classes), 1.0 / num_classes, device=device)
-    evaluated = torch.zeros(n, dtype=torch.bool, device=device)
     banks = [bank for bank in getattr(method, "banks", ()) if bank.count > 0]
     votes = torch.zeros(n, num_classes, device=device) if banks else None
     nets = [getattr(net, "module", net) for net in method.nets]  # no DDP collectives in this pass
@@ -70,7 +68,6 @@ def gather(method, data, views, ledger, precision: str, batch_size: int, seed: i
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         for index, images in data.ordered_batches(batch_size):
-            evaluated[index] = True
             for v, kind in enumerate(kinds):
                 x = views(images, kind)
                 with hardware.autocast(device, precision):
@@ -83,7 +80,7 @@ def gather(method, data, views, ledger, precision: str, batch_size: int, seed: i
     history = torch.where(ledger.epochs_ranked > 0, ledger.rank_mean, float("nan"))
     return Evidence(probs=probs.cpu().numpy(), labels=data.labels.cpu().numpy(), history=history.cpu().numpy(),
                     votes=None if votes is None else votes.cpu().numpy(),
-                    prior_rate=float(method.target_forget_rate), evaluated=evaluated.cpu().numpy())
+                    prior_rate=float(method.target_forget_rate))
 
 
 def neighbour_votes(feats: torch.Tensor, banks, k: int, sigma: float, num_classes: int) -> torch.Tensor:

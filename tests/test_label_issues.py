@@ -14,7 +14,7 @@ def evidence(probs, labels, history=None, votes=None, prior_rate=0.25):
     history = np.full(n, np.nan) if history is None else np.asarray(history, dtype=float)
     return Evidence(probs=probs, labels=np.asarray(labels), history=history,
                     votes=None if votes is None else np.asarray(votes, dtype=np.float32),
-                    prior_rate=prior_rate, evaluated=np.ones(n, dtype=bool))
+                    prior_rate=prior_rate)
 
 
 # Four samples of 3 classes, all labelled 0: three the network agrees with, one it puts in class 2.
