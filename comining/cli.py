@@ -273,7 +273,7 @@ def print_summary(cfg: Config, results: dict, out: str) -> None:
         lines.append(f"noise rate estimated from the losses: {results['estimated_noise_rate']:.1%}"
                      + (f" (realised {noise['wrong_labels']:.1%})" if "wrong_labels" in noise else "")
                      + "; used as the forget rate")
-    if "n_wrong_labels" in results and cfg.method != "standard":
+    if "n_wrong_labels" in results:  # final verdicts: every method has them
         wrong = results["n_wrong_labels"]
         lines.append(f"wrong labels caught: {results['wrong_caught']} of {wrong}"
                      + (f" ({results['wrong_caught'] / wrong:.0%})" if wrong else "")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from comining import distributed, hardware, noise_rate, report
+from comining import distributed, evidence, hardware, label_issues, noise_rate, report
 from comining.config import Config, from_stored, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
@@ -103,6 +103,7 @@ class Trainer:
         self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: stop after the current step
         self.ddp_wrapped = False
         self.partial = None  # (steps done, LossMonitor) of an epoch interrupted mid-way
+        self.final: label_issues.Verdicts | None = None  # the final verdicts, once training is done
 
     def make_model(self):
         model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
@@ -142,6 +143,7 @@ class Trainer:
                 raise Interrupted(self.stop_signal or "SIGTERM", epoch, step + 1, self.run)
         monitor.check(epoch)
         self.ledger.merge_ranks()
+        self.ledger.end_epoch()
         distributed.broadcast_buffers(self.method)
         return {"lr": lr, "forget_rate": method.forget_rate(epoch), "loss": monitor.means()}
 
@@ -219,19 +221,23 @@ class Trainer:
             for skipped, failed in distributed.gather_objects((self.data.skipped, self.data.failed)):
                 self.data.skipped.update(skipped)
                 self.data.failed.update(failed)
+        self.final = label_issues.decide(evidence.gather(self.method, self.data, self.views, self.ledger,
+                                                         self.precision, cfg.eval_batch_size, cfg.seed))
         results = self.results(time.time() - started)
         if self.run is not None:
             atomic_json(self.run.results, results)
-            write_verdicts(self.run.verdicts, self.ledger, self.data)
+            write_verdicts(self.run, self.ledger, self.data, self.final)
             write_data_files(self.run, cfg.dataset, self.data, self.views.normalize)  # files broken meanwhile
             report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
         return results
 
     def estimate_forget_rate(self, record: dict) -> None:
-        """--forget-rate auto: the share of wrong labels, estimated from this epoch's per-sample losses,
-        becomes the forget rate from the next epoch on (every rank holds the same merged ledger)."""
-        scores = self.ledger.score[self.ledger.epoch_seen].cpu().numpy()
-        estimate = noise_rate.estimate_noise_rate(scores, seed=self.cfg.seed)
+        """--forget-rate auto: the share of wrong labels, estimated from the per-sample losses of the
+        network(s) as they are now, becomes the forget rate from the next epoch on (every rank makes the
+        same pass with the same weights, so all ranks agree)."""
+        losses = evidence.given_label_losses(self.method, self.data, self.views, self.precision,
+                                             self.cfg.eval_batch_size)
+        estimate = noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed)
         self.method.target_forget_rate = estimate.rate
         record.update(estimated_noise_rate=estimate.rate, noise_separation=estimate.separation)
         if distributed.is_main():
@@ -308,7 +314,8 @@ class Trainer:
             results["skipped_files"] = len(self.data.skipped)
         if self.cfg.labels or getattr(self.data, "left_out", 0):  # a -1 or empty label, or an unlisted path
             results["left_out"] = self.data.left_out
-        results.update(verdict_summary(self.ledger, self.data))
+        if self.final is not None:
+            results.update(verdict_summary(self.final, self.data))
         return results
 
 

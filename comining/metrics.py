@@ -20,6 +20,9 @@ class Ledger:
     never synchronises. ``status`` holds codes into SELECTIONS (UNSEEN until a step records the sample); ``pseudo`` the suggested label of
     relabelled samples (-1 otherwise); ``score`` the selection score (lower = more trusted).
     ``epoch_seen`` marks the samples seen in the current epoch for the per-epoch metrics.
+    ``rank_mean`` / ``epochs_ranked`` are each sample's running record for the final verdict: the mean
+    over epochs of its score's quantile among the epoch's scores (0 = most trusted, 1 = least), a
+    scale-free summary of the whole training history (losses shrink as training goes on, ranks do not).
     """
 
     def __init__(self, num_samples: int, device):
@@ -28,6 +31,8 @@ class Ledger:
         self.score = torch.full((num_samples,), float("nan"), device=device)
         self.epoch_seen = torch.zeros(num_samples, dtype=torch.bool, device=device)
         self.average = torch.full((num_samples,), float("nan"), device=device)  # see update_average
+        self.rank_mean = torch.zeros(num_samples, device=device)
+        self.epochs_ranked = torch.zeros(num_samples, device=device)
 
     def record(self, index: torch.Tensor, status: torch.Tensor | int, score: torch.Tensor | None = None,
                pseudo: torch.Tensor | None = None) -> None:
@@ -49,6 +54,22 @@ class Ledger:
     def new_epoch(self) -> None:
         self.epoch_seen.zero_()
 
+    def end_epoch(self) -> None:
+        """Fold this epoch's scores, as quantiles among the samples seen, into the running record.
+
+        One argsort on the device per epoch; samples not seen (or without a finite score) keep their
+        record unchanged.
+        """
+        scored = self.epoch_seen & torch.isfinite(self.score)
+        order = self.score.masked_fill(~scored, float("inf")).argsort()
+        rank = torch.empty_like(self.score)
+        rank[order] = torch.arange(len(order), device=rank.device, dtype=rank.dtype)
+        quantile = rank / (scored.sum() - 1).clamp(min=1)
+        count = self.epochs_ranked + scored.float()
+        self.rank_mean = torch.where(scored, self.rank_mean + (quantile - self.rank_mean) / count.clamp(min=1),
+                                     self.rank_mean)
+        self.epochs_ranked = count
+
     def merge_ranks(self) -> None:
         """Under DDP each rank saw its own share of the epoch: give every rank all of the decisions."""
         if not distributed.active():
@@ -66,10 +87,12 @@ class Ledger:
         self.epoch_seen = owned
 
     def state_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("status", "pseudo", "score", "epoch_seen", "average")}
+        return {k: getattr(self, k) for k in ("status", "pseudo", "score", "epoch_seen", "average", "rank_mean",
+                                              "epochs_ranked")}
 
     def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():  # a ledger saved before `average` existed leaves it unset
+        """Load a state; a checkpoint from before the running records leaves them empty (no history)."""
+        for key, value in state.items():
             getattr(self, key).copy_(value)
 
 
@@ -102,19 +125,23 @@ def selection_metrics(ledger: Ledger, noisy: torch.Tensor, true: torch.Tensor, n
     }
 
 
-def verdict_summary(ledger: Ledger, data) -> dict:
-    """Counts of the final verdicts, and against the truth where the noise was synthetic."""
-    status = ledger.status
-    summary = {f"n_{name}": int((status == code).sum()) for code, name in enumerate(SELECTIONS)}
-    flagged = (status == RELABELLED) | (status == DISCARDED)
+def verdict_summary(final, data) -> dict:
+    """Counts of the final verdicts (a ``comining.label_issues.Verdicts``), and against the truth
+    where the noise was synthetic: wrong labels caught (relabelled or discarded), right labels set
+    aside, and relabellings to the true class."""
+    verdict = torch.as_tensor(final.verdict).long()
+    suggested = torch.as_tensor(final.suggested).long()
+    summary = {f"n_{name}": int((verdict == code).sum()) for code, name in enumerate(VERDICTS)}
+    flagged = verdict != CLEAN
     true = data.true_labels
     if true is not None:
-        wrong = (data.labels != true) | (true >= data.num_classes)
+        true, given = true.cpu(), data.labels.cpu()
+        wrong = (given != true) | (true >= data.num_classes)
         summary.update(
             n_wrong_labels=int(wrong.sum()),
             wrong_caught=int((wrong & flagged).sum()),
             right_flagged=int((~wrong & flagged).sum()),
-            relabelled_correctly=int(((status == RELABELLED) & (ledger.pseudo == true)).sum()))
+            relabelled_correctly=int(((verdict == RELABELLED) & (suggested == true)).sum()))
     return summary
 
 

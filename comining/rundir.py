@@ -1,4 +1,4 @@
-"""The run directory: config, per-epoch metrics, results, checkpoint, verdicts, plots.
+"""The run directory: config, per-epoch metrics, results, checkpoint, verdicts, pred_probs, plots.
 
 Every file that is replaced as a whole is written to a temporary file in the same directory and
 renamed over the old one, so a crash or a full disk mid-write leaves the previous complete file.
@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from comining.config import Config, noise_tag
@@ -70,12 +71,20 @@ def atomic_csv(path: Path, header: list[str], rows) -> None:
     atomic_write(path, text.getvalue().encode())
 
 
-def write_verdicts(path: Path, ledger, data) -> None:
-    """verdicts.csv: per training sample its name, given (and true) label, verdict, suggestion, score."""
+def write_verdicts(run: "RunDir", ledger, data, final) -> None:
+    """verdicts.csv and pred_probs.npy of a finished run.
+
+    verdicts.csv has, per training sample: sample, given_label, [true_label], verdict (the final
+    verdict), suggested_label, label_quality, outlier_score, selection (the last step's selection)
+    and score (its selection score); ``final`` is a ``comining.label_issues.Verdicts``.
+    pred_probs.npy holds ``final.pred_probs`` (N×C float32, one row per training sample).
+    """
     from comining.metrics import SELECTIONS
 
     classes = data.classes
-    status, pseudo, score = ledger.status.tolist(), ledger.pseudo.tolist(), ledger.score.tolist()
+    status, score = ledger.status.tolist(), ledger.score.tolist()
+    verdict, suggested = final.verdict.tolist(), final.suggested.tolist()
+    quality, outlier = final.label_quality.tolist(), final.outlier_score.tolist()
     given = data.labels.tolist()
     true = data.true_labels.tolist() if data.true_labels is not None else None
     names = data.sample_names()
@@ -84,11 +93,16 @@ def write_verdicts(path: Path, ledger, data) -> None:
     def name(label):
         return classes[label] if 0 <= label < len(classes) else f"open:{label}"
 
-    rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), SELECTIONS[status[i]],
-             name(pseudo[i]) if pseudo[i] >= 0 else "", "" if math.isnan(score[i]) else f"{score[i]:.4f}"]
+    rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), SELECTIONS[verdict[i]],
+             name(suggested[i]) if suggested[i] >= 0 else "", f"{quality[i]:.4f}", f"{outlier[i]:.4f}",
+             SELECTIONS[status[i]], "" if math.isnan(score[i]) else f"{score[i]:.4f}"]
             for i in range(len(names)) if i not in failed]
-    header = ["sample", "given_label", *(["true_label"] if true else []), "verdict", "suggested_label", "score"]
-    atomic_csv(path, header, rows)
+    header = ["sample", "given_label", *(["true_label"] if true else []), "verdict", "suggested_label",
+              "label_quality", "outlier_score", "selection", "score"]
+    atomic_csv(run.verdicts, header, rows)
+    buffer = io.BytesIO()
+    np.save(buffer, final.pred_probs.astype(np.float32))
+    atomic_write(run.pred_probs, buffer.getvalue())
 
 
 def write_data_files(run: "RunDir", dataset: str, data, normalize) -> None:
@@ -116,6 +130,7 @@ class RunDir:
         self.results = self.path / "results.json"
         self.checkpoint = self.path / "checkpoint.pt"
         self.verdicts = self.path / "verdicts.csv"
+        self.pred_probs = self.path / "pred_probs.npy"
 
     def create(self) -> None:
         try:

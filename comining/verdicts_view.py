@@ -1,10 +1,10 @@
 """``comining inspect RUN_DIR``: what a run decided about its training images, per class and as pictures.
 
 Reads the run's verdicts.csv (and data.json / config.json to find the images), prints a table of
-clean / relabelled / discarded counts per given class, and draws a contact sheet: for every class,
-one row of its most confidently discarded images and one of its most confidently relabelled ones
-(highest selection score first, i.e. least trusted), each captioned with its score and, when
-relabelled, the suggested class.
+clean / relabelled / discarded counts per given class (the final verdicts), and draws a contact
+sheet: for every class, one row of its most confidently discarded images and one of its most
+confidently relabelled ones (lowest label quality first), each captioned with its label quality
+and, when relabelled, the suggested class.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def read_run(run_dir) -> tuple[list[dict], dict, dict]:
                         f"`comining train --resume {run}`")
     with open(verdicts, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    if rows and not {"sample", "given_label", "verdict", "score"} <= set(rows[0]):
-        raise UserError(f"{verdicts} lacks the columns sample, given_label, verdict, score: "
+    if rows and not {"sample", "given_label", "verdict"} <= set(rows[0]):
+        raise UserError(f"{verdicts} lacks the columns sample, given_label, verdict: "
                         "it was not written by comining")
 
     def load(name: str) -> dict:
@@ -48,10 +48,11 @@ def read_run(run_dir) -> tuple[list[dict], dict, dict]:
     return rows, load("data.json"), load("config.json")
 
 
-def score_of(row: dict) -> float:
+def quality_of(row: dict) -> float:
+    """The row's label quality (0..1, higher = label more likely right); NaN where unknown."""
     try:
-        return float(row["score"])
-    except (TypeError, ValueError):
+        return float(row["label_quality"])
+    except (KeyError, TypeError, ValueError):
         return math.nan
 
 
@@ -136,7 +137,7 @@ def font(size: int):
 
 def sheet_rows(rows: list[dict], classes: list[str], per_row: int, max_classes: int) -> list[tuple]:
     """[(class, verdict, number with that verdict, [rows shown])]: discarded then relabelled per class,
-    highest score first; the ``max_classes`` classes with the most images set aside."""
+    lowest label quality first; the ``max_classes`` classes with the most images set aside."""
     picked = {}
     for r in rows:
         if r["verdict"] in ("discarded", "relabelled"):
@@ -151,7 +152,7 @@ def sheet_rows(rows: list[dict], classes: list[str], per_row: int, max_classes: 
         for verdict in ("discarded", "relabelled"):
             members = picked.get((name, verdict), [])
             if members:
-                ranked = sorted(members, key=lambda r: -score_of(r) if not math.isnan(score_of(r)) else math.inf)
+                ranked = sorted(members, key=lambda r: quality_of(r) if not math.isnan(quality_of(r)) else math.inf)
                 out.append((name, verdict, len(members), ranked[:per_row]))
     return out
 
@@ -166,7 +167,7 @@ def contact_sheet(rows: list[dict], classes: list[str], load_image, path: Path, 
     height = 28 + max(len(lines), 1) * (tile_h + 6)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((6, 6), "most confidently set aside per class (highest score = least trusted first)", fill="black",
+    draw.text((6, 6), "most confidently set aside per class (lowest label quality first)", fill="black",
               font=big)
     if not lines:
         draw.text((6, 34), "nothing was discarded or relabelled", fill="black", font=big)
@@ -189,8 +190,8 @@ def contact_sheet(rows: list[dict], classes: list[str], load_image, path: Path, 
                 draw.rectangle([left, top, left + THUMB - 1, top + THUMB - 1], outline=(160, 160, 160))
                 draw.text((left + 6, top + THUMB // 2 - 6), "not found", fill=(120, 120, 120), font=small)
             draw.rectangle([left, top, left + THUMB - 1, top + THUMB - 1], outline=colour)
-            score = score_of(row)
-            caption = ("" if math.isnan(score) else f"{score:.2f}")
+            quality = quality_of(row)
+            caption = ("" if math.isnan(quality) else f"q {quality:.2f}")
             if verdict == "relabelled" and row.get("suggested_label"):
                 caption += f" ->{_fit(row['suggested_label'], 9)}"  # ASCII: the default font lacks →
             draw.text((left + 2, top + THUMB + 1), caption, fill=colour, font=small)

@@ -105,7 +105,8 @@ def test_cifar10nc_verdicts(cifar10_run):
         rows = list(csv.DictReader(fh))
     assert len(rows) == 200  # one per training image
     assert sorted(int(r["sample"]) for r in rows) == list(range(200))
-    assert {r["verdict"] for r in rows} <= VERDICTS | {"unseen"}  # 200 images, batches of 128: some never drawn
+    assert {r["verdict"] for r in rows} <= VERDICTS  # final verdicts: every sample gets one
+    assert {r["selection"] for r in rows} <= VERDICTS | {"unseen"}  # 200 images, batches of 128: some never drawn
     classes = {f"class{i}" for i in range(10)}
     assert {r["given_label"] for r in rows} <= classes
     for r in rows:  # a suggestion exactly where the sample was relabelled
@@ -149,7 +150,8 @@ def test_cifar80no_trains_80_outputs(run_cli, cifar100_root, tmp_path):
     assert len(rows) == 400
     known = {f"fine{i}" for i in range(80)}
     assert {r["given_label"] for r in rows} <= known  # no label ever lands in an open class
-    assert {r["verdict"] for r in rows} <= VERDICTS | {"unseen"}  # 200 images, batches of 128: some never drawn
+    assert {r["verdict"] for r in rows} <= VERDICTS  # final verdicts: every sample gets one
+    assert {r["selection"] for r in rows} <= VERDICTS | {"unseen"}  # 200 images, batches of 128: some never drawn
     assert sum(r["true_label"] not in known for r in rows) == 80
     for m in _metrics(out):
         assert m["open_discarded"] is None or 0 <= m["open_discarded"] <= 1

@@ -32,7 +32,10 @@ def test_comining_finds_the_wrong_labels_on_digits(digits_runs):
     # precision 0.82, relabel accuracy 0.98, 427 of 585 wrong labels caught, 331 of 338 relabelled right.
     assert last["label_precision"] > 0.75
     assert last["relabel_acc"] > 0.9
-    assert results["wrong_caught"] > 0.6 * results["n_wrong_labels"]
+    # Final verdicts: cleanlab 2.9 with 5-fold logistic-regression probabilities reaches F1 0.93 here.
+    caught, flagged = results["wrong_caught"], results["wrong_caught"] + results["right_flagged"]
+    precision, recall = caught / flagged, caught / results["n_wrong_labels"]
+    assert 2 * precision * recall / (precision + recall) > 0.93
     assert results["relabelled_correctly"] > 0.9 * results["n_relabelled"]
     rows = list(csv.DictReader((out / "verdicts.csv").open()))
     assert len(rows) == results["train_size"]

@@ -137,7 +137,8 @@ def test_skipped_files_lists_exactly_the_broken_files(folder_run):
 
 def test_verdicts_name_every_readable_training_file(folder_run):
     rows = read_csv(folder_run["out"] / "verdicts.csv")
-    assert list(rows[0]) == ["sample", "given_label", "verdict", "suggested_label", "score"]
+    assert list(rows[0]) == ["sample", "given_label", "verdict", "suggested_label", "label_quality", "outlier_score",
+                             "selection", "score"]
     assert [r["sample"] for r in rows] == folder_run["files"]  # relative paths, no broken files
     classes = set(CLASSES.values())
     for row in rows:
@@ -147,7 +148,8 @@ def test_verdicts_name_every_readable_training_file(folder_run):
             assert row["suggested_label"] in classes
         else:
             assert row["suggested_label"] == ""
-        assert float(row["score"]) >= 0
+        assert 0 <= float(row["label_quality"]) <= 1 and 0 <= float(row["outlier_score"]) <= 1
+        assert row["selection"] in {"clean", "relabelled", "discarded", "unseen"}
     assert Counter(r["verdict"] for r in rows)["clean"] > 0
 
 

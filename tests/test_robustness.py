@@ -413,7 +413,7 @@ def _rewrite_checkpoint(trainer):
 
 
 def _rewrite_verdicts(trainer):
-    write_verdicts(trainer.run.verdicts, trainer.ledger, trainer.data)
+    write_verdicts(trainer.run, trainer.ledger, trainer.data, trainer.final)
 
 
 def _rewrite_metrics(trainer):

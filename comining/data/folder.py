@@ -343,6 +343,16 @@ class FolderData:
             index = index.to(self.device, non_blocking=True)
             yield index, images.to(self.device, non_blocking=True), self.labels[index]
 
+    def ordered_batches(self, batch_size: int):
+        """Yield (index, uint8 images) of the readable training images in order (the final verdicts' pass)."""
+        dataset = ImageFiles(self.files, self.image_size, root=self.root)
+        order = [list(range(s, min(s + batch_size, len(dataset)))) for s in range(0, len(dataset), batch_size)]
+        for index, ok, images, reasons in loader(dataset, order, self.workers, self.device.type == "cuda"):
+            self.failed.update(reasons)
+            self.skipped.update({self.files[i]: r for i, r in reasons.items()})
+            if images.numel():
+                yield index[ok].to(self.device), images.to(self.device, non_blocking=True)
+
     def test_batches(self, batch_size: int, rank: int = 0, world: int = 1):
         """Yield (uint8 images, labels) of the evaluation split on the device (every world-th batch)."""
         dataset = ImageFiles(self.test_files, self.image_size, root=self.root)

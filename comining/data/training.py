@@ -101,6 +101,12 @@ class InMemoryData:
     def num_batches(self, batch_size: int) -> int:
         return max(1, len(self) // batch_size)
 
+    def ordered_batches(self, batch_size: int):
+        """Yield (index, uint8 images) of the whole training set in order (the final verdicts' pass)."""
+        for start in range(0, len(self), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(self)), device=self.device)
+            yield index, self.images[index]
+
     def test_batches(self, batch_size: int, rank: int = 0, world: int = 1):
         """Yield (uint8 images, labels) of every world-th test batch, starting at ``rank``."""
         for start in range(rank * batch_size, self.test_images.shape[0], world * batch_size):

@@ -1,0 +1,67 @@
+"""Reading a finished run's verdicts from Python, in the shape of cleanlab's functions.
+
+``load_verdicts(run_dir)`` gives the rows of verdicts.csv; ``find_label_issues(run_dir)`` the
+samples whose final verdict is not ``clean`` (a mask, or indices from most to least suspect);
+``label_quality_scores(run_dir)`` each sample's label quality (higher = label more likely right);
+``load_pred_probs(run_dir)`` the final model's class probabilities, one row per training sample.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from comining.errors import UserError
+from comining.rundir import RunDir
+
+REQUIRED = ("sample", "given_label", "verdict", "suggested_label", "label_quality", "outlier_score")
+
+
+def load_verdicts(run_dir) -> list[dict]:
+    """The rows of ``run_dir``/verdicts.csv as dicts keyed by column name, in training-set order."""
+    path = RunDir(run_dir).verdicts
+    if not path.exists():
+        raise UserError(f"no verdicts.csv in {run_dir}: pass the directory of a finished run")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
+        if missing:
+            raise UserError(f"{path} has no column {', '.join(missing)}: it was written by an older version; "
+                            "train the run again to get final verdicts")
+        return list(reader)
+
+
+def label_quality_scores(run_dir) -> np.ndarray:
+    """Per training sample (rows of verdicts.csv), the label quality in [0, 1]; higher = more likely right."""
+    return np.array([float(row["label_quality"]) for row in load_verdicts(run_dir)])
+
+
+def find_label_issues(run_dir, ranked_by: str | None = None) -> np.ndarray:
+    """The samples whose final verdict is relabelled or discarded.
+
+    ranked_by=None: a boolean mask over the rows of verdicts.csv. ranked_by="label_quality": the
+    row indices of those samples from most to least suspect (lowest label quality first).
+    """
+    if ranked_by not in (None, "label_quality"):
+        raise UserError(f"ranked_by={ranked_by!r} is not known: pass None or 'label_quality'")
+    rows = load_verdicts(run_dir)
+    issues = np.array([row["verdict"] != "clean" for row in rows], dtype=bool)
+    if ranked_by is None:
+        return issues
+    quality = np.array([float(row["label_quality"]) for row in rows])
+    flagged = np.flatnonzero(issues)
+    return flagged[np.argsort(quality[flagged], kind="stable")]
+
+
+def load_pred_probs(run_dir) -> np.ndarray:
+    """pred_probs.npy of a run: [N×C] class probabilities of the final model, one row per training sample.
+
+    In-sample: the model was trained on these samples (with their given labels where it trusted
+    them), so the probabilities are more confident in the given labels than held-out ones would be.
+    """
+    path = Path(RunDir(run_dir).pred_probs)
+    if not path.exists():
+        raise UserError(f"no pred_probs.npy in {run_dir}: pass the directory of a finished run")
+    return np.load(path)

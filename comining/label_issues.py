@@ -1,0 +1,96 @@
+"""The final verdict of every training sample: evidence in, verdicts and scores out.
+
+Decided once, at the end of training, from everything the run knows (``comining.evidence``). The
+rule and the evidence for it are in docs/METHOD.md ("Final verdicts").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from comining.evidence import Evidence
+from comining.metrics import CLEAN, DISCARDED, RELABELLED
+
+HISTORY_WEIGHT = 0.1  # least share of label_quality from the training history (more where memorised)
+OUTLIER_RATIO = 0.6  # discard as "no class fits" when the best class has less than this share of a typical one
+
+
+@dataclass
+class Verdicts:
+    """Per training sample: verdict (codes CLEAN / RELABELLED / DISCARDED), suggested (class, or -1),
+    label_quality (0..1, higher = given label more likely right), outlier_score (0..1, higher = more
+    likely that no known class fits), pred_probs ([N×C], the final model's probabilities averaged
+    over the views; rows sum to 1)."""
+
+    verdict: np.ndarray
+    suggested: np.ndarray
+    label_quality: np.ndarray
+    outlier_score: np.ndarray
+    pred_probs: np.ndarray
+
+
+def decide(evidence: Evidence) -> Verdicts:
+    """The final verdicts from the evidence of a finished run (docs/METHOD.md, "Final verdicts")."""
+    pred = evidence.probs.mean(0)
+    pred = pred / pred.sum(1, keepdims=True)
+    labels = evidence.labels
+    disagree = float((pred.argmax(1) != labels).mean())
+    history_weight = max(HISTORY_WEIGHT, memorised_share(disagree, evidence.prior_rate))
+    quality = label_quality(pred, labels, evidence.history, history_weight)
+    flagged = lowest_share(quality, evidence.prior_rate)
+    best = best_other_class(pred, labels)
+    relabel = flagged & (pred.argmax(1) == best) & ~outliers(pred, flagged)
+    if evidence.votes is not None:  # as in training: the bank neighbours must not name another class
+        relabel &= evidence.votes.argmax(1) == best
+    verdict = np.full(len(labels), CLEAN, dtype=np.int8)
+    verdict[relabel] = RELABELLED
+    verdict[flagged & ~relabel] = DISCARDED
+    return Verdicts(verdict=verdict, suggested=np.where(relabel, best, -1), label_quality=quality,
+                    outlier_score=1.0 - pred.max(1), pred_probs=pred.astype(np.float32))
+
+
+def memorised_share(disagree: float, prior_rate: float) -> float:
+    """0..1: how far the final model falls short of disagreeing with the expected share of wrong
+    labels. A network that fitted its wrong labels agrees with them, so its predictions cannot
+    find them; for that share the training history, ranked before memorisation set in, decides."""
+    if prior_rate <= 0:
+        return 0.0
+    return float(np.clip(1.0 - disagree / prior_rate, 0.0, 1.0))
+
+
+def label_quality(pred: np.ndarray, labels: np.ndarray, history: np.ndarray, history_weight: float) -> np.ndarray:
+    """Per sample in [0, 1]: the normalised margin of the given label over the best other class,
+    (1 + pred[given] - max other) / 2 (0.5 = a tie), blended with ``history_weight`` of how trusted
+    the label was over the whole training (1 - the mean score quantile) where that is known."""
+    rows = np.arange(len(labels))
+    margin = 0.5 * (1.0 + pred[rows, labels] - pred[rows, best_other_class(pred, labels)])
+    trusted = np.where(np.isnan(history), margin, 1.0 - np.nan_to_num(history))
+    return np.clip(history_weight * trusted + (1 - history_weight) * margin, 0.0, 1.0)
+
+
+def best_other_class(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per sample, the class other than the given one with the highest probability."""
+    other = pred.copy()
+    other[np.arange(len(labels)), labels] = -np.inf
+    return other.argmax(1)
+
+
+def outliers(pred: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Samples whose best class has less than OUTLIER_RATIO of the median best-class probability
+    of the samples judged clean: relative, because label smoothing (Co-mining's ε) caps every
+    probability well below 1."""
+    top = pred.max(1)
+    typical = np.median(top[~flagged]) if (~flagged).any() else np.median(top)
+    return top < OUTLIER_RATIO * typical
+
+
+def lowest_share(quality: np.ndarray, rate: float) -> np.ndarray:
+    """Mask of the round(rate·N) lowest qualities; samples tied with the last one taken are taken too
+    (equal evidence, equal verdict)."""
+    count = int(round(rate * len(quality)))
+    if count <= 0:
+        return np.zeros(len(quality), dtype=bool)
+    cut = np.partition(quality, count - 1)[count - 1]
+    return quality <= cut

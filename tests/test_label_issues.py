@@ -1,0 +1,72 @@
+"""The final-verdict rule on hand-built evidence whose right answers are worked out by hand."""
+
+import numpy as np
+
+from comining.evidence import Evidence
+from comining.label_issues import decide, lowest_share
+from comining.metrics import CLEAN, DISCARDED, RELABELLED
+
+
+def evidence(probs, labels, history=None, votes=None, prior_rate=0.25):
+    probs = np.asarray(probs, dtype=np.float32)
+    probs = probs[None] if probs.ndim == 2 else probs
+    n = probs.shape[1]
+    history = np.full(n, np.nan) if history is None else np.asarray(history, dtype=float)
+    return Evidence(probs=probs, labels=np.asarray(labels), history=history,
+                    votes=None if votes is None else np.asarray(votes, dtype=np.float32),
+                    prior_rate=prior_rate)
+
+
+# Four samples of 3 classes, all labelled 0: three the network agrees with, one it puts in class 2.
+AGREE = [0.9, 0.05, 0.05]
+OTHER = [0.02, 0.03, 0.95]
+FLAT = [0.34, 0.33, 0.33]
+
+
+def test_a_sample_confidently_in_another_class_is_relabelled_to_it():
+    final = decide(evidence([AGREE, AGREE, OTHER, AGREE], [0, 0, 0, 0]))
+    assert final.verdict.tolist() == [CLEAN, CLEAN, RELABELLED, CLEAN]
+    assert final.suggested.tolist() == [-1, -1, 2, -1]
+    assert final.label_quality[2] < final.label_quality[0]
+
+
+def test_a_sample_no_class_fits_is_discarded():
+    final = decide(evidence([AGREE, AGREE, FLAT, AGREE], [0, 0, 0, 0]))
+    assert final.verdict.tolist() == [CLEAN, CLEAN, DISCARDED, CLEAN]
+    assert final.suggested.tolist() == [-1, -1, -1, -1]
+    assert final.outlier_score[2] > final.outlier_score[0]  # 0.66 against 0.1
+
+
+def test_neighbours_that_disagree_with_the_network_turn_a_relabelling_into_a_discard():
+    votes = [[1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0]]  # the neighbours of sample 2 say class 1
+    final = decide(evidence([AGREE, AGREE, OTHER, AGREE], [0, 0, 0, 0], votes=votes))
+    assert final.verdict[2] == DISCARDED
+
+
+def test_without_banks_the_network_alone_decides():
+    empty = decide(evidence([AGREE, AGREE, OTHER, AGREE], [0, 0, 0, 0], votes=None))
+    assert empty.verdict[2] == RELABELLED
+
+
+def test_history_breaks_a_tie_the_final_network_leaves():
+    # Both samples look alike to the final network; the first was trusted all along, the second
+    # was among the least trusted in every epoch, so it is the one flagged (prior: 1 of 4).
+    probs = [AGREE, [0.6, 0.2, 0.2], [0.6, 0.2, 0.2], AGREE]
+    final = decide(evidence(probs, [0, 0, 0, 0], history=[0.1, 0.1, 0.95, 0.1]))
+    assert final.label_quality[2] < final.label_quality[1]
+    assert final.verdict.tolist()[:3] == [CLEAN, CLEAN, DISCARDED]
+
+
+def test_ties_at_the_cut_get_the_same_verdict():
+    quality = np.array([0.1, 0.5, 0.5, 0.9])
+    assert lowest_share(quality, 0.5).tolist() == [True, True, True, False]  # 2 asked, the tie makes 3
+    assert lowest_share(quality, 0.0).tolist() == [False] * 4
+
+
+def test_scores_are_in_range_and_pred_probs_rows_sum_to_one():
+    views = np.stack([np.array([AGREE, OTHER, FLAT]), np.array([OTHER, OTHER, FLAT])])
+    final = decide(evidence(views, [0, 1, 2], history=[0.2, np.nan, 0.7]))
+    assert np.allclose(final.pred_probs.sum(1), 1, atol=1e-6)
+    assert np.allclose(final.pred_probs[0], (np.array(AGREE) + np.array(OTHER)) / 2)  # the views' mean
+    for scores in (final.label_quality, final.outlier_score):
+        assert ((scores >= 0) & (scores <= 1)).all()
