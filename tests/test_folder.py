@@ -119,7 +119,7 @@ def folder_run(tmp_path_factory):
 
 def test_summary_counts_skipped_files_and_reports_no_synthetic_noise(folder_run):
     stdout = folder_run["result"].stdout
-    assert "comining on folder: 160 training images (3 unreadable files skipped, listed in skipped_files.txt)" in stdout
+    assert "comining (recipe default) on folder: 160 training images (3 unreadable files skipped, listed in skipped_files.txt)" in stdout
     assert "labels wrong" not in stdout  # web labels: the noise is unknown
     assert "comining inspect" in stdout
 

@@ -260,7 +260,7 @@ def csv_run(tmp_path_factory):
 def test_csv_list_trains_and_names_the_listed_paths(csv_run):
     rows, out = csv_run["rows"], csv_run["out"]
     trained = [r for r in rows if r[1] and "missing" not in r[0]]
-    assert "comining on csv: 29 training images (1 unreadable file skipped" in csv_run["result"].stdout
+    assert "comining (recipe default) on csv: 29 training images (1 unreadable file skipped" in csv_run["result"].stdout
     assert "1 sample left out of training" in csv_run["result"].stdout
     verdicts = read_csv(out / "verdicts.csv")
     assert [(r["sample"], r["given_label"]) for r in verdicts] == [tuple(r) for r in trained]
