@@ -6,8 +6,11 @@ from dataclasses import dataclass
 import pytest
 import torch
 
+import numpy as np
+
+from comining.label_issues import Verdicts
 from comining.metrics import CLEAN, DISCARDED, RELABELLED, UNSEEN, Ledger, selection_metrics, verdict_summary
-from comining.rundir import write_verdicts
+from comining.rundir import RunDir, write_verdicts
 
 # Ten samples, known classes 0..2 (a, b, c); true labels 3 and 4 are open-set (no known class).
 #   sample     0  1  2  3  4  5  6  7  8  9
@@ -40,6 +43,15 @@ def hand_built_ledger() -> Ledger:
     return ledger  # sample 9: no step saw it
 
 
+def hand_built_final() -> Verdicts:
+    """Final verdicts with the ledger's decisions, sample 9 (never selected on) clean."""
+    verdict = np.array([CLEAN, CLEAN, DISCARDED, CLEAN, RELABELLED, RELABELLED, RELABELLED, DISCARDED, CLEAN, CLEAN])
+    suggested = np.array([-1, -1, -1, -1, 1, 2, 1, -1, -1, -1])
+    quality = np.linspace(0.9, 0.0, 10)
+    return Verdicts(verdict=verdict, suggested=suggested, label_quality=quality, outlier_score=1 - quality,
+                    pred_probs=np.full((10, 3), 1 / 3, dtype=np.float32))
+
+
 def test_selection_metrics_by_hand():
     # Seen: 0..8. Right labels seen: {0,1,2,4,6} (5). Clean {0,1,3,8}, of which right {0,1}:
     # precision 2/4, recall 2/5. Relabelled {4,5,6}, to the true class {4,5}: 2/3.
@@ -65,23 +77,22 @@ def test_selection_metrics_count_only_this_epochs_samples():
 def test_verdict_summary_by_hand():
     # Wrong labels: 3 and 5 (flipped), 7 and 8 (open-set): 4. Flagged (relabelled or discarded):
     # {2,4,5,6,7}; of them wrong {5,7} (caught 2) and right {2,4,6} (3). Relabelled to the truth: {4,5}.
-    summary = verdict_summary(hand_built_ledger(), TinyData(GIVEN, TRUE))
-    assert summary == {"n_clean": 4, "n_relabelled": 3, "n_discarded": 2, "n_unseen": 1, "n_wrong_labels": 4,
+    summary = verdict_summary(hand_built_final(), TinyData(GIVEN, TRUE))
+    assert summary == {"n_clean": 5, "n_relabelled": 3, "n_discarded": 2, "n_wrong_labels": 4,
                        "wrong_caught": 2, "right_flagged": 3, "relabelled_correctly": 2}
     # Without the truth (real noise) only the counts remain.
-    assert verdict_summary(hand_built_ledger(), TinyData(GIVEN, None)) == {
-        "n_clean": 4, "n_relabelled": 3, "n_discarded": 2, "n_unseen": 1}
+    assert verdict_summary(hand_built_final(), TinyData(GIVEN, None)) == {
+        "n_clean": 5, "n_relabelled": 3, "n_discarded": 2}
 
 
 def test_an_unseen_sample_is_reported_as_unseen_in_verdicts_csv(tmp_path):
     ledger = hand_built_ledger()
     assert ledger.status[9] == UNSEEN
-    write_verdicts(tmp_path / "verdicts.csv", ledger, TinyData(GIVEN, TRUE))
+    write_verdicts(RunDir(tmp_path), ledger, TinyData(GIVEN, TRUE), hand_built_final())
     with open(tmp_path / "verdicts.csv", newline="") as fh:
         rows = {row["sample"]: row for row in csv.DictReader(fh)}
-    # The last epoch's selection; verdicts.csv called it `verdict` before it gained a final verdict.
-    column = "selection" if "selection" in rows["9"] else "verdict"
-    assert [rows[str(i)][column] for i in range(10)] == [
+    assert rows["9"]["verdict"] == "clean"  # the final verdict covers every sample
+    assert [rows[str(i)]["selection"] for i in range(10)] == [
         "clean", "clean", "discarded", "clean", "relabelled", "relabelled", "relabelled", "discarded", "clean",
         "unseen"]
     assert rows["9"]["score"] == "" and rows["0"]["score"] == "0.1000"

@@ -302,11 +302,11 @@ def test_digits_page_counts_filters_decisions_and_saved_file(digits_run, watched
         assert int(images) == sum(counts[(name, v)] for v in ("clean", "relabelled", "discarded", "unseen"))
     assert table[-1][0] == "all" and int(table[-1][1]) == len(rows)
 
-    # by default: the images set aside, most suspect (highest score) first
+    # by default: the images set aside, most suspect (lowest label quality) first
     assert shown_count(page) == len(aside) and page.locator(".card").count() == min(200, len(aside))
-    scores = [float(r["score"]) for r in aside]
+    qualities = [float(r["label_quality"]) for r in aside]
     first = page.locator(".card").first.locator(".name").text_content()
-    assert float(next(r["score"] for r in aside if r["sample"] == first)) == max(scores)
+    assert float(next(r["label_quality"] for r in aside if r["sample"] == first)) == min(qualities)
 
     # filters: relabelled only, then one given class
     page.locator("#verdict-filter input[value='2']").uncheck()
