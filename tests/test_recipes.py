@@ -209,3 +209,8 @@ def test_a_baseline_cell_serves_any_recipe(tmp_path):
     check_cell(tmp_path / "cell", replace(base, recipe="authors", **RECIPES["authors"]))  # no error
     with pytest.raises(UserError, match="other settings"):
         check_cell(tmp_path / "cell", replace(base, method="comining", recipe="authors", **RECIPES["authors"]))
+
+
+def test_the_settings_defaults_are_the_default_recipe():
+    # Config() built directly (the Python API) must mean what its recipe field says.
+    assert {k: getattr(Config(), k) for k in RECIPE_KEYS} == RECIPES[Config().recipe]

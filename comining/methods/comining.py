@@ -45,7 +45,8 @@ def within_class_order(score: torch.Tensor, labels: torch.Tensor, num_classes: i
     while taking about the same share of every label. Ties go to the lower score.
     """
     grouped = lexsort_pair(labels, score)  # by label, then by score
-    counts = torch.bincount(labels, minlength=num_classes)
+    # scatter_add, not bincount: bincount reads the labels' maximum back to the host on a GPU
+    counts = torch.zeros(num_classes, dtype=torch.long, device=labels.device).scatter_add_(0, labels, torch.ones_like(labels))
     starts = torch.cumsum(counts, 0) - counts
     position = torch.empty_like(grouped)
     position[grouped] = torch.arange(score.shape[0], device=score.device)
