@@ -56,7 +56,8 @@ def tensors_equal(a, b, where: str = "") -> None:
     """Exact, recursive equality of two checkpoint pieces (tensors bit for bit)."""
     if isinstance(a, torch.Tensor):
         assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
-        assert torch.equal(a, b), f"{where} differs"
+        same_nan = torch.isnan(a).equal(torch.isnan(b)) if a.is_floating_point() else True  # NaN: not yet set
+        assert same_nan and torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)), f"{where} differs"
     elif isinstance(a, dict):
         assert set(a) == set(b), f"{where}: keys {set(a) ^ set(b)}"
         for key in a:
