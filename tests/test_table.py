@@ -82,7 +82,7 @@ def test_grid_runs_once_and_resumes_without_training(tmp_path, monkeypatch):
 
 
 def test_table_command_writes_markdown_csv_and_plot(tmp_path):
-    args = ["--methods", "standard,comining", "--noise", "sym40,asym20", "--train-subset", "300", "--epochs", "2",
+    args = ["--methods", "standard,comining", "--noise", "sym40,asym20", "--train-subset", "200", "--epochs", "2",
             "--warmup-epochs", "1", "--batch-size", "64", "--out", str(tmp_path / "t"), "--quiet"]
     done = subprocess.run([sys.executable, "-m", "comining", "table", *args], capture_output=True, text=True,
                           cwd=tmp_path)
