@@ -55,8 +55,8 @@ def _fashion_mnist_present() -> bool:
 def test_comining_beats_standard_on_fashion_mnist(tmp_path):
     # A 1500-image subset, 16 epochs, the rate annealed over the last 10: enough for memorisation to
     # show in Standard and for the selection to settle in Co-mining (measured with the default recipe:
-    # 74.5 against 57.0, label precision 0.81; with the paper's, 70.9 against 58.6; with 2000 images for 12 epochs Standard had not memorised yet: 65.3
-    # against 63.8). A bank of 1024 is flushed of the warm-up's noisy entries within an epoch of selection.
+    # 74.5 against 57.0, label precision 0.81; with the paper's, 70.9 against 58.6; with 2000 images
+    # for 12 epochs Standard had not memorised yet: 65.3 against 63.8). A bank of 1024 is flushed of the warm-up's noisy entries within an epoch of selection.
     settings = {"dataset": "fashion-mnist", "train_subset": 1500, "test_subset": 1000, "epochs": 16,
                 "warmup_epochs": 3, "epoch_decay_start": 6, "closed_rate": 0.5, "bank": 1024, "quiet": True}
     comining = train(resolve({**settings, "method": "comining"}), out=tmp_path / "comining")
