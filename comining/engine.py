@@ -292,9 +292,9 @@ class Trainer:
                 group["lr"] = cfg.lr
         trainer.history = state["history"]
         trainer.start_epoch = state["epoch"]
-        for record in trainer.history:  # an estimated forget rate holds for the rest of the run
-            if "estimated_noise_rate" in record:
-                trainer.method.target_forget_rate = record["estimated_noise_rate"]
+        estimate = estimated_noise_rate(trainer.history)
+        if estimate is not None:  # an estimated forget rate holds for the rest of the run
+            trainer.method.target_forget_rate = estimate
         return trainer
 
     def results(self, seconds: float) -> dict:
@@ -307,9 +307,9 @@ class Trainer:
                    "device": str(self.device), "noise": self.data.noise, "train_size": len(self.data),
                    "label_precision": self.history[-1].get("label_precision"), "recipe": self.cfg.recipe,
                    "forget_rate": self.method.target_forget_rate}
-        estimates = [r["estimated_noise_rate"] for r in self.history if "estimated_noise_rate" in r]
-        if estimates:
-            results["estimated_noise_rate"] = estimates[-1]
+        estimate = estimated_noise_rate(self.history)
+        if estimate is not None:
+            results["estimated_noise_rate"] = estimate
         if hasattr(self.data, "skipped"):
             results["skipped_files"] = len(self.data.skipped)
         if self.cfg.labels or getattr(self.data, "left_out", 0):  # a -1 or empty label, or an unlisted path
@@ -317,6 +317,12 @@ class Trainer:
         if self.final is not None:
             results.update(verdict_summary(self.final, self.data))
         return results
+
+
+def estimated_noise_rate(history: list[dict]) -> float | None:
+    """The noise rate that --forget-rate auto estimated during the run (None if it made none)."""
+    estimates = [r["estimated_noise_rate"] for r in history if "estimated_noise_rate" in r]
+    return estimates[-1] if estimates else None
 
 
 def train(cfg: Config, out=None) -> dict:

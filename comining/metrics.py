@@ -17,8 +17,9 @@ class Ledger:
     """What the method decided for every training sample, kept from the last step that saw it.
 
     Lives on the training device and is written with index tensors, so recording a step's decisions
-    never synchronises. ``status`` holds codes into SELECTIONS (UNSEEN until a step records the sample); ``pseudo`` the suggested label of
-    relabelled samples (-1 otherwise); ``score`` the selection score (lower = more trusted).
+    never synchronises. ``status`` holds codes into SELECTIONS (UNSEEN until a step records the
+    sample); ``pseudo`` the suggested label of relabelled samples (-1 otherwise); ``score`` the
+    selection score (lower = more trusted).
     ``epoch_seen`` marks the samples seen in the current epoch for the per-epoch metrics.
     ``rank_mean`` / ``epochs_ranked`` are each sample's running record for the final verdict: the mean
     over epochs of its score's quantile among the epoch's scores (0 = most trusted, 1 = least), a

@@ -46,7 +46,8 @@ def within_class_order(score: torch.Tensor, labels: torch.Tensor, num_classes: i
     """
     grouped = lexsort_pair(labels, score)  # by label, then by score
     # scatter_add, not bincount: bincount reads the labels' maximum back to the host on a GPU
-    counts = torch.zeros(num_classes, dtype=torch.long, device=labels.device).scatter_add_(0, labels, torch.ones_like(labels))
+    counts = torch.zeros(num_classes, dtype=torch.long, device=labels.device)
+    counts.scatter_add_(0, labels, torch.ones_like(labels))
     starts = torch.cumsum(counts, 0) - counts
     position = torch.empty_like(grouped)
     position[grouped] = torch.arange(score.shape[0], device=score.device)
@@ -89,7 +90,8 @@ class CoMining(Method):
         if self.target_forget_rate is None:
             return 0.0
         if self.cfg.forget_ramp and self.cfg.num_gradual:
-            return self.target_forget_rate * min(max(epoch - self.cfg.warmup_epochs + 1, 0) / self.cfg.num_gradual, 1.0)
+            ramped = max(epoch - self.cfg.warmup_epochs + 1, 0) / self.cfg.num_gradual
+            return self.target_forget_rate * min(ramped, 1.0)
         return self.target_forget_rate
 
     @property
