@@ -108,8 +108,7 @@ CHOICES = {
 # Named sets of Co-mining's own settings (not the data set's: margin and σ stay the preset's). Each
 # recipe names every setting below, so recipes never depend on one another or on the order applied.
 _PAPER_RECIPE = {"w_tri": 3.0, "tri_positives": "least", "tri_confident_bank": False, "re_confident_bank": False,
-                 "score_ema": 0.0,
-                 "select_per_class": False, "forget_ramp": False, "aug": "ws", "w_re": 0.01}
+                 "score_ema": 0.0, "select_per_class": False, "forget_ramp": False, "aug": "ws", "w_re": 0.01}
 RECIPES = {
     "paper": _PAPER_RECIPE,  # DESIGN.md §2 as written, with the intended triplet loss
     "authors": {**_PAPER_RECIPE, "w_tri": 0.0},  # what the authors' code optimised: its triplet term is 0
