@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: training machines have no screen
 import matplotlib.pyplot as plt  # noqa: E402
 
+from comining.rundir import atomic_write  # noqa: E402
 from comining.titles import METHOD_TITLES, noise_title  # noqa: E402
 
 
@@ -39,12 +41,13 @@ def plot_run(history: list[dict], path: Path, title: str = "") -> None:
 
 
 def save_figure(fig, path: Path) -> None:
-    """Write a PNG through a temporary file, so a crash never leaves half a picture."""
+    """Write a PNG atomically (a temporary file of its own, then a rename), so neither a crash nor two
+    table commands writing into one folder at once leave half a picture."""
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write(path, png.getvalue())
 
 
 def plot_table(results: dict, methods: list[str], noises: list[str], path: Path, title: str = "") -> None:

@@ -33,6 +33,19 @@ def test_plots_do_not_import_the_table_module(tmp_path):
     assert (tmp_path / "bars.png").stat().st_size > 0
 
 
+def test_two_writers_of_one_plot_do_not_collide(tmp_path):
+    # Cells of one study run as separate `comining table` processes sharing an --out folder, and each
+    # writes the folder's table.png when it ends: every writer needs a temporary file of its own.
+    code = ("from comining import report\n"
+            "for i in range(8):\n"
+            "    report.plot_table({('sym50', 'standard'): {'last10_mean': 60.0 + i, 'last10_std': 1.0}}, "
+            f"['standard'], ['sym50'], {str(tmp_path / 'table.png')!r})\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(2)]
+    errors = [w.communicate()[1].decode() for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], errors
+    assert [p.name for p in tmp_path.iterdir()] == ["table.png"]  # no temporary file left behind
+
+
 def test_markdown_marks_the_best_of_each_row():
     results = {("sym50", "standard"): [{"last10_mean": 60.0, "last10_std": 1.234}],
                ("sym50", "comining"): [{"last10_mean": 70.5, "last10_std": 0.5}],
