@@ -4,6 +4,13 @@ Closed-set noise flips a label to another known class; open-set noise keeps the 
 classes but gives them labels of known classes, so the model never sees those classes as targets.
 The sampling matches the established protocol (one multinomial draw per sample, in dataset order,
 from ``numpy.random.RandomState(seed)``), so the same seed corrupts the same labels.
+
+The draw is written out here rather than called, because NumPy 2.5 changed what
+``RandomState.multinomial`` returns when a row has zero probabilities before its last non-zero
+entry (numpy/numpy#32299: 2.5 draws a uniform for each zero, as NumPy up to 1.16 did; 1.17 to 2.4
+skip them). Pair-flip rows have such zeros, so the same seed gave other asymmetric labels under
+another NumPy. ``corrupt`` keeps the stream of NumPy 1.17 to 2.4, with which this project's results
+were made, whatever NumPy is installed.
 """
 
 from __future__ import annotations
@@ -70,13 +77,45 @@ def transition_matrix(noise_type: str, closed_rate: float, open_ratio: float,
 
 
 def corrupt(labels, matrix: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Noisy labels: for each sample in order, the index drawn by ``rng.multinomial(1, P[y])``."""
+    """Noisy labels: for each sample in order, the index that ``rng.multinomial(1, P[y])`` of NumPy
+    1.17-2.4 draws from ``rng = numpy.random.RandomState(seed)`` (see the module's note)."""
     labels = np.asarray(labels, dtype=np.int64)
     rng = np.random.RandomState(seed)
     noisy = np.empty_like(labels)
     for i, y in enumerate(labels):
-        noisy[i] = np.flatnonzero(rng.multinomial(1, matrix[y]))[0]
+        noisy[i] = _draw_one(rng, matrix[y])
     return noisy
+
+
+def _draw_one(rng: np.random.RandomState, row: np.ndarray) -> int:
+    """One multinomial(1, row) as NumPy 1.17-2.4 computes it: category by category, a binomial(1, p)
+    of the category's share of the probability left, stopping at the first success; a zero share is
+    skipped without drawing."""
+    left = 1.0
+    for j in range(len(row) - 1):
+        share = row[j] / left
+        if share != 0.0 and _binomial_one(rng, share):
+            return j
+        left -= row[j]
+    return len(row) - 1
+
+
+def _binomial_one(rng: np.random.RandomState, p: float) -> int:
+    """binomial(1, p) by NumPy's inversion algorithm (its path for n·p ≤ 30), one uniform per try."""
+    if p > 0.5:  # NumPy draws the complement's count and returns n − X
+        return 1 - _binomial_one(rng, 1.0 - p)
+    q = 1.0 - p
+    qn = math.exp(math.log(q))  # q**n for n = 1, computed as NumPy does
+    bound = min(1.0, p + 10.0 * math.sqrt(p * q + 1))
+    x, px, u = 0, qn, rng.random_sample()
+    while u > px:
+        x += 1
+        if x > bound:  # rounding overshoot: start again with a new uniform
+            x, px, u = 0, qn, rng.random_sample()
+        else:
+            u -= px
+            px = ((1 - x + 1) * p * px) / (x * q)
+    return x
 
 
 def forget_rate(closed_rate: float, open_ratio: float) -> float:
