@@ -58,6 +58,8 @@ HELP = {
     "score_ema": "select on an exponential average of each sample's score over epochs (weight of the past)",
     "select_per_class": "split clean / noisy within each given label instead of across the batch",
     "forget_ramp": "ramp Co-mining's forget rate from 0 after warm-up over --num-gradual epochs",
+    "select_on": "selection score: both (both views' cross-entropy + consistency, the paper's) or weak "
+                 "(the first view's cross-entropy alone)",
     "num_gradual": "epochs over which the baselines' forget rate ramps up",
     "warmup_epochs": "epochs of plain training before Co-mining starts selecting",
     "epsilon": "label-smoothing mass ε",

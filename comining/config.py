@@ -66,6 +66,7 @@ class Config:
     score_ema: float = 0.0  # select on an exponential average of each sample's score over epochs (0: this step's)
     select_per_class: bool = True  # split C/H/D within each given label instead of across the batch
     forget_ramp: bool = False  # after warm-up, ramp the forget rate from 0 over --num-gradual epochs
+    select_on: str = "both"  # the selection score: both views' CE + consistency (paper), or the weak view's CE
     baseline_aug: str = "none"
     jocor_lambda: float | None = None  # None: the paper's rule from the class count and noise rate
     # optimisation
@@ -103,12 +104,14 @@ CHOICES = {
     "schedule": ("linear", "cosine"),
     "precision": ("auto", "fp32", "bf16"),
     "tri_positives": ("least", "most"),
+    "select_on": ("both", "weak"),
 }
 
 # Named sets of Co-mining's own settings (not the data set's: margin and σ stay the preset's). Each
 # recipe names every setting below, so recipes never depend on one another or on the order applied.
 _PAPER_RECIPE = {"w_tri": 3.0, "tri_positives": "least", "tri_confident_bank": False, "re_confident_bank": False,
-                 "score_ema": 0.0, "select_per_class": False, "forget_ramp": False, "aug": "ws", "w_re": 0.01}
+                 "score_ema": 0.0, "select_per_class": False, "forget_ramp": False, "aug": "ws", "w_re": 0.01,
+                 "select_on": "both"}
 RECIPES = {
     "paper": _PAPER_RECIPE,  # DESIGN.md §2 as written, with the intended triplet loss
     "authors": {**_PAPER_RECIPE, "w_tri": 0.0},  # what the authors' code optimised: its triplet term is 0
@@ -299,9 +302,11 @@ def rate_is_unknown(cfg: Config) -> bool:
 
 def from_stored(values: dict) -> dict:
     """Settings of a stored config.json or checkpoint, read by this version: a run made before
-    recipes existed ran the paper's settings, so its missing recipe settings are the paper's."""
+    recipes existed ran the paper's settings, so its missing recipe settings are the paper's; a recipe
+    setting added later is missing from runs made before it, which ran its paper value (every knob a
+    study adds is off in `paper`)."""
     if "recipe" in values:
-        return dict(values)
+        return {**RECIPES[LEGACY_RECIPE], **values}
     return {**RECIPES[LEGACY_RECIPE], **values, "recipe": LEGACY_RECIPE}
 
 

@@ -315,3 +315,23 @@ def test_comining_relabels_from_real_bank_neighbours():
     step(method, N, labels=CM_LABELS, epoch=1)
     assert statuses(ledger) == [CLEAN] * 4 + [RELABELLED, DISCARDED, RELABELLED, DISCARDED]
     assert ledger.pseudo.tolist() == [-1] * 4 + [2, -1, 0, -1]
+
+
+@pytest.mark.parametrize("select_on, clean", [("weak", [0, 1, 2, 3]), ("both", [4, 5, 6, 7])])
+def test_comining_selects_on_the_weak_view_alone_when_asked(select_on, clean):
+    # The weak view's margins as above; the strong view's far lower on 0-3 and at the best margin (log 2) on 4-7. On both
+    # views' losses the strong view's order wins; on the weak view's alone, C is 0-3 as above.
+    net = comining_net()
+    strong = torch.zeros(N, 3)
+    strong[torch.arange(N), torch.tensor(CM_LABELS)] = torch.tensor([-12.0] * 4 + [math.log(2)] * 4)
+    net.logits.data[N:] = strong
+    method, ledger = build("comining", [net], warmup_epochs=1, confident_fraction=0.5, epsilon=0.5, bank=64,
+                           select_on=select_on, select_per_class=False)
+    for bank in method.banks:
+        bank.push(-torch.eye(N)[:3], torch.tensor([2, 2, 1]))
+    step(method, N, labels=CM_LABELS, epoch=1)
+    assert [i for i, s in enumerate(statuses(ledger)) if s == CLEAN] == clean
+    if select_on == "weak":  # the recorded score is the weak view's smoothed cross-entropy
+        target = torch.full((N, 3), 0.25).scatter_(1, torch.tensor(CM_LABELS)[:, None], 0.5)
+        weak_ce = -(target * F.log_softmax(net.logits.detach()[:N], 1)).sum(1)
+        torch.testing.assert_close(ledger.score, weak_ce)

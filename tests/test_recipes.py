@@ -62,6 +62,13 @@ def test_a_run_made_before_recipes_reads_as_paper():
     assert from_stored({**old, "recipe": "authors"})["recipe"] == "authors"  # newer runs keep theirs
 
 
+def test_a_recipe_setting_added_later_reads_as_its_paper_value_in_older_runs():
+    # A `default` run stored before select_on existed ran the paper's both-view score.
+    stored_default = {k: v for k, v in Config(recipe="default").to_dict().items() if k != "select_on"}
+    assert from_stored(stored_default)["select_on"] == RECIPES["paper"]["select_on"] == "both"
+    assert from_stored({**stored_default, "select_on": "weak"})["select_on"] == "weak"  # stored wins
+
+
 # --- the study's options -----------------------------------------------------------------------
 
 def test_within_class_order_takes_the_same_share_of_each_label():
