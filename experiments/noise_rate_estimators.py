@@ -1,0 +1,143 @@
+"""Which estimate of the share of wrong labels should `--forget-rate auto` use? (issue 11)
+
+Trains each noise row and seed for the warm-up only (the moment `auto` estimates), saves every
+training sample's class probabilities from the un-augmented evaluation pass, and compares estimators
+of the noise rate on them against the realised rate. Usage:
+
+    python experiments/noise_rate_estimators.py --out runs/estimators --seeds 4,5,6
+    python experiments/noise_rate_estimators.py --out runs/estimators --compare   # reuse saved passes
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.mixture import GaussianMixture
+
+from comining import engine, hardware
+from comining.config import resolve
+from comining.evidence import evaluation_nets
+from comining.noise_rate import estimate_noise_rate
+from comining.titles import parse_noise
+
+ROWS = ["sym20", "sym50", "sym80", "asym40", "sym20-open20"]
+
+
+def class_probabilities(trainer) -> np.ndarray:
+    """[N, C] class probabilities of every training sample, un-augmented, networks in evaluation mode."""
+    method, data = trainer.method, trainer.data
+    nets, was_training = evaluation_nets(method), method.training
+    method.eval()
+    probs = torch.zeros(len(data), data.num_classes)
+    with torch.no_grad():
+        for index, images in data.ordered_batches(512):
+            x = trainer.views(images, "test")
+            with hardware.autocast(trainer.device, trainer.precision):
+                probs[index] = torch.stack([net(x)[0].float().softmax(1) for net in nets]).mean(0).cpu()
+    method.train(was_training)
+    return probs.numpy()
+
+
+def warmup_probabilities(row: str, seed: int) -> dict:
+    """The probabilities after each warm-up epoch (probs1 … probsW; ``probs`` is the last, where
+    `auto` estimates), the given and true labels, and the realised share of wrong labels."""
+    kind, rate, open_ratio = parse_noise(row)
+    cfg = resolve({"dataset": "fashion-mnist", "train_subset": 3200, "test_subset": 2000, "method": "comining",
+                   "noise_type": kind, "closed_rate": rate, "open_ratio": open_ratio or 0.0, "seed": seed,
+                   "quiet": True})
+    trainer = engine.Trainer(cfg)
+    saved = {}
+    for epoch in range(cfg.warmup_epochs):
+        trainer.train_epoch(epoch)
+        saved[f"probs{epoch + 1}"] = class_probabilities(trainer)
+    data = trainer.data
+    return {**saved, "probs": saved[f"probs{cfg.warmup_epochs}"], "given": data.labels.cpu().numpy(),
+            "true": data.true_labels.cpu().numpy(), "realised": float(data.noise["wrong_labels"])}
+
+
+def gmm(probs, given):
+    return estimate_noise_rate(-np.log(np.clip(probs[np.arange(len(given)), given], 1e-12, 1))).rate
+
+
+def gmm_per_label(probs, given):
+    """The shipped mixture fitted within each given label; the label's estimate weighted by its count."""
+    total = 0.0
+    for j in np.unique(given):
+        rows = given == j
+        if rows.sum() >= 10:
+            total += gmm(probs[rows], given[rows]) * rows.sum()
+    return float(total / len(given))
+
+
+def gmm_more_starts(probs, given):
+    """The shipped mixture with ten k-means starts instead of three."""
+    p = probs[np.arange(len(given)), given]
+    scaled = ((p - p.min()) / np.ptp(p))[:, None]
+    mixture = GaussianMixture(2, max_iter=300, tol=1e-5, reg_covar=1e-4, n_init=10, random_state=0).fit(scaled)
+    return float(mixture.predict_proba(scaled)[:, int(np.argmin(mixture.means_.ravel()))].mean())
+
+
+def disagreement(probs, given):
+    """Share of samples whose predicted class is not their given label."""
+    return float((probs.argmax(1) != given).mean())
+
+
+def confident_joint(probs, given):
+    """Confident learning (Northcutt et al., JAIR 2021): per-class thresholds at the mean probability
+    of each class among the samples labelled with it; a sample counts for the class it most probably
+    belongs to among those above threshold; the off-diagonal share, calibrated to the label counts."""
+    k = probs.shape[1]
+    thresholds = np.array([probs[given == j, j].mean() if (given == j).any() else 1.0 for j in range(k)])
+    above = probs >= thresholds
+    counted = above.any(1)
+    likely = np.where(above, probs, -1).argmax(1)
+    joint = np.zeros((k, k))
+    np.add.at(joint, (given[counted], likely[counted]), 1)
+    label_counts = np.bincount(given, minlength=k)
+    rows = joint.sum(1, keepdims=True)
+    joint = joint / np.where(rows == 0, 1, rows) * label_counts[:, None]  # each row to its label's count
+    return float(1 - np.trace(joint) / joint.sum())
+
+
+ESTIMATORS = {"gmm (shipped)": gmm, "gmm per label": gmm_per_label, "gmm 10 starts": gmm_more_starts,
+              "argmax ≠ label": disagreement, "confident joint": confident_joint}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/estimators"))
+    parser.add_argument("--seeds", default="4,5,6")
+    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--compare", action="store_true", help="only compare the passes already saved")
+    parser.add_argument("--after-epoch", type=int, default=None,
+                        help="estimate from the pass after this warm-up epoch (default: the last)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    errors = {name: [] for name in ESTIMATORS}
+    for row in args.rows.split(","):
+        for seed in map(int, args.seeds.split(",")):
+            path = args.out / f"{row}-seed{seed}.npz"
+            if not path.exists():
+                if args.compare:
+                    continue
+                np.savez_compressed(path, **warmup_probabilities(row, seed))
+            saved = np.load(path)
+            probs = saved["probs" if args.after_epoch is None else f"probs{args.after_epoch}"]
+            line = [f"{row:13s} seed {seed}: realised {float(saved['realised']):.3f}"]
+            for name, estimator in ESTIMATORS.items():
+                value = estimator(probs, saved["given"])
+                errors[name].append(value - float(saved["realised"]))
+                line.append(f"{name} {value:.3f}")
+            print("  ".join(line), flush=True)
+    for name, errs in errors.items():
+        errs = np.abs(errs)
+        print(f"{name:16s} mean |error| {errs.mean():.3f}, max {errs.max():.3f}, within 0.05: "
+              f"{(errs <= 0.05).sum()}/{len(errs)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Tables of the issue-11 study (docs/RESULTS.md) from its run directories.
+
+    python experiments/summarise_study.py study
+
+Prints the screening table (each candidate's mean ± sample std over seeds, and in brackets the mean
+paired difference to the default recipe on the same seeds) and the `--forget-rate auto` table (each
+seed's estimate, the realised rate, and the accuracy with the estimate and with the true rate). The
+comparison with the baselines is `comining table`'s own output (run its command again: every cell
+exists, so nothing trains).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROWS = ["sym20", "sym50", "sym80", "asym40", "sym20-open20"]
+CANDIDATES = {"default": "`default` recipe", "ww": "two weak views (`--aug ww`)",
+              "ramp": "forget-rate ramp (`--forget-ramp`)", "warm2": "warm-up 2 epochs (`--warmup 2`)",
+              "warm10": "warm-up 10 epochs (`--warmup 10`)",
+              "reconf": "relabel from confident entries (`--re-confident-bank`)"}
+
+
+def runs(folder: Path, row: str, method: str = "comining") -> dict[int, dict]:
+    """seed → results.json of the finished runs of one cell."""
+    found = {}
+    for path in folder.glob(f"{row}-{method}-seed*/results.json"):
+        found[int(path.parent.name.rsplit("seed", 1)[1])] = json.loads(path.read_text())
+    return found
+
+
+def screening(study: Path) -> str:
+    lines = ["| candidate (alone, on top of `default`) | " + " | ".join(ROWS) + " |",
+             "|---|" + "---:|" * len(ROWS)]
+    reference = {row: runs(study / "screen" / "default", row) for row in ROWS}
+    for name, title in CANDIDATES.items():
+        cells = []
+        for row in ROWS:
+            found = runs(study / "screen" / name, row)
+            if not found:
+                cells.append("—")
+                continue
+            means = [found[s]["last10_mean"] for s in sorted(found)]
+            text = f"{np.mean(means):.2f} ± {np.std(means, ddof=1) if len(means) > 1 else 0:.2f}"
+            if name != "default":
+                paired = [found[s]["last10_mean"] - reference[row][s]["last10_mean"]
+                          for s in sorted(found) if s in reference[row]]
+                text += f" ({np.mean(paired):+.2f})"
+            cells.append(text)
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def auto_rate(study: Path) -> str:
+    lines = ["| row | seed | realised | estimated | error | accuracy, auto | accuracy, true rate | auto − true |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in ROWS:
+        auto, true = runs(study / "auto", row), runs(study / "none", row)
+        for seed in sorted(auto):
+            a = auto[seed]
+            realised, estimate = a["noise"]["wrong_labels"], a["estimated_noise_rate"]
+            t = true.get(seed)
+            lines.append(f"| {row} | {seed} | {realised:.3f} | {estimate:.3f} | {estimate - realised:+.3f} | "
+                         f"{a['last10_mean']:.2f} | {t['last10_mean'] if t else float('nan'):.2f} | "
+                         f"{a['last10_mean'] - t['last10_mean'] if t else float('nan'):+.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    study = Path(sys.argv[1] if len(sys.argv) > 1 else "study")
+    print(screening(study), "\n")
+    print(auto_rate(study))
