@@ -19,10 +19,10 @@ demo: $(STAMP)
 	$(VENV)/bin/comining train
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 # Speed and memory (docs/PERFORMANCE.md); give the machine to them alone.
 bench: $(STAMP)
