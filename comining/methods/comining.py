@@ -111,11 +111,12 @@ class CoMining(Method):
         z1, z2 = logits.float().chunk(2)
         h1, h2 = torch.nn.functional.normalize(feats.float(), dim=1).chunk(2)
         target = smooth_labels(labels, self.num_classes, cfg.epsilon)
-        l_ce = 0.5 * (soft_cross_entropy(z1, target) + soft_cross_entropy(z2, target))
+        ce1 = soft_cross_entropy(z1, target)
+        l_ce = 0.5 * (ce1 + soft_cross_entropy(z2, target))
         l_pc = symmetric_kl(z1, z2, base=2)
         # The paper ranks on both views' losses; "weak" ranks on the first (weak) view's alone, so a
         # strong crop that hides a clean image's class does not push the image out of C.
-        score = (l_ce + cfg.w_pc * l_pc if cfg.select_on == "both" else soft_cross_entropy(z1, target)).detach()
+        score = (l_ce + cfg.w_pc * l_pc if cfg.select_on == "both" else ce1).detach()
         # Selection may rank an average over epochs; the ledger keeps the step's own score.
         rank_by = self.ledger.update_average(index, score, cfg.score_ema) if cfg.score_ema else score
 
