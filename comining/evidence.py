@@ -94,6 +94,22 @@ def evaluation_nets(method) -> list:
 
 
 @torch.no_grad()
+def plain_probabilities(method, data, views, precision: str, batch_size: int) -> torch.Tensor:
+    """[N×C] class probabilities of every training sample under the un-augmented view, the networks
+    in evaluation mode and their probabilities averaged; NaN rows for images that could not be read."""
+    device = next(method.parameters()).device
+    kind = "plain" if method.view_kinds == ("plain",) else "test"
+    nets, was_training = evaluation_nets(method), method.training
+    method.eval()
+    probs = torch.full((len(data), method.num_classes), float("nan"), device=device)
+    for index, images in data.ordered_batches(batch_size):
+        x = views(images, kind)
+        with hardware.autocast(device, precision):
+            probs[index] = torch.stack([net(x)[0].float().softmax(1) for net in nets]).mean(0)
+    method.train(was_training)
+    return probs
+
+
 def given_label_losses(method, data, views, precision: str, batch_size: int) -> np.ndarray:
     """[N] cross-entropy of each training sample's given label under the un-augmented view (the
     networks' probabilities averaged): what ``--forget-rate auto`` estimates the noise rate from.
@@ -102,19 +118,9 @@ def given_label_losses(method, data, views, precision: str, batch_size: int) -> 
     a network that changed during the epoch: on Fashion-MNIST at 50 % symmetric noise they put the
     rate at 0.77 where this pass gives 0.50 (realised 0.49; docs/METHOD.md).
     """
-    device = next(method.parameters()).device
-    kind = "plain" if method.view_kinds == ("plain",) else "test"
-    nets, was_training = evaluation_nets(method), method.training
-    method.eval()
-    losses = torch.full((len(data),), float("nan"), device=device)  # NaN: an image that could not be read
-    for index, images in data.ordered_batches(batch_size):
-        x = views(images, kind)
-        with hardware.autocast(device, precision):
-            probs = torch.stack([net(x)[0].float().softmax(1) for net in nets]).mean(0)
-        given = probs.gather(1, data.labels[index][:, None]).squeeze(1)
-        losses[index] = -given.clamp(min=1e-12).log()
-    method.train(was_training)
-    return losses.cpu().numpy()
+    probs = plain_probabilities(method, data, views, precision, batch_size)
+    given = probs.gather(1, data.labels[:, None]).squeeze(1)
+    return (-given.clamp(min=1e-12).log()).cpu().numpy()
 
 
 def neighbour_votes(feats: torch.Tensor, banks, k: int, sigma: float, num_classes: int) -> torch.Tensor:

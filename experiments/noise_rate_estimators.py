@@ -15,30 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.mixture import GaussianMixture
 
-from comining import engine, hardware
+from comining import engine, noise_rate
 from comining.config import resolve
-from comining.evidence import evaluation_nets
-from comining.noise_rate import estimate_noise_rate
+from comining.evidence import plain_probabilities
 from comining.titles import parse_noise
 
 ROWS = ["sym20", "sym50", "sym80", "asym40", "sym20-open20"]
-
-
-def class_probabilities(trainer) -> np.ndarray:
-    """[N, C] class probabilities of every training sample, un-augmented, networks in evaluation mode."""
-    method, data = trainer.method, trainer.data
-    nets, was_training = evaluation_nets(method), method.training
-    method.eval()
-    probs = torch.zeros(len(data), data.num_classes)
-    with torch.no_grad():
-        for index, images in data.ordered_batches(512):
-            x = trainer.views(images, "test")
-            with hardware.autocast(trainer.device, trainer.precision):
-                probs[index] = torch.stack([net(x)[0].float().softmax(1) for net in nets]).mean(0).cpu()
-    method.train(was_training)
-    return probs.numpy()
 
 
 def warmup_probabilities(row: str, seed: int) -> dict:
@@ -52,14 +35,15 @@ def warmup_probabilities(row: str, seed: int) -> dict:
     saved = {}
     for epoch in range(cfg.warmup_epochs):
         trainer.train_epoch(epoch)
-        saved[f"probs{epoch + 1}"] = class_probabilities(trainer)
+        saved[f"probs{epoch + 1}"] = plain_probabilities(trainer.method, trainer.data, trainer.views,
+                                                         trainer.precision, 512).cpu().numpy()
     data = trainer.data
     return {**saved, "probs": saved[f"probs{cfg.warmup_epochs}"], "given": data.labels.cpu().numpy(),
             "true": data.true_labels.cpu().numpy(), "realised": float(data.noise["wrong_labels"])}
 
 
 def gmm(probs, given):
-    return estimate_noise_rate(-np.log(np.clip(probs[np.arange(len(given)), given], 1e-12, 1))).rate
+    return noise_rate.estimate_noise_rate(-np.log(np.clip(probs[np.arange(len(given)), given], 1e-12, 1))).rate
 
 
 def gmm_per_label(probs, given):
@@ -74,10 +58,11 @@ def gmm_per_label(probs, given):
 
 def gmm_more_starts(probs, given):
     """The shipped mixture with ten k-means starts instead of three."""
-    p = probs[np.arange(len(given)), given]
-    scaled = ((p - p.min()) / np.ptp(p))[:, None]
-    mixture = GaussianMixture(2, max_iter=300, tol=1e-5, reg_covar=1e-4, n_init=10, random_state=0).fit(scaled)
-    return float(mixture.predict_proba(scaled)[:, int(np.argmin(mixture.means_.ravel()))].mean())
+    shipped, noise_rate.N_INIT = noise_rate.N_INIT, 10
+    try:
+        return gmm(probs, given)
+    finally:
+        noise_rate.N_INIT = shipped
 
 
 def disagreement(probs, given):
