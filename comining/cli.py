@@ -60,6 +60,10 @@ HELP = {
     "forget_ramp": "ramp Co-mining's forget rate from 0 after warm-up over --num-gradual epochs",
     "select_on": "selection score: both (both views' cross-entropy + consistency, the paper's) or weak "
                  "(the first view's cross-entropy alone)",
+    "score_target": "the selection score's cross-entropy against: smoothed (the training target, the paper's) "
+                    "or given (the given label alone, as the small-loss baselines rank)",
+    "select_by": "whose score picks each network's clean set: self (the paper's one network) or peer "
+                 "(two networks, each training on the split the other's score makes, as in Co-teaching)",
     "num_gradual": "epochs over which the baselines' forget rate ramps up",
     "warmup_epochs": "epochs of plain training before Co-mining starts selecting",
     "epsilon": "label-smoothing mass ε",

@@ -67,6 +67,8 @@ class Config:
     select_per_class: bool = True  # split C/H/D within each given label instead of across the batch
     forget_ramp: bool = False  # after warm-up, ramp the forget rate from 0 over --num-gradual epochs
     select_on: str = "both"  # the selection score: both views' CE + consistency (paper), or the weak view's CE
+    score_target: str = "smoothed"  # selection's cross-entropy: against the smoothed target (paper) or the given label
+    select_by: str = "self"  # whose score picks a network's clean set: its own (paper), or a second network's
     baseline_aug: str = "none"
     jocor_lambda: float | None = None  # None: the paper's rule from the class count and noise rate
     # optimisation
@@ -105,13 +107,16 @@ CHOICES = {
     "precision": ("auto", "fp32", "bf16"),
     "tri_positives": ("least", "most"),
     "select_on": ("both", "weak"),
+    "select_by": ("self", "peer"),
+    "score_target": ("smoothed", "given"),
 }
 
 # Named sets of Co-mining's own settings (not the data set's: margin and σ stay the preset's). Each
 # recipe names every setting below, so recipes never depend on one another or on the order applied.
 _PAPER_RECIPE = {"w_tri": 3.0, "tri_positives": "least", "tri_confident_bank": False, "re_confident_bank": False,
                  "score_ema": 0.0, "select_per_class": False, "forget_ramp": False, "aug": "ws", "w_re": 0.01,
-                 "select_on": "both"}
+                 "select_on": "both", "select_by": "self",
+                 "score_target": "smoothed"}
 RECIPES = {
     "paper": _PAPER_RECIPE,  # DESIGN.md §2 as written, with the intended triplet loss
     "authors": {**_PAPER_RECIPE, "w_tri": 0.0},  # what the authors' code optimised: its triplet term is 0
@@ -249,6 +254,8 @@ def validate(cfg: Config) -> None:
     need(cfg.forget_rate in (None, "auto") or (not isinstance(cfg.forget_rate, str) and 0 <= cfg.forget_rate < 1),
          f"--forget-rate {cfg.forget_rate} is outside [0, 1): give a fraction such as 0.2, or auto")
     need(cfg.recipe in RECIPES, f"--recipe {cfg.recipe!r} is not one of {', '.join(RECIPES)}")
+    need(not (cfg.score_ema and cfg.select_by == "peer"), "--score-ema averages one network's scores: "
+         "use it with --select-by self, or pass --score-ema 0")
     need(0 <= cfg.score_ema < 1, f"--score-ema {cfg.score_ema} is outside [0, 1): the weight of the past, e.g. 0.5")
     need(not (cfg.dataset in FOLDER_DATASETS and (cfg.closed_rate or cfg.open_ratio)),
          "--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an image folder's "

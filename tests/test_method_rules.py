@@ -209,9 +209,9 @@ CM_CLEAN, CM_CONFIDENT, CM_NOISY = [0, 1, 2, 3], [0, 1], [4, 5, 6, 7]
 N = 8
 
 
-def comining_net():
+def comining_net(margins=CM_MARGINS):
     one_view = torch.zeros(N, 3)
-    one_view[torch.arange(N), torch.tensor(CM_LABELS)] = torch.tensor(CM_MARGINS)
+    one_view[torch.arange(N), torch.tensor(CM_LABELS)] = torch.tensor(margins)
     feats = torch.eye(N)
     return FixedNet(torch.cat([one_view, one_view]), torch.cat([feats, feats]))
 
@@ -335,3 +335,44 @@ def test_comining_selects_on_the_weak_view_alone_when_asked(select_on, clean):
         target = torch.full((N, 3), 0.25).scatter_(1, torch.tensor(CM_LABELS)[:, None], 0.5)
         weak_ce = -(target * F.log_softmax(net.logits.detach()[:N], 1)).sum(1)
         torch.testing.assert_close(ledger.score, weak_ce)
+
+
+def test_comining_peer_selection_trains_each_network_on_the_clean_set_the_other_picks():
+    # The second network's margins are the first's reversed, so its own clean set would be {4..7}.
+    # With --select-by peer the first network trains its labels on {4..7} and the second on {0..3};
+    # the verdicts are the first network's: C = {4..7}, D = {0..3}. w_re 0 so only C gets gradients.
+    first, second = comining_net(), comining_net(CM_MARGINS[::-1])
+    method, ledger = build("comining", [first, second], warmup_epochs=1, confident_fraction=0.5, epsilon=0.5,
+                           bank=64, w_re=0.0, select_by="peer", select_per_class=False)
+    assert len(method.nets) == 2 and len(method.banks) == 4
+    for bank in method.banks:
+        bank.push(-torch.eye(N)[:3], torch.tensor([2, 2, 1]))
+    step(method, N, labels=CM_LABELS, epoch=1)
+    assert trained(first) == {4, 5, 6, 7, N + 4, N + 5, N + 6, N + 7}  # both views of the rows picked for it
+    assert trained(second) == {0, 1, 2, 3, N, N + 1, N + 2, N + 3}
+    assert [i for i, s in enumerate(statuses(ledger)) if s == CLEAN] == [4, 5, 6, 7]
+    # Each network's banks take its confident set H as its peer picked it (e 0.5: the two lowest peer scores).
+    assert method.banks[0].labels[3:].tolist() == [CM_LABELS[7], CM_LABELS[6]]
+    assert method.banks[2].labels[3:].tolist() == [CM_LABELS[0], CM_LABELS[1]]
+
+
+def test_comining_peer_selection_warms_up_both_networks_on_every_sample():
+    first, second = comining_net(), comining_net(CM_MARGINS[::-1])
+    method, ledger = build("comining", [first, second], warmup_epochs=1, epsilon=0.5, bank=64, select_by="peer")
+    step(method, N, labels=CM_LABELS, epoch=0)
+    assert trained(first) == trained(second) == set(range(2 * N))
+    assert statuses(ledger) == [CLEAN] * N and all(bank.count == N for bank in method.banks)
+
+
+@pytest.mark.parametrize("score_target, clean", [("smoothed", [1, 3, 5, 7]), ("given", [0, 2, 4, 6])])
+def test_comining_score_target_decides_whether_a_flat_prediction_looks_clean(score_target, clean):
+    # Even rows: margin 2 on the label, so p = (0.787, 0.107, 0.107). Odd rows: flat logits, p = 1/3 each.
+    # Against the smoothed target (0.5, 0.25, 0.25): confident 0.5·0.240 + 0.5·2.240 = 1.240 > flat log 3 =
+    # 1.099, so the flat rows look cleaner. Against the given label: confident 0.240 < flat 1.099.
+    net = comining_net([2.0, 0.0] * 4)
+    method, ledger = build("comining", [net], warmup_epochs=1, confident_fraction=0.5, epsilon=0.5, bank=64,
+                           score_target=score_target, select_per_class=False)
+    step(method, N, labels=CM_LABELS, epoch=1)
+    assert [i for i, s in enumerate(statuses(ledger)) if s == CLEAN] == clean
+    expected = {"smoothed": [1.2395, 1.0986], "given": [0.2395, 1.0986]}[score_target] * 4
+    torch.testing.assert_close(ledger.score, torch.tensor(expected), atol=1e-4, rtol=0)

@@ -3,7 +3,9 @@
 Per batch: a clean set C (lowest scores) trains with label-smoothed cross-entropy and prediction
 consistency; its most confident part H also pulls features towards same-label bank entries
 (semi-hard triplet) and feeds the memory banks; the rest D is relabelled from k-reciprocal bank
-neighbours when both views agree, and otherwise discarded for this step.
+neighbours when both views agree, and otherwise discarded for this step. With ``--select-by peer``
+two networks take this step side by side, each on the split the other's score makes (Co-teaching's
+exchange); the verdicts are the first network's.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from comining import distributed
 from comining.errors import UserError
@@ -77,8 +80,13 @@ class CoMining(Method):
         super().__init__(cfg, num_classes, make_model, ledger)
         dim = self.nets[0].feature_dim
         device = next(self.nets[0].parameters()).device
-        self.banks = [MemoryBank(cfg.bank, dim, device) for _ in range(2)]  # one per view
+        self.banks = [MemoryBank(cfg.bank, dim, device) for _ in range(2 * self.num_networks)]  # per net and view
         self.confident_pushed = 0  # rows pushed per bank after warm-up (the confident set H only)
+
+    @property
+    def num_networks(self):
+        """Two with --select-by peer (each picks the other's clean set), else the paper's one."""
+        return 2 if self.cfg.select_by == "peer" else 1
 
     @property
     def view_kinds(self):
@@ -104,57 +112,89 @@ class CoMining(Method):
             return bank.newest(self.confident_pushed)
         return bank.feats, bank.labels
 
-    def loss(self, views, labels, index, epoch):
-        cfg, n = self.cfg, labels.shape[0]
-        # One forward of both views: one pass of the kernels, and one DDP forward per backward.
-        logits, feats = self.nets[0](torch.cat(views))
+    def view_outputs(self, net, views, labels, target):
+        """One network's per-sample terms on both views (one forward, one DDP forward per backward)."""
+        cfg = self.cfg
+        logits, feats = net(torch.cat(views))
         z1, z2 = logits.float().chunk(2)
-        h1, h2 = torch.nn.functional.normalize(feats.float(), dim=1).chunk(2)
-        target = smooth_labels(labels, self.num_classes, cfg.epsilon)
-        ce1 = soft_cross_entropy(z1, target)
-        l_ce = 0.5 * (ce1 + soft_cross_entropy(z2, target))
+        h1, h2 = F.normalize(feats.float(), dim=1).chunk(2)
+        ce1, ce2 = soft_cross_entropy(z1, target), soft_cross_entropy(z2, target)
+        l_ce = 0.5 * (ce1 + ce2)
         l_pc = symmetric_kl(z1, z2, base=2)
-        # The paper ranks on both views' losses; "weak" ranks on the first (weak) view's alone, so a
-        # strong crop that hides a clean image's class does not push the image out of C.
-        score = (l_ce + cfg.w_pc * l_pc if cfg.select_on == "both" else ce1).detach()
-        # Selection may rank an average over epochs; the ledger keeps the step's own score.
-        rank_by = self.ledger.update_average(index, score, cfg.score_ema) if cfg.score_ema else score
+        with torch.no_grad():
+            # The paper ranks on the smoothed targets it trains with. Against them a flat prediction scores
+            # as well as a confident right one; "given" ranks on the given label's own cross-entropy.
+            if cfg.score_target == "given":
+                ce1, ce2 = F.cross_entropy(z1, labels, reduction="none"), F.cross_entropy(z2, labels, reduction="none")
+            # The paper ranks on both views' losses; "weak" ranks on the first (weak) view's alone, so a
+            # strong crop that hides a clean image's class does not push the image out of C.
+            score = 0.5 * (ce1 + ce2) + cfg.w_pc * l_pc if cfg.select_on == "both" else ce1
+        return {"z": (z1, z2), "h": (h1, h2), "ce": l_ce, "pc": l_pc, "score": score}
+
+    def loss(self, views, labels, index, epoch):
+        cfg = self.cfg
+        target = smooth_labels(labels, self.num_classes, cfg.epsilon)
+        outs = [self.view_outputs(net, views, labels, target) for net in self.nets]
 
         if epoch < cfg.warmup_epochs:
-            self.push(labels, h1, h2)
-            self.ledger.record(index, CLEAN, score)
-            loss = l_ce.mean()
-            return loss, {"ce": loss}
+            for out, banks in zip(outs, self.bank_pairs):
+                self.push(banks, labels, *out["h"])
+            self.ledger.record(index, CLEAN, outs[0]["score"])
+            loss = sum(out["ce"].mean() for out in outs)
+            return loss, {"ce": loss / len(outs)}
 
-        clean, confident, noisy = split_by_score(rank_by, self.forget_rate(epoch), cfg.confident_fraction,
-                                                 labels if cfg.select_per_class else None, self.num_classes)
+        # Each network trains on the split its selector's score makes: its own (--select-by self), or
+        # the other network's (peer), so it does not confirm its own mistakes (Co-teaching's exchange).
+        selectors = outs[::-1]
+        # Selection may rank an average over epochs; the ledger keeps the step's own score.
+        rank_by = self.ledger.update_average(index, outs[0]["score"], cfg.score_ema) if cfg.score_ema else None
+        losses, terms = [], []
+        for n, (out, selector, banks) in enumerate(zip(outs, selectors, self.bank_pairs)):
+            clean, confident, noisy = split_by_score(selector["score"] if rank_by is None else rank_by,
+                                                     self.forget_rate(epoch), cfg.confident_fraction,
+                                                     labels if cfg.select_per_class else None, self.num_classes)
+            loss, net_terms, agree, pseudo = self.split_loss(out, banks, labels, clean, confident, noisy)
+            losses.append(loss)
+            terms.append(net_terms)
+            self.push(banks, labels[confident], *(h[confident] for h in out["h"]))
+            if n == 0:  # the verdicts are those of the first network's training
+                self.ledger.record(index, CLEAN, selector["score"])
+                self.ledger.record(index[noisy], torch.where(agree, RELABELLED, DISCARDED),
+                                   selector["score"][noisy], torch.where(agree, pseudo, -1))
+        self.confident_pushed += confident.shape[0] * distributed.world_size()
+        return sum(losses), {k: sum(t[k] for t in terms) / len(terms) for k in terms[0]}
+
+    def split_loss(self, out, banks, labels, clean, confident, noisy):
+        """One network's loss on a split: C trains on its labels, H mines the banks, D is relabelled where
+        both views' reciprocal neighbours agree. Returns (loss, terms, agree [|D|], pseudo-labels [|D|])."""
+        cfg = self.cfg
+        (z1, z2), (h1, h2) = out["z"], out["h"]
         l_tri = torch.cat([
             semi_hard_triplet(h[confident], labels[confident], *self.bank_entries(bank, cfg.tri_confident_bank),
                               cfg.margin, (cfg.plk, cfg.puk), (cfg.nlk, cfg.nuk), cfg.tri_positives)
-            for h, bank in zip((h1, h2), self.banks)]).mean()
+            for h, bank in zip((h1, h2), banks)]).mean()
 
         (soft1, id1, pseudo1), (soft2, id2, pseudo2) = (
             reciprocal_relabel(h[noisy].detach(), *self.bank_entries(bank, cfg.re_confident_bank), cfg.re_k,
-                               cfg.re_sigma, self.num_classes) for h, bank in zip((h1, h2), self.banks))
+                               cfg.re_sigma, self.num_classes) for h, bank in zip((h1, h2), banks))
         agree = id1 & id2 & (pseudo1 == pseudo2)
         relabel_target = 0.5 * (soft1 + soft2)
         l_re = 0.5 * (soft_cross_entropy(z1[noisy], relabel_target) + soft_cross_entropy(z2[noisy], relabel_target))
         l_re = (l_re * agree).sum() / agree.sum().clamp(min=1)
 
-        ce, pc = l_ce[clean].mean(), l_pc[clean].mean()
+        ce, pc = out["ce"][clean].mean(), out["pc"][clean].mean()
         loss = ce + cfg.w_pc * pc + cfg.w_tri * l_tri + cfg.w_re * l_re
+        return loss, {"ce": ce, "pc": pc, "tri": l_tri, "re": l_re}, agree, pseudo1
 
-        self.push(labels[confident], h1[confident], h2[confident])
-        self.confident_pushed += confident.shape[0] * distributed.world_size()
-        self.ledger.record(index, CLEAN, score)
-        self.ledger.record(index[noisy], torch.where(agree, RELABELLED, DISCARDED),
-                           score[noisy], torch.where(agree, pseudo1, -1))
-        return loss, {"ce": ce, "pc": pc, "tri": l_tri, "re": l_re}
+    @property
+    def bank_pairs(self):
+        """Each network's two banks (one per view)."""
+        return [self.banks[2 * n: 2 * n + 2] for n in range(len(self.nets))]
 
-    def push(self, labels, h1, h2):
+    def push(self, banks, labels, h1, h2):
         """Into each view's bank; under DDP the features of every rank, so all banks stay identical."""
         labels = distributed.gather_rows(labels)
-        for bank, h in zip(self.banks, (h1, h2)):
+        for bank, h in zip(banks, (h1, h2)):
             bank.push(distributed.gather_rows(h.detach()), labels)
 
     def get_extra_state(self):
