@@ -43,7 +43,7 @@ def warmup_probabilities(row: str, seed: int) -> dict:
 
 
 def gmm(probs, given):
-    return noise_rate.estimate_noise_rate(-np.log(np.clip(probs[np.arange(len(given)), given], 1e-12, 1))).rate
+    return gmm_on(probs[np.arange(len(given)), given])
 
 
 def gmm_per_label(probs, given):
@@ -63,6 +63,33 @@ def gmm_more_starts(probs, given):
         return gmm(probs, given)
     finally:
         noise_rate.N_INIT = shipped
+
+
+def gmm_on(values):
+    """The shipped mixture on any per-sample value in [0, 1] where high means "label likely right"."""
+    return noise_rate.estimate_noise_rate(-np.log(np.clip(values, 1e-12, 1))).rate
+
+
+def label_margin(probs, given):
+    """p(given) − max p(other), in [−1, 1]: under pair flip a wrong label's class is the runner-up."""
+    rows = np.arange(len(given))
+    others = probs.copy()
+    others[rows, given] = -1
+    return probs[rows, given] - others.max(1)
+
+
+def gmm_margin(probs, given):
+    """The mixture on the label's margin over the best other class, scaled to [0, 1]."""
+    return gmm_on((label_margin(probs, given) + 1) / 2)
+
+
+def gmm_per_class_scale(probs, given):
+    """The mixture on p(given) divided by its label's mean p(given) (confident learning's threshold),
+    so that a hard class's clean samples are not taken for noise."""
+    given_prob = probs[np.arange(len(given)), given]
+    thresholds = np.array([given_prob[given == j].mean() if (given == j).any() else 1.0
+                           for j in range(probs.shape[1])])
+    return gmm_on(np.minimum(given_prob / thresholds[given], 1))
 
 
 def disagreement(probs, given):
@@ -88,6 +115,7 @@ def confident_joint(probs, given):
 
 
 ESTIMATORS = {"gmm (shipped)": gmm, "gmm per label": gmm_per_label, "gmm 10 starts": gmm_more_starts,
+              "gmm on margin": gmm_margin, "gmm per-class scale": gmm_per_class_scale,
               "argmax ≠ label": disagreement, "confident joint": confident_joint}
 
 
