@@ -32,14 +32,32 @@ def runs(folder: Path, row: str, method: str = "comining") -> dict[int, dict]:
     return found
 
 
-def screening(study: Path) -> str:
+# The CPU screening of 2026-11-25 (study/cpu-screen), each against `default` on the same machine.
+CPU_CANDIDATES = {"default": "`default` recipe", "peer": "a second network picks C (`--select-by peer`)",
+                  "given": "score on the given label (`--score-target given`)",
+                  "weak": "score on the weak view (`--select-on weak`)",
+                  "wre1": "relabelled D at full weight (`--w-re 1`)",
+                  "eps02": "label smoothing ε 0.2 (`--epsilon 0.2`)"}
+
+
+def last_precision(run_dir: Path) -> float:
+    """Label precision of the clean set in the run's last epoch."""
+    return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["label_precision"]
+
+
+def screening(folder: Path, candidates: dict, precision: bool = False, seeds=(1, 2, 3)) -> str:
+    """Each candidate's mean ± sample std over ``seeds`` per row, and in brackets the mean paired difference
+    to `default` on the same seeds; with ``precision``, the mean label precision of the last clean set."""
     lines = ["| candidate (alone, on top of `default`) | " + " | ".join(ROWS) + " |",
              "|---|" + "---:|" * len(ROWS)]
-    reference = {row: runs(study / "screen" / "default", row) for row in ROWS}
-    for name, title in CANDIDATES.items():
+    def cell(name, row):
+        return {seed: result for seed, result in runs(folder / name, row).items() if seed in seeds}
+
+    reference = {row: cell("default", row) for row in ROWS}
+    for name, title in candidates.items():
         cells = []
         for row in ROWS:
-            found = runs(study / "screen" / name, row)
+            found = cell(name, row)
             if not found:
                 cells.append("—")
                 continue
@@ -48,7 +66,11 @@ def screening(study: Path) -> str:
             if name != "default":
                 paired = [found[s]["last10_mean"] - reference[row][s]["last10_mean"]
                           for s in sorted(found) if s in reference[row]]
-                text += f" ({np.mean(paired):+.2f})"
+                text += f" ({np.mean(paired):+.2f})" if paired else ""
+            if precision:
+                text += f" [{np.mean([last_precision(folder / name / f'{row}-comining-seed{s}') for s in found]):.3f}]"
+            if len(found) < 3:
+                text += f" ({len(found)} seed{'s' if len(found) > 1 else ''})"
             cells.append(text)
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -71,5 +93,6 @@ def auto_rate(study: Path) -> str:
 
 if __name__ == "__main__":
     study = Path(sys.argv[1] if len(sys.argv) > 1 else "study")
-    print(screening(study), "\n")
+    print(screening(study / "screen", CANDIDATES), "\n")
+    print(screening(study / "cpu-screen", CPU_CANDIDATES, precision=True), "\n")
     print(auto_rate(study))
