@@ -62,11 +62,14 @@ def test_a_run_made_before_recipes_reads_as_paper():
     assert from_stored({**old, "recipe": "authors"})["recipe"] == "authors"  # newer runs keep theirs
 
 
-def test_a_recipe_setting_added_later_reads_as_its_paper_value_in_older_runs():
-    # A `default` run stored before select_on existed ran the paper's both-view score.
-    stored_default = {k: v for k, v in Config(recipe="default").to_dict().items() if k != "select_on"}
-    assert from_stored(stored_default)["select_on"] == RECIPES["paper"]["select_on"] == "both"
-    assert from_stored({**stored_default, "select_on": "weak"})["select_on"] == "weak"  # stored wins
+@pytest.mark.parametrize("setting, paper, other", [("select_on", "both", "weak"), ("select_by", "self", "peer"),
+                                                   ("score_target", "smoothed", "given")])
+def test_a_recipe_setting_added_later_reads_as_its_paper_value_in_older_runs(setting, paper, other):
+    # A `default` run stored before the setting existed ran the paper's rule (one network, both views'
+    # smoothed score).
+    stored_default = {k: v for k, v in Config(recipe="default").to_dict().items() if k != setting}
+    assert from_stored(stored_default)[setting] == RECIPES["paper"][setting] == paper
+    assert from_stored({**stored_default, setting: other})[setting] == other  # stored wins
 
 
 # --- the study's options -----------------------------------------------------------------------
