@@ -145,7 +145,7 @@ class CoMining(Method):
 
         # Each network trains on the split its selector's score makes: its own (--select-by self), or
         # the other network's (peer), so it does not confirm its own mistakes (Co-teaching's exchange).
-        selectors = outs[::-1]
+        selectors = outs[::-1]  # with one network, its own; with two, each the other's
         # Selection may rank an average over epochs; the ledger keeps the step's own score.
         rank_by = self.ledger.update_average(index, outs[0]["score"], cfg.score_ema) if cfg.score_ema else None
         losses, terms = [], []
@@ -161,7 +161,7 @@ class CoMining(Method):
                 self.ledger.record(index, CLEAN, selector["score"])
                 self.ledger.record(index[noisy], torch.where(agree, RELABELLED, DISCARDED),
                                    selector["score"][noisy], torch.where(agree, pseudo, -1))
-        self.confident_pushed += confident.shape[0] * distributed.world_size()
+        self.confident_pushed += confident.shape[0] * distributed.world_size()  # H's size is the same for each
         return sum(losses), {k: sum(t[k] for t in terms) / len(terms) for k in terms[0]}
 
     def split_loss(self, out, banks, labels, clean, confident, noisy):
