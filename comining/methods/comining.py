@@ -124,11 +124,13 @@ class CoMining(Method):
         with torch.no_grad():
             # The paper ranks on the smoothed targets it trains with. Against them a flat prediction scores
             # as well as a confident right one; "given" ranks on the given label's own cross-entropy.
+            rank_ce1, rank_ce = ce1, l_ce
             if cfg.score_target == "given":
-                ce1, ce2 = F.cross_entropy(z1, labels, reduction="none"), F.cross_entropy(z2, labels, reduction="none")
+                rank_ce1 = F.cross_entropy(z1, labels, reduction="none")
+                rank_ce = 0.5 * (rank_ce1 + F.cross_entropy(z2, labels, reduction="none"))
             # The paper ranks on both views' losses; "weak" ranks on the first (weak) view's alone, so a
             # strong crop that hides a clean image's class does not push the image out of C.
-            score = 0.5 * (ce1 + ce2) + cfg.w_pc * l_pc if cfg.select_on == "both" else ce1
+            score = rank_ce + cfg.w_pc * l_pc if cfg.select_on == "both" else rank_ce1
         return {"z": (z1, z2), "h": (h1, h2), "ce": l_ce, "pc": l_pc, "score": score}
 
     def loss(self, views, labels, index, epoch):
