@@ -5,7 +5,7 @@ evaluation uses mix both. For each finished run directory given, this prints the
 trained and after recomputing the statistics (a cumulative average, no weight changes) over the
 training images' weak, test-time and strong views. Usage:
 
-    python experiments/bn_statistics.py study/cpu-screen/default/sym50-comining-seed1 ...
+    OMP_NUM_THREADS=1 python experiments/bn_statistics.py study/cpu-screen/default/sym50-comining-seed1 ...
 """
 
 from __future__ import annotations
@@ -14,24 +14,21 @@ import copy
 import sys
 
 import torch
+from torch.optim.swa_utils import update_bn
 
 from comining import hardware
 from comining.engine import Trainer
 
 
 def recompute_statistics(trainer: Trainer, kind: str) -> None:
-    """Reset every batch-norm layer and average its statistics over one pass of ``kind`` views."""
-    layers = [m for m in trainer.method.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for layer in layers:
-        layer.reset_running_stats()
-        layer.momentum = None  # a cumulative average over the whole pass
-    trainer.method.train()
-    with torch.no_grad():
-        for _, images in trainer.data.ordered_batches(trainer.cfg.eval_batch_size):
-            x = trainer.views(images, kind)
-            with hardware.autocast(trainer.device, trainer.precision):
-                for net in trainer.method.nets:
-                    net(x)
+    """Reset every batch-norm layer and average its statistics over one pass of ``kind`` views
+    (PyTorch's ``update_bn``: a cumulative average, the networks' weights untouched). Seeded, so the
+    random weak and strong views, and with them the printed figures, repeat."""
+    hardware.seed_everything(trainer.cfg.seed)
+    for net in trainer.method.nets:
+        views = (trainer.views(images, kind) for _, images in trainer.data.ordered_batches(trainer.cfg.eval_batch_size))
+        with hardware.autocast(trainer.device, trainer.precision):
+            update_bn(views, net)
 
 
 def main() -> None:
