@@ -42,6 +42,11 @@ def warmup_probabilities(row: str, seed: int) -> dict:
             "true": data.true_labels.cpu().numpy(), "realised": float(data.noise["wrong_labels"])}
 
 
+def gmm_on(values):
+    """The shipped mixture on any per-sample value in [0, 1] where high means "label likely right"."""
+    return noise_rate.estimate_noise_rate(-np.log(np.clip(values, 1e-12, 1))).rate
+
+
 def gmm(probs, given):
     return gmm_on(probs[np.arange(len(given)), given])
 
@@ -65,11 +70,6 @@ def gmm_more_starts(probs, given):
         noise_rate.N_INIT = shipped
 
 
-def gmm_on(values):
-    """The shipped mixture on any per-sample value in [0, 1] where high means "label likely right"."""
-    return noise_rate.estimate_noise_rate(-np.log(np.clip(values, 1e-12, 1))).rate
-
-
 def label_margin(probs, given):
     """p(given) − max p(other), in [−1, 1]: under pair flip a wrong label's class is the runner-up."""
     rows = np.arange(len(given))
@@ -87,9 +87,12 @@ def gmm_per_class_scale(probs, given):
     """The mixture on p(given) divided by its label's mean p(given) (confident learning's threshold),
     so that a hard class's clean samples are not taken for noise."""
     given_prob = probs[np.arange(len(given)), given]
-    thresholds = np.array([given_prob[given == j].mean() if (given == j).any() else 1.0
-                           for j in range(probs.shape[1])])
-    return gmm_on(np.minimum(given_prob / thresholds[given], 1))
+    return gmm_on(np.minimum(given_prob / label_thresholds(probs, given)[given], 1))
+
+
+def label_thresholds(probs, given):
+    """Per class j, the mean p(j) over the samples labelled j (1 for a class nobody carries)."""
+    return np.array([probs[given == j, j].mean() if (given == j).any() else 1.0 for j in range(probs.shape[1])])
 
 
 def disagreement(probs, given):
@@ -102,8 +105,7 @@ def confident_joint(probs, given):
     of each class among the samples labelled with it; a sample counts for the class it most probably
     belongs to among those above threshold; the off-diagonal share, calibrated to the label counts."""
     k = probs.shape[1]
-    thresholds = np.array([probs[given == j, j].mean() if (given == j).any() else 1.0 for j in range(k)])
-    above = probs >= thresholds
+    above = probs >= label_thresholds(probs, given)
     counted = above.any(1)
     likely = np.where(above, probs, -1).argmax(1)
     joint = np.zeros((k, k))
