@@ -50,6 +50,7 @@ def screening(folder: Path, candidates: dict, precision: bool = False, seeds=(1,
     to `default` on the same seeds; with ``precision``, the mean label precision of the last clean set."""
     lines = ["| candidate (alone, on top of `default`) | " + " | ".join(ROWS) + " |",
              "|---|" + "---:|" * len(ROWS)]
+
     def cell(name, row):
         return {seed: result for seed, result in runs(folder / name, row).items() if seed in seeds}
 
