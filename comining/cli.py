@@ -64,6 +64,8 @@ HELP = {
                     "or given (the given label alone, as the small-loss baselines rank)",
     "select_by": "whose score picks each network's clean set: self (the paper's one network) or peer "
                  "(two networks, each training on the split the other's score makes, as in Co-teaching)",
+    "ce_on": "the views whose cross-entropy fits the labels: both (the paper's) or weak (the first view alone; "
+             "the strong view still enters the consistency term)",
     "num_gradual": "epochs over which the baselines' forget rate ramps up",
     "warmup_epochs": "epochs of plain training before Co-mining starts selecting",
     "epsilon": "label-smoothing mass ε",

@@ -69,6 +69,7 @@ class Config:
     select_on: str = "both"  # the selection score: both views' CE + consistency (paper), or the weak view's CE
     score_target: str = "smoothed"  # selection's cross-entropy: against the smoothed target (paper) or the given label
     select_by: str = "self"  # whose score picks a network's clean set: its own (paper), or a second network's
+    ce_on: str = "both"  # the views whose cross-entropy fits the labels: both (paper), or the weak view alone
     baseline_aug: str = "none"
     jocor_lambda: float | None = None  # None: the paper's rule from the class count and noise rate
     # optimisation
@@ -109,6 +110,7 @@ CHOICES = {
     "select_on": ("both", "weak"),
     "select_by": ("self", "peer"),
     "score_target": ("smoothed", "given"),
+    "ce_on": ("both", "weak"),
 }
 
 # Named sets of Co-mining's own settings (not the data set's: margin and σ stay the preset's). Each
@@ -116,7 +118,7 @@ CHOICES = {
 _PAPER_RECIPE = {"w_tri": 3.0, "tri_positives": "least", "tri_confident_bank": False, "re_confident_bank": False,
                  "score_ema": 0.0, "select_per_class": False, "forget_ramp": False, "aug": "ws", "w_re": 0.01,
                  "select_on": "both", "select_by": "self",
-                 "score_target": "smoothed"}
+                 "score_target": "smoothed", "ce_on": "both"}
 RECIPES = {
     "paper": _PAPER_RECIPE,  # DESIGN.md §2 as written, with the intended triplet loss
     "authors": {**_PAPER_RECIPE, "w_tri": 0.0},  # what the authors' code optimised: its triplet term is 0

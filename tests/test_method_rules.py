@@ -364,6 +364,20 @@ def test_comining_peer_selection_warms_up_both_networks_on_every_sample():
     assert statuses(ledger) == [CLEAN] * N and all(bank.count == N for bank in method.banks)
 
 
+@pytest.mark.parametrize("ce_on", ["both", "weak"])
+def test_comining_ce_on_weak_fits_the_labels_on_the_weak_view_alone(ce_on):
+    # Warm-up, so the loss is the cross-entropy alone. Its gradient on a row's logits is (p - target) times the
+    # view's weight over N: 1/2 each with both views, 1 for the weak view and 0 for the strong with ce_on weak.
+    net = comining_net()
+    method, _ = build("comining", [net], warmup_epochs=1, epsilon=0.5, bank=64, ce_on=ce_on)
+    step(method, N, labels=CM_LABELS, epoch=0)
+    target = torch.full((N, 3), 0.25).scatter_(1, torch.tensor(CM_LABELS)[:, None], 0.5)
+    residual = (F.softmax(net.logits.detach()[:N], 1) - target) / N
+    weak_weight, strong_weight = {"both": (0.5, 0.5), "weak": (1.0, 0.0)}[ce_on]
+    torch.testing.assert_close(net.logits.grad[:N], weak_weight * residual)
+    torch.testing.assert_close(net.logits.grad[N:], strong_weight * residual)
+
+
 @pytest.mark.parametrize("score_target, clean", [("smoothed", [1, 3, 5, 7]), ("given", [0, 2, 4, 6])])
 def test_comining_score_target_decides_whether_a_flat_prediction_looks_clean(score_target, clean):
     # Even rows: margin 2 on the label, so p = (0.787, 0.107, 0.107). Odd rows: flat logits, p = 1/3 each.

@@ -63,7 +63,7 @@ def test_a_run_made_before_recipes_reads_as_paper():
 
 
 @pytest.mark.parametrize("setting, paper, other", [("select_on", "both", "weak"), ("select_by", "self", "peer"),
-                                                   ("score_target", "smoothed", "given")])
+                                                   ("score_target", "smoothed", "given"), ("ce_on", "both", "weak")])
 def test_a_recipe_setting_added_later_reads_as_its_paper_value_in_older_runs(setting, paper, other):
     # A `default` run stored before the setting existed ran the paper's rule (one network, both views'
     # smoothed score).

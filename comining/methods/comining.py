@@ -121,6 +121,9 @@ class CoMining(Method):
         ce1, ce2 = soft_cross_entropy(z1, target), soft_cross_entropy(z2, target)
         l_ce = 0.5 * (ce1 + ce2)
         l_pc = symmetric_kl(z1, z2, base=2)
+        # The paper fits the labels on both views; "weak" fits them on the weak view alone and leaves the
+        # strong view to the consistency term, so a crop that hides the class is not pushed to the label.
+        train_ce = l_ce if cfg.ce_on == "both" else ce1
         with torch.no_grad():
             # The paper ranks on the smoothed targets it trains with. Against them a flat prediction scores
             # as well as a confident right one; "given" ranks on the given label's own cross-entropy.
@@ -131,7 +134,7 @@ class CoMining(Method):
             # The paper ranks on both views' losses; "weak" ranks on the first (weak) view's alone, so a
             # strong crop that hides a clean image's class does not push the image out of C.
             score = rank_ce + cfg.w_pc * l_pc if cfg.select_on == "both" else rank_ce1
-        return {"z": (z1, z2), "h": (h1, h2), "ce": l_ce, "pc": l_pc, "score": score}
+        return {"z": (z1, z2), "h": (h1, h2), "ce": train_ce, "pc": l_pc, "score": score}
 
     def loss(self, views, labels, index, epoch):
         cfg = self.cfg
