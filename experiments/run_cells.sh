@@ -15,7 +15,8 @@ while read -r out rows seeds flags; do
   case "$out" in ''|\#*) continue;; esac
   for row in ${rows//,/ }; do
     for seed in ${seeds//,/ }; do
-      echo "$out $row $seed $flags"
+      # no trailing blank when a line has no flags: xargs -L would join the next line onto it
+      echo "$out $row $seed${flags:+ $flags}"
     done
   done
 done < "$queue" |
