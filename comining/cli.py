@@ -65,7 +65,7 @@ HELP = {
     "select_by": "whose score picks each network's clean set: self (the paper's one network) or peer "
                  "(two networks, each training on the split the other's score makes, as in Co-teaching)",
     "ce_on": "the views whose cross-entropy fits the labels: both (the paper's) or weak (the first view alone; "
-             "the strong view still enters the consistency term)",
+             "the strong view still enters the consistency term where --w-pc > 0)",
     "num_gradual": "epochs over which the baselines' forget rate ramps up",
     "warmup_epochs": "epochs of plain training before Co-mining starts selecting",
     "epsilon": "label-smoothing mass ε",

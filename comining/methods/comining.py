@@ -122,7 +122,7 @@ class CoMining(Method):
         l_ce = 0.5 * (ce1 + ce2)
         l_pc = symmetric_kl(z1, z2, base=2)
         # The paper fits the labels on both views; "weak" fits them on the weak view alone and leaves the
-        # strong view to the consistency term, so a crop that hides the class is not pushed to the label.
+        # strong view to the consistency term (w_pc > 0), so a crop that hides the class is not pushed to the label.
         train_ce = l_ce if cfg.ce_on == "both" else ce1
         with torch.no_grad():
             # The paper ranks on the smoothed targets it trains with. Against them a flat prediction scores
