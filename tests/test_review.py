@@ -125,7 +125,9 @@ def test_unknown_verdict_is_a_user_error(tmp_path):
 
 def test_serve_prints_its_address_and_stops_cleanly_on_ctrl_c(tmp_path):
     run = hostile_run(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # faulthandler: should the server ever hang again (seen once in CI), SIGABRT makes it print
+    # every thread's stack, and the failure says where it stopped instead of only that it did
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "comining", "review", str(run), "--serve", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -139,7 +141,12 @@ def test_serve_prints_its_address_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert reply.status == 200 and b"review-data" in reply.read()
         connection.close()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        try:
+            out, err = proc.communicate(timeout=60)  # the stop takes ~1 s; 60 leaves room for a loaded CI
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=20)
+            pytest.fail(f"the server did not stop within 60 s of Ctrl-C; stdout {out!r}; its stacks:\n{err}")
     finally:
         proc.kill()
     assert proc.returncode == 0 and "stopped serving" in out and "Traceback" not in err
