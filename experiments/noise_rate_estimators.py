@@ -116,9 +116,41 @@ def confident_joint(probs, given):
     return float(1 - np.trace(joint) / joint.sum())
 
 
+def cleanlab_off_diagonal(probs, given):
+    """cleanlab's own count of label issues without calibration (``estimation_method="off_diagonal"``),
+    as a share; cleanlab is a test dependency (pip install -e '.[test]')."""
+    from cleanlab.count import num_label_issues
+    return num_label_issues(given, probs, estimation_method="off_diagonal") / len(given)
+
+
+def gmm_and_joint_mean(probs, given):
+    """The mean of the shipped mixture and confident learning's joint, whose errors differ in sign."""
+    return (gmm(probs, given) + confident_joint(probs, given)) / 2
+
+
+WARMUP_EPSILON = 0.5  # the label smoothing the warm-up trained with (the default recipe's ε)
+
+
+def anchors(probs, given, quantile=0.9):
+    """Anchor points (Patrini et al., CVPR 2017; Xia et al., NeurIPS 2019): at an image that surely is
+    class j, the network's p(j) is the share of class j's images that keep label j, T_jj. Taken here
+    as a high quantile of p(j) among the samples labelled j, with the warm-up's label smoothing
+    undone (a perfect fit of a smoothed target gives p = T·(1−ε) + (1−T)·ε/(C−1)); the noise rate is
+    1 − Σ_j n_j T_jj / n. It sees flips between known classes only: an open-set image is no class's
+    anchor, so its wrong label is not counted."""
+    k = probs.shape[1]
+    off = WARMUP_EPSILON / (k - 1)
+    keep = np.array([np.quantile(probs[given == j, j], quantile) if (given == j).any() else 1.0 for j in range(k)])
+    keep = np.clip((keep - off) / (1 - WARMUP_EPSILON - off), 0, 1)
+    return float(1 - np.dot(np.bincount(given, minlength=k), keep) / len(given))
+
+
 ESTIMATORS = {"gmm (shipped)": gmm, "gmm per label": gmm_per_label, "gmm 10 starts": gmm_more_starts,
               "gmm on margin": gmm_margin, "gmm per-class scale": gmm_per_class_scale,
-              "argmax ≠ label": disagreement, "confident joint": confident_joint}
+              "argmax ≠ label": disagreement, "confident joint": confident_joint,
+              "cleanlab off-diagonal": cleanlab_off_diagonal, "mean of gmm and joint": gmm_and_joint_mean,
+              "anchors q0.75": lambda p, g: anchors(p, g, 0.75), "anchors q0.9": anchors,
+              "anchors q0.95": lambda p, g: anchors(p, g, 0.95)}
 
 
 def main() -> None:
