@@ -39,34 +39,41 @@ CPU_CANDIDATES = {"default": "`default` recipe", "peer": "a second network picks
                   "wre1": "relabelled D at full weight (`--w-re 1`)",
                   "eps02": "label smoothing ε 0.2 (`--epsilon 0.2`)"}
 
+# The CPU screening on top of the default without the consistency term (study/cpu-screen3), each
+# against that default's cells (study/cpu-screen2/wpc0).
+WPC0_CANDIDATES = {"eps02": "label smoothing ε 0.2 (`--epsilon 0.2`)",
+                   "ceweak": "labels fitted on the weak view only (`--ce-on weak`)",
+                   "augww": "two weak views (`--aug ww`)"}
+
 
 def last_precision(run_dir: Path) -> float:
     """Label precision of the clean set in the run's last epoch."""
     return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["label_precision"]
 
 
-def screening(folder: Path, candidates: dict, precision: bool = False, seeds=(1, 2, 3)) -> str:
+def screening(folder: Path, candidates: dict, precision: bool = False, seeds=(1, 2, 3), reference: Path = None) -> str:
     """Each candidate's mean ± sample std over ``seeds`` per row, and in brackets the mean paired difference
-    to `default` on the same seeds; with ``precision``, the mean label precision of the last clean set."""
+    to the reference (``folder/default`` unless given) on the same seeds; with ``precision``, the mean
+    label precision of the last clean set."""
     lines = ["| candidate (alone, on top of `default`) | " + " | ".join(ROWS) + " |",
              "|---|" + "---:|" * len(ROWS)]
 
-    def cell(name, row):
-        return {seed: result for seed, result in runs(folder / name, row).items() if seed in seeds}
+    def cell(path, row):
+        return {seed: result for seed, result in runs(path, row).items() if seed in seeds}
 
-    reference = {row: cell("default", row) for row in ROWS}
+    paired_with = {row: cell(reference or folder / "default", row) for row in ROWS}
     for name, title in candidates.items():
         cells = []
         for row in ROWS:
-            found = cell(name, row)
+            found = cell(folder / name, row)
             if not found:
                 cells.append("—")
                 continue
             means = [found[s]["last10_mean"] for s in sorted(found)]
             text = f"{np.mean(means):.2f} ± {np.std(means, ddof=1) if len(means) > 1 else 0:.2f}"
-            if name != "default":
-                paired = [found[s]["last10_mean"] - reference[row][s]["last10_mean"]
-                          for s in sorted(found) if s in reference[row]]
+            if name != "default" or reference is not None:
+                paired = [found[s]["last10_mean"] - paired_with[row][s]["last10_mean"]
+                          for s in sorted(found) if s in paired_with[row]]
                 text += f" ({np.mean(paired):+.2f})" if paired else ""
             if precision:
                 text += f" [{np.mean([last_precision(folder / name / f'{row}-comining-seed{s}') for s in found]):.3f}]"
@@ -77,11 +84,13 @@ def screening(folder: Path, candidates: dict, precision: bool = False, seeds=(1,
     return "\n".join(lines)
 
 
-def auto_rate(study: Path) -> str:
+def auto_rate(auto_dir: Path, true_dir: Path) -> str:
+    """Per row and seed: the realised and estimated noise rates of the `--forget-rate auto` runs in
+    ``auto_dir``, and their accuracy beside that of the run given the true rate in ``true_dir``."""
     lines = ["| row | seed | realised | estimated | error | accuracy, auto | accuracy, true rate | auto − true |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in ROWS:
-        auto, true = runs(study / "auto", row), runs(study / "none", row)
+        auto, true = runs(auto_dir, row), runs(true_dir, row)
         for seed in sorted(auto):
             a = auto[seed]
             realised, estimate = a["noise"]["wrong_labels"], a["estimated_noise_rate"]
@@ -96,4 +105,7 @@ if __name__ == "__main__":
     study = Path(sys.argv[1] if len(sys.argv) > 1 else "study")
     print(screening(study / "screen", CANDIDATES), "\n")
     print(screening(study / "cpu-screen", CPU_CANDIDATES, precision=True), "\n")
-    print(auto_rate(study))
+    print(auto_rate(study / "auto", study / "none"), "\n")
+    # 2026-11-25, on the CPU: candidates on top of today's default (w_pc 0), and `auto` with it
+    print(screening(study / "cpu-screen3", WPC0_CANDIDATES, precision=True, reference=study / "cpu-screen2/wpc0"), "\n")
+    print(auto_rate(study / "auto2", study / "cpu-final/none"))
