@@ -6,6 +6,7 @@ of the noise rate on them against the realised rate. Usage:
 
     python experiments/noise_rate_estimators.py --out runs/estimators --seeds 4,5,6
     python experiments/noise_rate_estimators.py --out runs/estimators --compare   # reuse saved passes
+    python experiments/noise_rate_estimators.py --out runs/estimators-digits --dataset digits --train-subset 0
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from comining.titles import parse_noise
 ROWS = ["sym20", "sym50", "sym80", "asym40", "sym20-open20"]
 
 
-def warmup_probabilities(row: str, seed: int) -> dict:
+def warmup_probabilities(row: str, seed: int, dataset: str = "fashion-mnist", train_subset: int | None = 3200) -> dict:
     """The probabilities after each warm-up epoch (probs1 … probsW; ``probs`` is the last, where
     `auto` estimates), the given and true labels, and the realised share of wrong labels."""
     kind, rate, open_ratio = parse_noise(row)
-    cfg = resolve({"dataset": "fashion-mnist", "train_subset": 3200, "test_subset": 2000, "method": "comining",
-                   "noise_type": kind, "closed_rate": rate, "open_ratio": open_ratio or 0.0, "seed": seed,
-                   "quiet": True})
+    subsets = {"train_subset": train_subset, "test_subset": 2000} if train_subset else {}
+    cfg = resolve({"dataset": dataset, **subsets, "method": "comining", "noise_type": kind, "closed_rate": rate,
+                   "open_ratio": open_ratio or 0.0, "seed": seed, "quiet": True})
     trainer = engine.Trainer(cfg)
     saved = {}
     for epoch in range(cfg.warmup_epochs):
@@ -145,12 +146,20 @@ def anchors(probs, given, quantile=0.9):
     return float(1 - np.dot(np.bincount(given, minlength=k), keep) / len(given))
 
 
+def gmm_else_anchors(probs, given):
+    """The shipped mixture where its two components separate (Ashman's D ≥ 2); where they do not, the
+    mixture itself says its split is unreliable, and the anchors (which need no split) answer."""
+    given_prob = probs[np.arange(len(given)), given]
+    fit = noise_rate.estimate_noise_rate(-np.log(np.clip(given_prob, 1e-12, 1)))
+    return fit.rate if fit.separated else anchors(probs, given)
+
+
 ESTIMATORS = {"gmm (shipped)": gmm, "gmm per label": gmm_per_label, "gmm 10 starts": gmm_more_starts,
               "gmm on margin": gmm_margin, "gmm per-class scale": gmm_per_class_scale,
               "argmax ≠ label": disagreement, "confident joint": confident_joint,
               "cleanlab off-diagonal": cleanlab_off_diagonal, "mean of gmm and joint": gmm_and_joint_mean,
               "anchors q0.75": lambda p, g: anchors(p, g, 0.75), "anchors q0.9": anchors,
-              "anchors q0.95": lambda p, g: anchors(p, g, 0.95)}
+              "anchors q0.95": lambda p, g: anchors(p, g, 0.95), "gmm, else anchors": gmm_else_anchors}
 
 
 def main() -> None:
@@ -158,6 +167,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/estimators"))
     parser.add_argument("--seeds", default="4,5,6")
     parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--train-subset", type=int, default=3200, help="0: the whole training set")
     parser.add_argument("--compare", action="store_true", help="only compare the passes already saved")
     parser.add_argument("--after-epoch", type=int, default=None,
                         help="estimate from the pass after this warm-up epoch (default: the last)")
@@ -171,7 +182,7 @@ def main() -> None:
             if not path.exists():
                 if args.compare:
                     continue
-                np.savez_compressed(path, **warmup_probabilities(row, seed))
+                np.savez_compressed(path, **warmup_probabilities(row, seed, args.dataset, args.train_subset))
             saved = np.load(path)
             probs = saved["probs" if args.after_epoch is None else f"probs{args.after_epoch}"]
             line = [f"{row:13s} seed {seed}: realised {float(saved['realised']):.3f}"]
