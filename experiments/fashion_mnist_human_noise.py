@@ -63,9 +63,11 @@ def look_alike_scores(images: torch.Tensor, labels: np.ndarray) -> np.ndarray:
     """[N×C] softmax of minus the squared distance of each image to every class mean, in a 40-d PCA
     space of the pixels: how much an image looks like each class."""
     x = images.reshape(len(images), -1).float() / 255
-    x = x - x.mean(0)
-    _, _, v = torch.pca_lowrank(x, q=40, center=False, niter=4)
-    z = (x @ v).numpy()
+    x = (x - x.mean(0)).double()
+    # exact PCA from the 784×784 covariance: a randomised one (torch.pca_lowrank) draws from the
+    # unseeded global generator, and the file came out different on every build
+    _, vectors = torch.linalg.eigh(x.T @ x)
+    z = (x @ vectors[:, -40:]).float().numpy()
     means = np.stack([z[labels == c].mean(0) for c in range(10)])
     d = (z ** 2).sum(1, keepdims=True) - 2 * z @ means.T + (means ** 2).sum(1)
     d = d - d.min(1, keepdims=True)
