@@ -43,7 +43,8 @@ CPU_CANDIDATES = {"default": "`default` recipe", "peer": "a second network picks
 # against that default's cells (study/cpu-screen2/wpc0).
 WPC0_CANDIDATES = {"eps02": "label smoothing ε 0.2 (`--epsilon 0.2`)",
                    "ceweak": "labels fitted on the weak view only (`--ce-on weak`)",
-                   "augww": "two weak views (`--aug ww`)"}
+                   "augww": "two weak views (`--aug ww`)",
+                   "wre01": "relabelled D at weight 0.1 (`--w-re 0.1`)"}
 
 
 def last_precision(run_dir: Path) -> float:
