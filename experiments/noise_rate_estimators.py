@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from comining import engine, noise_rate
-from comining.config import resolve
+from comining.config import Config, resolve
 from comining.evidence import plain_probabilities
 from comining.titles import parse_noise
 
@@ -43,9 +43,14 @@ def warmup_probabilities(row: str, seed: int, dataset: str = "fashion-mnist", tr
             "true": data.true_labels.cpu().numpy(), "realised": float(data.noise["wrong_labels"])}
 
 
+def mixture_fit(values):
+    """The shipped mixture's fit on any per-sample value in [0, 1] where high means "label likely right"."""
+    return noise_rate.estimate_noise_rate(-np.log(np.clip(values, 1e-12, 1)))
+
+
 def gmm_on(values):
-    """The shipped mixture on any per-sample value in [0, 1] where high means "label likely right"."""
-    return noise_rate.estimate_noise_rate(-np.log(np.clip(values, 1e-12, 1))).rate
+    """The shipped mixture's estimate on such values."""
+    return mixture_fit(values).rate
 
 
 def gmm(probs, given):
@@ -129,7 +134,7 @@ def gmm_and_joint_mean(probs, given):
     return (gmm(probs, given) + confident_joint(probs, given)) / 2
 
 
-WARMUP_EPSILON = 0.5  # the label smoothing the warm-up trained with (the default recipe's ε)
+WARMUP_EPSILON = Config.epsilon  # the label smoothing the warm-up trained with (no preset or recipe changes it)
 
 
 def anchors(probs, given, quantile=0.9):
@@ -149,8 +154,7 @@ def anchors(probs, given, quantile=0.9):
 def gmm_else_anchors(probs, given):
     """The shipped mixture where its two components separate (Ashman's D ≥ 2); where they do not, the
     mixture itself says its split is unreliable, and the anchors (which need no split) answer."""
-    given_prob = probs[np.arange(len(given)), given]
-    fit = noise_rate.estimate_noise_rate(-np.log(np.clip(given_prob, 1e-12, 1)))
+    fit = mixture_fit(probs[np.arange(len(given)), given])
     return fit.rate if fit.separated else anchors(probs, given)
 
 
