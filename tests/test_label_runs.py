@@ -292,10 +292,11 @@ def test_csv_list_export_reads_back_as_a_list_and_as_labels(csv_run):
     # the classes the exported list still has (the loader refuses an unknown class name), and the
     # smoothing must leave a trace of the label with two classes.
     kept = [(p, y) for p, y in expected if y]
+    kept_classes = {y for _, y in kept}
     val = read_csv(base / "eval" / "val.csv")
     with open(base / "eval" / "val_kept.csv", "w", newline="") as fh:  # beside the images it names
-        csv.writer(fh).writerows([["path", "label"], *([r["path"], r["label"]] for r in val
-                                                       if r["label"] in {y for _, y in kept})])
+        csv.writer(fh).writerows([["path", "label"],
+                                  *([r["path"], r["label"]] for r in val if r["label"] in kept_classes)])
     again = run("train", "--dataset", "csv", "--train-csv", base / "fixed" / "train.csv", "--val-csv",
                 base / "eval" / "val_kept.csv", "--epochs", "1", "--out", "again", "--epsilon", "0.2", *SMALL_IMAGES)
     assert again.returncode == 0, again.stderr
