@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from comining import distributed, evidence, hardware, label_issues, noise_rate, report
-from comining.config import Config, from_stored, validate
+from comining.config import Config, effective_forget_rate, from_stored, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
 from comining.data.folder import FolderData, is_folder_dataset
@@ -209,7 +209,7 @@ class Trainer:
                 if self.data.true_labels is not None:
                     record.update(selection_metrics(self.ledger, self.data.labels, self.data.true_labels,
                                                     self.data.num_classes))
-                if self.method.target_forget_rate is None and epoch + 1 >= self.method.estimate_after_epoch:
+                if self.estimate_due(epoch + 1):
                     self.estimate_forget_rate(record)
                 record["seconds"] = time.time() - tick
                 self.history.append(record)
@@ -231,17 +231,35 @@ class Trainer:
             report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
         return results
 
+    def estimate_due(self, epochs_done: int) -> bool:
+        """Whether --forget-rate auto estimates the noise rate after this many epochs: at the method's
+        first estimate (or the first epoch after it, on a resumed run), and where it re-estimates."""
+        if effective_forget_rate(self.cfg) is not None:  # a given rate or the protocol's: nothing to estimate
+            return False
+        if self.method.target_forget_rate is None:
+            return epochs_done >= self.method.estimate_after_epoch
+        return epochs_done == self.method.reestimate_after_epoch
+
     def estimate_forget_rate(self, record: dict) -> None:
         """--forget-rate auto: the share of wrong labels, estimated from the per-sample losses of the
         network(s) as they are now, becomes the forget rate from the next epoch on (every rank makes the
-        same pass with the same weights, so all ranks agree)."""
+        same pass with the same weights, so all ranks agree). A second estimate replaces the first only
+        where its losses separate into two populations; otherwise the first holds."""
         losses = evidence.given_label_losses(self.method, self.data, self.views, self.precision,
                                              self.cfg.eval_batch_size)
         estimate = noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed)
-        self.method.target_forget_rate = estimate.rate
-        record.update(estimated_noise_rate=estimate.rate, noise_separation=estimate.separation)
+        first = self.method.target_forget_rate is None
+        record.update(noise_separation=estimate.separation)
+        if first or estimate.separated:
+            self.method.target_forget_rate = estimate.rate
+            record.update(estimated_noise_rate=estimate.rate)
+            message = f"{estimate.describe()}; forget rate {estimate.rate:.3f}"
+        else:
+            record.update(unused_noise_rate=estimate.rate)
+            message = (f"noise rate re-estimated at {estimate.rate:.3f}, but the losses do not separate (D = "
+                       f"{estimate.separation:.1f}): the forget rate stays {self.method.target_forget_rate:.3f}")
         if distributed.is_main():
-            tqdm.write(f"after epoch {record['epoch']}: {estimate.describe()}; forget rate {estimate.rate:.3f}")
+            tqdm.write(f"after epoch {record['epoch']}: {message}")
 
     # -- state ----------------------------------------------------------------------------------
 

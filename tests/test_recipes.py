@@ -174,6 +174,53 @@ def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
     assert resumed.method.target_forget_rate == results["estimated_noise_rate"]
 
 
+@pytest.mark.parametrize("second_share", [0.2, None])  # None: the second losses are one population
+def test_auto_re_estimates_once_and_keeps_the_first_rate_where_losses_do_not_separate(tmp_path, monkeypatch,
+                                                                                      second_share):
+    from comining import engine, evidence
+    rng = np.random.default_rng(0)
+
+    def two_populations(share, n):
+        noisy = int(share * n)
+        return rng.permutation(np.concatenate([rng.gamma(2.0, 0.1, n - noisy), rng.normal(2.5, 0.4, noisy)]))
+
+    calls = []
+
+    def losses(method, data, *args):
+        calls.append(len(calls))
+        n = len(data)
+        if len(calls) == 1:
+            return two_populations(0.3, n)
+        return two_populations(second_share, n) if second_share else rng.normal(1.0, 0.3, n)
+
+    monkeypatch.setattr(evidence, "given_label_losses", losses)
+    cfg = resolve({"train_subset": 400, "epochs": 5, "warmup_epochs": 2, "epoch_decay_start": 2,
+                   "forget_rate": "auto", "quiet": True, "closed_rate": 0.4})
+    trainer = engine.Trainer(cfg, tmp_path / "run")
+    assert trainer.method.reestimate_after_epoch == 4
+    results = trainer.fit()
+    assert calls == [0, 1]  # after warm-up (epoch 2) and once more (epoch 4), not every epoch
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert history[1]["estimated_noise_rate"] == pytest.approx(0.3, abs=0.03)
+    expected = 0.2 if second_share else history[1]["estimated_noise_rate"]
+    if second_share:
+        assert history[3]["estimated_noise_rate"] == pytest.approx(0.2, abs=0.03)
+    else:  # not separated: recorded, not used
+        assert "estimated_noise_rate" not in history[3] and "unused_noise_rate" in history[3]
+        assert history[3]["noise_separation"] < 2
+    assert history[4]["forget_rate"] == pytest.approx(expected, abs=0.03 if second_share else 0)
+    assert results["estimated_noise_rate"] == results["forget_rate"] == history[4]["forget_rate"]
+    # Resumed after the second estimate, the run keeps it (the last one used).
+    assert engine.Trainer.resume(tmp_path / "run").method.target_forget_rate == results["forget_rate"]
+
+
+def test_a_given_forget_rate_is_never_estimated(tmp_path, monkeypatch):
+    from comining import engine, evidence
+    monkeypatch.setattr(evidence, "given_label_losses", lambda *a: pytest.fail("estimated a given rate"))
+    cfg = resolve({"train_subset": 200, "epochs": 5, "warmup_epochs": 2, "quiet": True, "closed_rate": 0.4})
+    assert engine.Trainer(cfg).fit()["forget_rate"] == pytest.approx(0.4)
+
+
 # --- --seeds --------------------------------------------------------------------------------
 
 def _fake_run(folder, cfg, last10_mean, seed):

@@ -66,6 +66,12 @@ class Method(nn.Module):
         the first, while the ramp below has not yet used the rate."""
         return 1
 
+    @property
+    def reestimate_after_epoch(self) -> int | None:
+        """With --forget-rate auto, the epoch after which the noise rate is estimated once more, from
+        networks that have trained with selection (None: the first estimate holds)."""
+        return None
+
     def forget_rate(self, epoch: int) -> float:
         """Linear ramp from 0 to the target over the first --num_gradual epochs (Co-teaching's schedule);
         0 while an ``auto`` rate has not been estimated yet."""

@@ -106,6 +106,13 @@ class CoMining(Method):
     def estimate_after_epoch(self) -> int:
         return max(self.cfg.warmup_epochs, 1)
 
+    @property
+    def reestimate_after_epoch(self) -> int:
+        """As many epochs of selection after the first estimate as the warm-up had: a network trained on
+        its clean sets has not learned pair flips as a second cluster the way the warm-up's has, so its
+        losses split clean from wrong where the warm-up's do not (docs/METHOD.md)."""
+        return 2 * self.estimate_after_epoch
+
     def bank_entries(self, bank: MemoryBank, confident_only: bool):
         """The bank's entries to mine: all of them, or only those pushed after warm-up (from H)."""
         if confident_only:
