@@ -4,7 +4,7 @@
 
 Prints the screening table (each candidate's mean ± sample std over seeds, and in brackets the mean
 paired difference to the default recipe on the same seeds) and the `--forget-rate auto` table (each
-seed's estimate, the realised rate, and the accuracy with the estimate and with the true rate). The
+seed's estimates, the realised rate, and the accuracy with the estimate and with the true rate). The
 comparison with the baselines is `comining table`'s own output (run its command again: every cell
 exists, so nothing trains).
 """
@@ -85,18 +85,35 @@ def screening(folder: Path, candidates: dict, precision: bool = False, seeds=(1,
     return "\n".join(lines)
 
 
-def auto_rate(auto_dir: Path, true_dir: Path) -> str:
+def estimates(run_dir: Path) -> str:
+    """Every estimate a run made, from its metrics.jsonl: "0.807 (D 2.9) → 0.433 (D 2.9)", an estimate
+    that was not used (its losses did not separate) struck through."""
+    made = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "noise_separation" in record:
+            used = "estimated_noise_rate" in record
+            rate = record["estimated_noise_rate" if used else "unused_noise_rate"]
+            text = f"{rate:.3f} (D {record['noise_separation']:.2f})"
+            made.append(text if used else f"~~{text}~~")
+    return " → ".join(made)
+
+
+def auto_rate(auto_dir: Path, true_dir: Path, rows=ROWS, every_estimate: bool = False) -> str:
     """Per row and seed: the realised and estimated noise rates of the `--forget-rate auto` runs in
-    ``auto_dir``, and their accuracy beside that of the run given the true rate in ``true_dir``."""
-    lines = ["| row | seed | realised | estimated | error | accuracy, auto | accuracy, true rate | auto − true |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for row in ROWS:
+    ``auto_dir``, and their accuracy beside that of the run given the true rate in ``true_dir``; with
+    ``every_estimate``, also each estimate the run made (after warm-up, and again later)."""
+    extra = " estimates made |" if every_estimate else ""
+    lines = [f"| row | seed | realised |{extra} estimate used | error | accuracy, auto | accuracy, true rate | auto − true |",
+             "|---|---:|---:|" + ("---|" if every_estimate else "") + "---:|---:|---:|---:|---:|"]
+    for row in rows:
         auto, true = runs(auto_dir, row), runs(true_dir, row)
         for seed in sorted(auto):
             a = auto[seed]
             realised, estimate = a["noise"]["wrong_labels"], a["estimated_noise_rate"]
             t = true.get(seed)
-            lines.append(f"| {row} | {seed} | {realised:.3f} | {estimate:.3f} | {estimate - realised:+.3f} | "
+            made = f" {estimates(auto_dir / f'{row}-comining-seed{seed}')} |" if every_estimate else ""
+            lines.append(f"| {row} | {seed} | {realised:.3f} |{made} {estimate:.3f} | {estimate - realised:+.3f} | "
                          f"{a['last10_mean']:.2f} | {t['last10_mean'] if t else float('nan'):.2f} | "
                          f"{a['last10_mean'] - t['last10_mean'] if t else float('nan'):+.2f} |")
     return "\n".join(lines)
@@ -109,4 +126,7 @@ if __name__ == "__main__":
     print(auto_rate(study / "auto", study / "none"), "\n")
     # 2026-11-25, on the CPU: candidates on top of today's default (w_pc 0), and `auto` with it
     print(screening(study / "cpu-screen3", WPC0_CANDIDATES, precision=True, reference=study / "cpu-screen2/wpc0"), "\n")
-    print(auto_rate(study / "auto2", study / "cpu-final/none"))
+    print(auto_rate(study / "auto2", study / "cpu-final/none"), "\n")
+    # 2026-11-25, third session: `auto` estimates once more after 5 epochs of selection
+    print(auto_rate(study / "auto3", study / "cpu-final/none", every_estimate=True), "\n")
+    print(auto_rate(study / "heldout-auto", study / "heldout-true", ["sym40-open20", "sym65"], every_estimate=True))
