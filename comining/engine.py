@@ -242,12 +242,15 @@ class Trainer:
 
     def estimate_forget_rate(self, record: dict) -> None:
         """--forget-rate auto: the share of wrong labels, estimated from the per-sample losses of the
-        network(s) as they are now, becomes the forget rate from the next epoch on (every rank makes the
-        same pass with the same weights, so all ranks agree). A second estimate replaces the first only
-        where its losses separate into two populations; otherwise the first holds."""
+        network(s) as they are now, becomes the forget rate from the next epoch on (rank 0's estimate, so
+        all ranks agree). A second estimate replaces the first only where its losses separate into two
+        populations; otherwise the first holds."""
         losses = evidence.given_label_losses(self.method, self.data, self.views, self.precision,
                                              self.cfg.eval_batch_size)
         estimate = noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed)
+        # Rank 0's estimate for every rank: a file that failed on one rank, or a GPU's rounding, could
+        # otherwise move a rank's D across 2 and have the ranks train with different forget rates.
+        estimate = distributed.gather_objects(estimate)[0]
         first = self.method.target_forget_rate is None
         record.update(noise_separation=estimate.separation)
         if first or estimate.separated:

@@ -25,8 +25,9 @@ def logged_write(path, data):
 
 rundir.atomic_write = logged_write
 # 330 samples in batches of 64: five full batches an epoch, the last 10 samples dropped.
+# Co-mining estimates its forget rate (auto) after epoch 1 and again after epoch 2, on every rank.
 cfg = resolve({"method": method, "train_subset": 330, "epochs": 2, "warmup_epochs": 1, "batch_size": 64,
-               "bank": 256, "quiet": True, "out": out})
+               "bank": 256, "quiet": True, "out": out, **({"forget_rate": "auto"} if method == "comining" else {})})
 trainer = Trainer(cfg, out)
 trained_on = []  # per batch, this rank's share of the indices
 unsharded = trainer.data.batches
@@ -43,6 +44,6 @@ trainer.fit()
 whole = [[index.cpu() for index, _, _ in unsharded(epoch, cfg.batch_size, cfg.seed)] for epoch in range(cfg.epochs)]
 state = {"params": trainer.method_state(), "ledger": trainer.ledger.state_dict(),
          "banks": [bank.state_dict() for bank in getattr(trainer.method, "banks", [])],
-         "trained_on": trained_on, "whole_batches": whole}
+         "trained_on": trained_on, "whole_batches": whole, "forget_rate": trainer.method.target_forget_rate}
 torch.save(state, f"{dump}/rank{trainer.rank}.pt")
 distributed.cleanup()

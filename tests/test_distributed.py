@@ -57,6 +57,10 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path, method):
         assert (out / name).exists(), name
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
     assert json.loads((out / "results.json").read_text())["epochs"] == 2
+    if method == "comining":  # both estimates made, and every rank trained with the one rank 0 chose
+        history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert all("noise_separation" in record for record in history)
+        assert rank0["forget_rate"] == rank1["forget_rate"] == json.loads((out / "results.json").read_text())["forget_rate"]
     assert not (dump / "writes-rank1.log").exists()
     written = (dump / "writes-rank0.log").read_text().splitlines()
     assert sum(Path(p).name == "results.json" for p in written) == 1
