@@ -125,11 +125,14 @@ def test_unknown_verdict_is_a_user_error(tmp_path):
 
 def test_serve_prints_its_address_and_stops_cleanly_on_ctrl_c(tmp_path):
     run = hostile_run(tmp_path)
-    # faulthandler: should the server ever hang again (seen once in CI), SIGABRT makes it print
-    # every thread's stack, and the failure says where it stopped instead of only that it did
+    # faulthandler: should the server ever hang, SIGABRT makes it print every thread's stack, and the
+    # failure says where it stopped instead of only that it did
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYTHONFAULTHANDLER": "1"}
+    # Started with SIGINT ignored, as a background job of a non-interactive shell is (how the hang seen
+    # in CI came about): Ctrl-C must stop the server all the same.
     proc = subprocess.Popen([sys.executable, "-m", "comining", "review", str(run), "--serve", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         assert proc.stdout.readline().strip() == f"review page: {run / 'review.html'}"
         address = proc.stdout.readline().split()[5]

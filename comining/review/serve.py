@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -105,6 +106,9 @@ def serve(run_dir, port: int) -> None:
     """Serve the review page until Ctrl-C; prints its address first."""
     server = open_server(run_dir, port)
     host, bound = server.server_address[:2]
+    # A process started in the background of a non-interactive shell inherits SIGINT ignored, and then
+    # Python never raises KeyboardInterrupt: the server would outlive every Ctrl-C and `kill -INT`.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"serving the review page at http://{host}:{bound}/ (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
