@@ -50,7 +50,8 @@ HELP = {
     "workers": "image folders: processes decoding images",
     "method": "training method, e.g. comining, standard",
     "forget_rate": "share of each batch treated as noisy, or auto: estimated from the losses after warm-up, "
-                   "and for Co-mining again after as many epochs of selection (default: implied by the synthetic noise rates; auto for image folders and label files)",
+                   "and for Co-mining again after as many epochs of selection (default: implied by the "
+                   "synthetic noise rates; auto for image folders and label files)",
     "recipe": "named set of Co-mining settings: " + ", ".join(RECIPES) + " (docs/METHOD.md)",
     "tri_positives": "triplet positives ranked from the least (paper) or most similar bank entries",
     "tri_confident_bank": "the triplet loss mines only bank entries pushed after warm-up (the confident set)",

@@ -214,6 +214,17 @@ def test_auto_re_estimates_once_and_keeps_the_first_rate_where_losses_do_not_sep
     assert engine.Trainer.resume(tmp_path / "run").method.target_forget_rate == results["forget_rate"]
 
 
+def test_a_baseline_estimates_once_after_its_first_epoch(monkeypatch):
+    from comining import engine, evidence
+    calls = []
+    monkeypatch.setattr(evidence, "given_label_losses",
+                        lambda method, data, *a: calls.append(1) or np.random.default_rng(0).gamma(2.0, 0.1, len(data)))
+    cfg = resolve({"method": "coteaching", "train_subset": 200, "epochs": 4, "warmup_epochs": 1, "quiet": True,
+                   "forget_rate": "auto", "closed_rate": 0.4})
+    engine.Trainer(cfg).fit()
+    assert len(calls) == 1
+
+
 def test_a_given_forget_rate_is_never_estimated(tmp_path, monkeypatch):
     from comining import engine, evidence
     monkeypatch.setattr(evidence, "given_label_losses", lambda *a: pytest.fail("estimated a given rate"))
