@@ -130,3 +130,4 @@ if __name__ == "__main__":
     # 2026-11-25, third session: `auto` estimates once more after 5 epochs of selection
     print(auto_rate(study / "auto3", study / "cpu-final/none", every_estimate=True), "\n")
     print(auto_rate(study / "heldout-auto", study / "heldout-true", ["sym40-open20", "sym65"], every_estimate=True))
+    print(auto_rate(study / "auto3-more", study / "heldout-true", ["asym40"], every_estimate=True))
