@@ -136,21 +136,27 @@ def test_forget_rate_ramp_after_warm_up_and_unknown_rate():
 
 # --- the noise-rate estimate -------------------------------------------------------------------
 
+def two_loss_populations(rng, n, share):
+    """n losses in random order, a ``share`` of them noisy (high: N(2.5, 0.4)), the rest clean (low: Γ(2, 0.1))."""
+    noisy = int(share * n)
+    return rng.permutation(np.concatenate([rng.gamma(2.0, 0.1, n - noisy), rng.normal(2.5, 0.4, noisy)]))
+
+
+def one_loss_population(rng, n):
+    """n losses from one population (N(1, 0.3)): nothing to split."""
+    return rng.normal(1.0, 0.3, n)
+
+
 @pytest.mark.parametrize("share", [0.1, 0.3, 0.5, 0.7])
 def test_estimator_recovers_the_mix_of_two_populations(share):
-    rng = np.random.default_rng(0)
-    n = 4000
-    noisy = int(share * n)
-    losses = np.concatenate([rng.gamma(2.0, 0.1, n - noisy), rng.normal(2.5, 0.4, noisy)])
-    estimate = estimate_noise_rate(rng.permutation(losses))
+    estimate = estimate_noise_rate(two_loss_populations(np.random.default_rng(0), 4000, share))
     assert estimate.separated
     assert estimate.rate == pytest.approx(share, abs=0.03)
     assert estimate.low_mean < 0.5 < 2 < estimate.high_mean
 
 
 def test_estimator_says_when_losses_do_not_separate():
-    losses = np.random.default_rng(1).normal(1.0, 0.3, 3000)
-    estimate = estimate_noise_rate(losses)
+    estimate = estimate_noise_rate(one_loss_population(np.random.default_rng(1), 3000))
     assert not estimate.separated
     assert "do not separate" in estimate.describe()
     assert estimate_noise_rate(np.full(50, 0.7)).rate == 0.0  # one value: nothing to split
@@ -179,19 +185,15 @@ def test_auto_re_estimates_once_and_keeps_the_first_rate_where_losses_do_not_sep
                                                                                       second_share):
     from comining import engine, evidence
     rng = np.random.default_rng(0)
-
-    def two_populations(share, n):
-        noisy = int(share * n)
-        return rng.permutation(np.concatenate([rng.gamma(2.0, 0.1, n - noisy), rng.normal(2.5, 0.4, noisy)]))
-
     calls = []
 
     def losses(method, data, *args):
         calls.append(len(calls))
-        n = len(data)
         if len(calls) == 1:
-            return two_populations(0.3, n)
-        return two_populations(second_share, n) if second_share else rng.normal(1.0, 0.3, n)
+            return two_loss_populations(rng, len(data), 0.3)
+        if second_share is None:
+            return one_loss_population(rng, len(data))
+        return two_loss_populations(rng, len(data), second_share)
 
     monkeypatch.setattr(evidence, "given_label_losses", losses)
     cfg = resolve({"train_subset": 400, "epochs": 5, "warmup_epochs": 2, "epoch_decay_start": 2,
