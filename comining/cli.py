@@ -69,7 +69,7 @@ HELP = {
              "the strong view still enters the consistency term where --w-pc > 0)",
     "num_gradual": "epochs over which the baselines' forget rate ramps up",
     "warmup_epochs": "epochs of plain training before Co-mining starts selecting",
-    "epsilon": "label-smoothing mass ε",
+    "epsilon": "label-smoothing mass ε (default: the paper's 0.5; 0.2 with two classes)",
     "confident_fraction": "share e of the clean set used as high-confidence anchors",
     "w_pc": "weight of the prediction-consistency loss",
     "w_tri": "weight of the semi-hard triplet loss",

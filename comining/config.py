@@ -46,7 +46,7 @@ class Config:
     forget_rate: float | str | None = None  # None: from the noise rates ("auto" where they are unknown); "auto": estimated
     num_gradual: int = 10
     warmup_epochs: int = 10
-    epsilon: float = 0.5
+    epsilon: float | None = None  # None: the paper's 0.5, or 0.2 with two classes (default_epsilon)
     confident_fraction: float = 0.5
     w_pc: float = 0.0  # the default recipe's; the paper's is 1 (--recipe paper)
     w_tri: float = 0.0  # the default recipe's; the paper's is 3 (--recipe paper)
@@ -268,7 +268,8 @@ def validate(cfg: Config) -> None:
          "give all three, or neither CSV")
     need(cfg.label_key is None or cfg.labels is not None, "--label-key picks an array of a .pt --labels file: "
          "give --labels FILE too")
-    need(0 <= cfg.epsilon < 1, f"--epsilon {cfg.epsilon} is outside [0, 1): the label-smoothing mass, e.g. 0.5")
+    need(cfg.epsilon is None or 0 <= cfg.epsilon < 1,
+         f"--epsilon {cfg.epsilon} is outside [0, 1): the label-smoothing mass, e.g. 0.5")
     need(0 < cfg.confident_fraction <= 1, f"--confident-fraction {cfg.confident_fraction} is outside (0, 1]")
     for name in ("w_pc", "w_tri", "w_re", "margin", "lr", "weight_decay", "momentum"):
         need(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} {getattr(cfg, name)} must not be negative")
@@ -318,6 +319,21 @@ def from_stored(values: dict) -> dict:
     if "recipe" in values:
         return {**RECIPES[LEGACY_RECIPE], **values}
     return {**RECIPES[LEGACY_RECIPE], **values, "recipe": LEGACY_RECIPE}
+
+
+def default_epsilon(num_classes: int) -> float:
+    """The label-smoothing mass where --epsilon is not given: the paper's 0.5, or 0.2 with two classes,
+    where 0.5 would give both classes the same target (0.2 keeps the label four times as likely)."""
+    return 0.5 if num_classes > 2 else 0.2
+
+
+def comparable(values: dict) -> dict:
+    """Settings in the form two runs are compared in: an ε of 0.5 is what the default (None) means on
+    every data set where 0.5 can run at all (three classes or more), so runs stored before the default
+    became None still match it."""
+    if values.get("epsilon") == 0.5:
+        return {**values, "epsilon": None}
+    return values
 
 
 def noise_tag(cfg: Config) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from tqdm import tqdm
 
-from comining.config import RECIPES, Config, from_stored, validate
+from comining.config import RECIPES, Config, comparable, from_stored, validate
 from comining.errors import UserError
 from comining import report
 from comining.rundir import atomic_write
@@ -64,14 +64,14 @@ def check_cell(run_dir: Path, cfg: Config) -> None:
     """UserError unless the run already in ``run_dir`` was made with ``cfg``'s settings."""
     from comining.methods import METHODS
     try:
-        stored = from_stored(json.loads((run_dir / "config.json").read_text()))
+        stored = comparable(from_stored(json.loads((run_dir / "config.json").read_text())))
     except (OSError, ValueError, TypeError):
         raise UserError(f"{run_dir} holds a result but no readable config.json: delete that folder "
                         "or pass another --out") from None
     method = METHODS[cfg.method]
     ignored = (RUNTIME_SETTINGS | (set() if method.uses_baseline_aug else {"baseline_aug"})
                | (set() if method.uses_recipe else {"recipe", *RECIPE_SETTINGS}))
-    wanted = cfg.to_dict()
+    wanted = comparable(cfg.to_dict())
     differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in wanted.items()
               if key not in ignored and stored.get(key) != value]
     if differ:

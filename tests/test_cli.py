@@ -209,8 +209,8 @@ BAD = {
     "synthetic-other-dataset": (None, ["--synthetic-data", "cifar10nc", "--dataset", "cifar100"],
                                 ["cifar10nc", "cifar100"]),
     "crop-larger-than-images": (None, ["--crop-size", "64"], ["crop-size 64", "8-pixel"]),
-    # 2 closed classes left: ε = 0.5 would give both the same smoothed target.
-    "epsilon-two-classes": (None, ["--open-ratio", "0.8"], ["epsilon 0.5", "2 classes"]),
+    # 2 closed classes left: an ε of 0.5 asked for would give both the same smoothed target.
+    "epsilon-two-classes": (None, ["--open-ratio", "0.8", "--epsilon", "0.5"], ["epsilon 0.5", "2 classes"]),
     "score-average-of-two-networks": (None, ["--select-by", "peer", "--score-ema", "0.5"],
                                       ["score-ema", "select-by self"]),
     "unknown-selector": (None, ["--select-by", "other"], ["select-by", "peer"]),

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from comining.config import Config
+from comining.errors import UserError
 from comining.methods import METHODS
 from comining.methods import comining as comining_module
 from comining.methods.jocor import default_lambda
@@ -199,6 +200,21 @@ def test_jocor_lambda_rule():
 
 
 # --- Co-mining's step -------------------------------------------------------------------------
+
+def test_the_default_smoothing_keeps_the_label_with_two_classes():
+    # Two classes: the paper's ε 0.5 would make the target (0.5, 0.5). The default is 0.2, target
+    # (0.8, 0.2); at logits [log 4, 0] the prediction is the target, so the warm-up loss is the
+    # target's entropy, -0.8 log 0.8 - 0.2 log 0.2 = 0.5004 (0.9163 against ε 0.5's target).
+    two = [[math.log(4), 0.0]] * 4  # both views of two samples
+    method, _ = build("comining", [FixedNet(two)], warmup_epochs=1, bank=8)
+    assert method.epsilon == 0.2
+    loss, _ = step(method, 2, epoch=0)
+    assert loss.item() == pytest.approx(-0.8 * math.log(0.8) - 0.2 * math.log(0.2), abs=1e-4)
+    three = [[0.0, 0.0, 0.0]] * 4
+    assert build("comining", [FixedNet(three)], bank=8)[0].epsilon == 0.5  # three classes: the paper's
+    with pytest.raises(UserError, match="epsilon 0.5 leaves no trace"):  # asked for, it is refused
+        build("comining", [FixedNet(two)], bank=8, epsilon=0.5)
+
 
 # Eight samples of three classes; both views give row i the logits m_i on its label, 0 elsewhere.
 # With ε 0.5 the smoothed target is (0.5, 0.25, 0.25) and the loss falls as m rises towards log 2,

@@ -281,6 +281,21 @@ def test_a_baseline_cell_serves_any_recipe(tmp_path):
         check_cell(tmp_path / "cell", replace(base, method="comining", recipe="authors", **RECIPES["authors"]))
 
 
+def test_a_cell_stored_with_the_old_explicit_epsilon_matches_the_default(tmp_path):
+    # Runs made before ε's default became None stored 0.5, which is what None means with three classes
+    # or more (the only data sets 0.5 can run on); an ε of 0.2 is another setting.
+    from dataclasses import replace
+    from comining.table import check_cell
+    base = resolve({"quiet": True})
+    assert base.epsilon is None
+    _fake_run(tmp_path / "old", replace(base, epsilon=0.5), 80.0, 1)
+    check_cell(tmp_path / "old", base)  # no error
+    check_cell(tmp_path / "old", replace(base, epsilon=0.5))
+    _fake_run(tmp_path / "light", replace(base, epsilon=0.2), 80.0, 1)
+    with pytest.raises(UserError, match="epsilon 0.2"):
+        check_cell(tmp_path / "light", base)
+
+
 def test_the_settings_defaults_are_the_default_recipe():
     # Config() built directly (the Python API) must mean what its recipe field says.
     assert {k: getattr(Config(), k) for k in RECIPE_KEYS} == RECIPES[Config().recipe]

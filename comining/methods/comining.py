@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from comining import distributed
+from comining.config import default_epsilon
 from comining.errors import UserError
 from comining.losses import smooth_labels, soft_cross_entropy, symmetric_kl
 from comining.methods import Method, num_kept, register
@@ -74,9 +75,11 @@ class CoMining(Method):
         # Label smoothing gives 1-ε to the label and ε/(C-1) to each other class; at ε ≥ (C-1)/C the
         # label no longer stands out, and the loss (hence the selection) would ignore it.
         limit = (num_classes - 1) / num_classes
-        if cfg.epsilon >= limit:
+        self.epsilon = default_epsilon(num_classes) if cfg.epsilon is None else cfg.epsilon
+        if self.epsilon >= limit:
             raise UserError(f"--epsilon {cfg.epsilon} leaves no trace of the label with {num_classes} classes "
-                            f"(label smoothing needs ε below {limit:.2f}): pass e.g. --epsilon {limit * 0.4:.1f}")
+                            f"(label smoothing needs ε below {limit:.2f}): pass e.g. --epsilon {limit * 0.4:.1f}, "
+                            "or leave it out for the default")
         super().__init__(cfg, num_classes, make_model, ledger)
         dim = self.nets[0].feature_dim
         device = next(self.nets[0].parameters()).device
@@ -145,7 +148,7 @@ class CoMining(Method):
 
     def loss(self, views, labels, index, epoch):
         cfg = self.cfg
-        target = smooth_labels(labels, self.num_classes, cfg.epsilon)
+        target = smooth_labels(labels, self.num_classes, self.epsilon)
         outs = [self.view_outputs(net, views, labels, target) for net in self.nets]
 
         if epoch < cfg.warmup_epochs:
