@@ -24,11 +24,12 @@ CANDIDATES = {"default": "`default` recipe", "ww": "two weak views (`--aug ww`)"
               "reconf": "relabel from confident entries (`--re-confident-bank`)"}
 
 
-def runs(folder: Path, row: str, method: str = "comining") -> dict[int, dict]:
-    """seed → results.json of the finished runs of one cell."""
+def runs(folder: Path | list[Path], row: str, method: str = "comining") -> dict[int, dict]:
+    """seed → results.json of the finished runs of one cell, in one folder or gathered from several."""
     found = {}
-    for path in folder.glob(f"{row}-{method}-seed*/results.json"):
-        found[int(path.parent.name.rsplit("seed", 1)[1])] = json.loads(path.read_text())
+    for one in folder if isinstance(folder, list) else [folder]:
+        for path in one.glob(f"{row}-{method}-seed*/results.json"):
+            found[int(path.parent.name.rsplit("seed", 1)[1])] = json.loads(path.read_text())
     return found
 
 
@@ -85,6 +86,26 @@ def screening(folder: Path, candidates: dict, precision: bool = False, seeds=(1,
     return "\n".join(lines)
 
 
+def paired(candidate, reference, rows=ROWS) -> str:
+    """Per row: the reference's and the candidate's mean ± sample std over the seeds both have, each
+    seed's difference candidate − reference, and the mean label precision of the last clean sets."""
+    lines = ["| row | seeds | before | after | after − before, per seed (mean) | precision of C, before → after |",
+             "|---|---|---:|---:|---|---|"]
+    for row in rows:
+        after, before = runs(candidate, row), runs(reference, row)
+        seeds = sorted(set(after) & set(before))
+        if not seeds:
+            continue
+        a, b = ([runs_[s]["last10_mean"] for s in seeds] for runs_ in (after, before))
+        precision = [np.mean([runs_[s]["label_precision"] for s in seeds]) for runs_ in (before, after)]
+        span = f"{seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
+        lines.append(f"| {row} | {span} | {np.mean(b):.2f} ± {np.std(b, ddof=1):.2f} | "
+                     f"{np.mean(a):.2f} ± {np.std(a, ddof=1):.2f} | "
+                     + ", ".join(f"{x - y:+.2f}" for x, y in zip(a, b)) + f" ({np.mean(a) - np.mean(b):+.2f}) | "
+                     f"{precision[0]:.3f} → {precision[1]:.3f} |")
+    return "\n".join(lines)
+
+
 def estimates(run_dir: Path) -> str:
     """Every estimate a run made, from its metrics.jsonl: "0.807 (D 2.9) → 0.433 (D 2.9)", an estimate
     that was not used (its losses did not separate) struck through."""
@@ -99,7 +120,7 @@ def estimates(run_dir: Path) -> str:
     return " → ".join(made)
 
 
-def auto_rate(auto_dir: Path, true_dir: Path, rows=ROWS, every_estimate: bool = False) -> str:
+def auto_rate(auto_dir: Path, true_dir: Path | list[Path], rows=ROWS, every_estimate: bool = False) -> str:
     """Per row and seed: the realised and estimated noise rates of the `--forget-rate auto` runs in
     ``auto_dir``, and their accuracy beside that of the run given the true rate in ``true_dir``; with
     ``every_estimate``, also each estimate the run made (after warm-up, and again later)."""
@@ -131,3 +152,8 @@ if __name__ == "__main__":
     print(auto_rate(study / "auto3", study / "cpu-final/none", every_estimate=True), "\n")
     print(auto_rate(study / "heldout-auto", study / "heldout-true", ["sym40-open20", "sym65"], every_estimate=True))
     print(auto_rate(study / "auto3-more", study / "heldout-true", ["asym40"], every_estimate=True))
+    # 2026-11-25, eighth session: the forget rate ramped in (now the default), against the default before
+    before = [study / "cpu-screen2/wpc0", study / "cpu-final/none", study / "cpu-more/none"]
+    print("\n" + paired([study / "ramp80", study / "ramp-rows"], before), "\n")
+    print(paired(study / "heldout-ramp", study / "heldout-true", ["asym40", "sym40-open20", "sym65"]), "\n")
+    print(auto_rate(study / "ramp-auto", [study / "ramp80", study / "ramp-rows"], every_estimate=True))
