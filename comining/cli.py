@@ -58,7 +58,8 @@ HELP = {
     "re_confident_bank": "relabelling votes only with bank entries pushed after warm-up (the confident set)",
     "score_ema": "select on an exponential average of each sample's score over epochs (weight of the past)",
     "select_per_class": "split clean / noisy within each given label instead of across the batch",
-    "forget_ramp": "ramp Co-mining's forget rate from 0 after warm-up over --num-gradual epochs",
+    "forget_ramp": "ramp Co-mining's forget rate from 0 after warm-up over --num-gradual epochs (the default "
+                   "recipe's; --no-forget-ramp jumps to it, as the paper)",
     "select_on": "selection score: both (both views' cross-entropy + consistency, the paper's) or weak "
                  "(the first view's cross-entropy alone)",
     "score_target": "the selection score's cross-entropy against: smoothed (the training target, the paper's) "
@@ -67,7 +68,7 @@ HELP = {
                  "(two networks, each training on the split the other's score makes, as in Co-teaching)",
     "ce_on": "the views whose cross-entropy fits the labels: both (the paper's) or weak (the first view alone; "
              "the strong view still enters the consistency term where --w-pc > 0)",
-    "num_gradual": "epochs over which the baselines' forget rate ramps up",
+    "num_gradual": "epochs over which the forget rate ramps up (the baselines'; Co-mining's with --forget-ramp)",
     "warmup_epochs": "epochs of plain training before Co-mining starts selecting",
     "epsilon": "label-smoothing mass ε (default: the paper's 0.5; 0.2 with two classes)",
     "confident_fraction": "share e of the clean set used as high-confidence anchors",

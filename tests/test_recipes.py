@@ -125,7 +125,7 @@ def _comining(**settings):
 
 
 def test_forget_rate_ramp_after_warm_up_and_unknown_rate():
-    flat = _comining(forget_rate=0.4)
+    flat = _comining(forget_rate=0.4, forget_ramp=False)
     assert [flat.forget_rate(e) for e in (0, 2, 9)] == [0.4, 0.4, 0.4]
     ramped = _comining(forget_rate=0.4, forget_ramp=True)
     assert [round(ramped.forget_rate(e), 6) for e in (1, 2, 3, 5, 9)] == [0.0, 0.1, 0.2, 0.4, 0.4]
@@ -173,7 +173,8 @@ def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [("estimated_noise_rate" in r) for r in history] == [False, True, False]
     assert results["estimated_noise_rate"] == history[1]["estimated_noise_rate"] == results["forget_rate"]
-    assert history[2]["forget_rate"] == pytest.approx(results["estimated_noise_rate"])
+    # The default recipe ramps the estimate in: the first selecting epoch forgets 1/num_gradual of it.
+    assert history[2]["forget_rate"] == pytest.approx(results["estimated_noise_rate"] / cfg.num_gradual)
     assert json.loads((tmp_path / "run" / "results.json").read_text())["recipe"] == "default"
     # A resumed run keeps the estimate instead of training with no forget rate.
     resumed = engine.Trainer.resume(tmp_path / "run")
@@ -197,7 +198,8 @@ def test_auto_re_estimates_once_and_keeps_the_first_rate_where_losses_do_not_sep
 
     monkeypatch.setattr(evidence, "given_label_losses", losses)
     cfg = resolve({"train_subset": 400, "epochs": 5, "warmup_epochs": 2, "epoch_decay_start": 2,
-                   "forget_rate": "auto", "quiet": True, "closed_rate": 0.4})
+                   "forget_rate": "auto", "quiet": True, "closed_rate": 0.4,
+                   "forget_ramp": False})  # so an epoch's forget rate is the estimate in use
     trainer = engine.Trainer(cfg, tmp_path / "run")
     assert trainer.method.reestimate_after_epoch == 4
     results = trainer.fit()

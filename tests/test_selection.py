@@ -136,11 +136,15 @@ def test_baseline_forget_rate_ramps_over_num_gradual():
     assert _method("standard", closed_rate=0.5, num_gradual=0).forget_rate(0) == pytest.approx(0.5)
 
 
-def test_comining_forget_rate_is_constant():
-    # cifar80no sym20: r = 0.2 + 0.2·0.8 = 0.36 from the first epoch on; --forget_rate overrides.
-    m = _method("comining", closed_rate=0.2, open_ratio=0.2)
+def test_comining_forget_rate_constant_as_the_paper_or_ramped_after_warm_up():
+    # cifar80no sym20: r = 0.2 + 0.2·0.8 = 0.36. The paper's rate is constant from the first epoch on
+    # (the warm-up selects nothing); --forget_rate overrides.
+    m = _method("comining", closed_rate=0.2, open_ratio=0.2, forget_ramp=False)
     assert [m.forget_rate(e) for e in (0, 1, 9, 10, 199)] == pytest.approx([0.36] * 5)
-    assert _method("comining", closed_rate=0.2, forget_rate=0.3).forget_rate(0) == pytest.approx(0.3)
+    assert _method("comining", closed_rate=0.2, forget_rate=0.3, forget_ramp=False).forget_rate(0) == pytest.approx(0.3)
+    # The default ramps it in after the 10 warm-up epochs over 10 more: 0.036 in epoch 10, all of it from 19.
+    m = _method("comining", closed_rate=0.2, open_ratio=0.2)
+    assert [m.forget_rate(e) for e in (9, 10, 14, 19, 199)] == pytest.approx([0.0, 0.036, 0.18, 0.36, 0.36])
 
 
 # --- learning-rate schedule -------------------------------------------------------------------
