@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from comining import engine, noise_rate
-from comining.config import Config, resolve
+from comining.config import default_epsilon, resolve
 from comining.evidence import plain_probabilities
 from comining.titles import parse_noise
 
@@ -134,7 +134,6 @@ def gmm_and_joint_mean(probs, given):
     return (gmm(probs, given) + confident_joint(probs, given)) / 2
 
 
-WARMUP_EPSILON = Config.epsilon  # the label smoothing the warm-up trained with (no preset or recipe changes it)
 
 
 def anchors(probs, given, quantile=0.9):
@@ -145,9 +144,10 @@ def anchors(probs, given, quantile=0.9):
     1 − Σ_j n_j T_jj / n. It sees flips between known classes only: an open-set image is no class's
     anchor, so its wrong label is not counted."""
     k = probs.shape[1]
-    off = WARMUP_EPSILON / (k - 1)
+    epsilon = default_epsilon(k)  # the smoothing the warm-up trained with (no preset or recipe sets it)
+    off = epsilon / (k - 1)
     keep = np.array([np.quantile(probs[given == j, j], quantile) if (given == j).any() else 1.0 for j in range(k)])
-    keep = np.clip((keep - off) / (1 - WARMUP_EPSILON - off), 0, 1)
+    keep = np.clip((keep - off) / (1 - epsilon - off), 0, 1)
     return float(1 - np.dot(np.bincount(given, minlength=k), keep) / len(given))
 
 
