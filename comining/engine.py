@@ -248,14 +248,21 @@ class Trainer:
         losses = evidence.given_label_losses(self.method, self.data, self.views, self.precision,
                                              self.cfg.eval_batch_size)
         estimate = noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed)
+        first = self.method.target_forget_rate is None
+        if first and not estimate.separated:  # no split to trust: anchor points may raise the rate
+            probs = evidence.plain_probabilities(self.method, self.data, self.views, self.precision,
+                                                 self.cfg.eval_batch_size)
+            estimate = noise_rate.with_anchors(estimate, probs.cpu().numpy(), self.data.labels.cpu().numpy(),
+                                               self.method.epsilon)
         # Rank 0's estimate for every rank: a file that failed on one rank, or a GPU's rounding, could
         # otherwise move a rank's D across 2 and have the ranks train with different forget rates.
         estimate = distributed.gather_objects(estimate)[0]
-        first = self.method.target_forget_rate is None
         record.update(noise_separation=estimate.separation)
         if first or estimate.separated:
             self.method.target_forget_rate = estimate.rate
             record.update(estimated_noise_rate=estimate.rate)
+            if estimate.anchor_rate is not None:
+                record.update(anchor_noise_rate=estimate.anchor_rate)
             message = f"{estimate.describe()}; forget rate {estimate.rate:.3f}"
         else:
             record.update(unused_noise_rate=estimate.rate)

@@ -6,11 +6,18 @@ two-component Gaussian mixture, as DivideMix uses to split clean from noisy samp
 weight of the high-loss component: the estimated noise rate. The mixture is fitted to each sample's
 probability of its given label, exp(−loss), rather than to the loss: bounded in [0, 1], where the
 clean population's long tail of hard images is folded in (docs/METHOD.md has the comparison).
+
+Where the mixture's own test says its two components are one population (heavy noise: the clean
+share is small and the warm-up network unsure of it), anchor points are asked too; they need no
+split: a network's probability of class j at the images it is surest are class j is the share of
+class j's images that kept their label. The higher of the two is used, because the errors are not
+alike: a rate too low trains on wrong labels from the start, which a later estimate cannot undo,
+while a rate too high forgets some clean images until a later estimate lowers it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.mixture import GaussianMixture
@@ -18,6 +25,9 @@ from sklearn.mixture import GaussianMixture
 # Ashman's D between the two components below which they are not two populations but one.
 MIN_SEPARATION = 2.0
 N_INIT = 3
+# Where among the samples labelled j the anchors of class j sit: a high quantile of p(j), not the
+# maximum, which one memorised wrong label would set (docs/METHOD.md compares 0.75, 0.9 and 0.95).
+ANCHOR_QUANTILE = 0.9
 
 
 @dataclass
@@ -27,12 +37,19 @@ class NoiseEstimate:
     separation: float  # Ashman's D of the two components: |μ1 − μ2|·√2 / √(σ1² + σ2²)
     low_mean: float  # mean loss of the low-loss (clean) component
     high_mean: float  # mean loss of the high-loss (noisy) component
+    anchor_rate: float | None = None  # anchor points' estimate, asked where the losses do not separate
+    mixture_rate: float | None = None  # the mixture's own rate, where the anchors' higher one replaced it
 
     def describe(self) -> str:
+        if self.mixture_rate is not None:
+            return (f"the losses do not separate into clean and noisy populations (D = {self.separation:.1f} < "
+                    f"{MIN_SEPARATION:g}), so the mixture's {self.mixture_rate:.3f} is unreliable; anchor points "
+                    f"estimate more: estimated noise rate {self.rate:.3f}")
         if self.separated:
             return f"estimated noise rate {self.rate:.3f} (loss populations separated, D = {self.separation:.1f})"
+        anchors = "" if self.anchor_rate is None else f" (anchor points: {self.anchor_rate:.3f})"
         return (f"the losses do not separate into clean and noisy populations (D = {self.separation:.1f} < "
-                f"{MIN_SEPARATION:g}): estimated noise rate {self.rate:.3f} is unreliable; "
+                f"{MIN_SEPARATION:g}): estimated noise rate {self.rate:.3f}{anchors} is unreliable; "
                 "pass --forget-rate with your own estimate")
 
 
@@ -62,3 +79,36 @@ def estimate_noise_rate(losses, seed: int = 0) -> NoiseEstimate:
     as_loss = -np.log(np.clip(means, 1e-12, 1))
     return NoiseEstimate(rate, separation >= MIN_SEPARATION, separation, float(as_loss[1 - noisy]),
                          float(as_loss[noisy]))
+
+
+def anchor_noise_rate(probs, labels, smoothing: float = 0.0, quantile: float = ANCHOR_QUANTILE) -> float:
+    """The share of wrong labels from anchor points (Patrini et al., CVPR 2017).
+
+    ``probs``: [N×C] class probabilities of a network fitted to the given labels (rows holding NaN,
+    images that could not be read, are ignored); ``labels``: [N] given labels; ``smoothing``: the
+    label-smoothing mass ε of the targets it was trained on. At an image that surely is class j, such
+    a network gives p(j) = T_jj·(1 − ε − ε/(C−1)) + ε/(C−1), where T_jj is the share of class j's images
+    that kept label j; the ``quantile`` of p(j) among the samples labelled j stands for those images.
+    Returns 1 − Σ_j n_j·T_jj / N. It counts flips between the known classes only: an open-set image
+    is no class's anchor, so its wrong label is missed.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    readable = np.isfinite(probs).all(axis=1)
+    probs, labels = probs[readable], labels[readable]
+    classes = probs.shape[1]
+    off = smoothing / (classes - 1)
+    anchors = np.array([np.quantile(probs[labels == j, j], quantile) if (labels == j).any() else 1.0
+                        for j in range(classes)])
+    kept = np.clip((anchors - off) / (1 - smoothing - off), 0, 1)
+    return float(1 - np.dot(np.bincount(labels, minlength=classes), kept) / len(labels))
+
+
+def with_anchors(estimate: NoiseEstimate, probs, labels, smoothing: float = 0.0) -> NoiseEstimate:
+    """For a mixture ``estimate`` that did not separate: ``estimate`` with ``anchor_rate`` set from
+    ``probs`` and ``labels`` (see ``anchor_noise_rate``), and its rate raised to the anchors' where
+    theirs is higher (the mixture's then kept as ``mixture_rate``)."""
+    anchors = anchor_noise_rate(probs, labels, smoothing)
+    if anchors <= estimate.rate:
+        return replace(estimate, anchor_rate=anchors)
+    return replace(estimate, rate=anchors, anchor_rate=anchors, mixture_rate=estimate.rate)

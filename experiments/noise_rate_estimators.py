@@ -136,19 +136,11 @@ def gmm_and_joint_mean(probs, given):
 
 
 
-def anchors(probs, given, quantile=0.9):
-    """Anchor points (Patrini et al., CVPR 2017; Xia et al., NeurIPS 2019): at an image that surely is
-    class j, the network's p(j) is the share of class j's images that keep label j, T_jj. Taken here
-    as a high quantile of p(j) among the samples labelled j, with the warm-up's label smoothing
-    undone (a perfect fit of a smoothed target gives p = T·(1−ε) + (1−T)·ε/(C−1)); the noise rate is
-    1 − Σ_j n_j T_jj / n. It sees flips between known classes only: an open-set image is no class's
-    anchor, so its wrong label is not counted."""
-    k = probs.shape[1]
-    epsilon = default_epsilon(k)  # the smoothing the warm-up trained with (no preset or recipe sets it)
-    off = epsilon / (k - 1)
-    keep = np.array([np.quantile(probs[given == j, j], quantile) if (given == j).any() else 1.0 for j in range(k)])
-    keep = np.clip((keep - off) / (1 - epsilon - off), 0, 1)
-    return float(1 - np.dot(np.bincount(given, minlength=k), keep) / len(given))
+def anchors(probs, given, quantile=noise_rate.ANCHOR_QUANTILE):
+    """Anchor points (Patrini et al., CVPR 2017; Xia et al., NeurIPS 2019), as `auto` now asks them
+    where the mixture does not separate: comining.noise_rate.anchor_noise_rate, with the smoothing
+    the warm-up trained with (no preset or recipe sets ε)."""
+    return noise_rate.anchor_noise_rate(probs, given, default_epsilon(probs.shape[1]), quantile)
 
 
 def gmm_else_anchors(probs, given):

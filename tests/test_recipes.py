@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from comining.methods import build_method
 from comining.methods.comining import split_by_score, within_class_order
 from comining.metrics import Ledger
 from comining.mining import MemoryBank, semi_hard_triplet
-from comining.noise_rate import estimate_noise_rate
+from comining.noise_rate import NoiseEstimate, anchor_noise_rate, estimate_noise_rate, with_anchors
 from comining.table import aggregate, markdown_table, run_grid, write_table
 
 RECIPE_KEYS = set(RECIPES["paper"])
@@ -162,6 +163,58 @@ def test_estimator_says_when_losses_do_not_separate():
     assert estimate_noise_rate(np.full(50, 0.7)).rate == 0.0  # one value: nothing to split
     with pytest.raises(ValueError, match="at least 10"):
         estimate_noise_rate([0.1, float("nan"), 3.0])
+
+
+def worked_anchor_probabilities():
+    """Three classes, 10 samples labelled each, every sample labelled j with the same p(j): 0.5, 0.45,
+    0.35. Trained towards ε 0.5 (p = T·0.25 + 0.25) that is T = 1, 0.8 and 0.4, a noise rate of
+    1 − (10 + 8 + 4) / 30; trained on plain labels (p = T), 1 − (5 + 4.5 + 3.5) / 30."""
+    labels = np.repeat([0, 1, 2], 10)
+    probs = np.full((30, 3), 0.1)
+    for label, p in enumerate((0.5, 0.45, 0.35)):
+        probs[labels == label, label] = p
+    return probs, labels
+
+
+def test_anchor_points_read_each_class_kept_share_with_the_smoothing_undone():
+    probs, labels = worked_anchor_probabilities()
+    assert anchor_noise_rate(probs, labels, smoothing=0.5) == pytest.approx(1 - 22 / 30)
+    assert anchor_noise_rate(probs, labels) == pytest.approx(1 - 13 / 30)
+    # An unreadable image's NaN row is left out, not counted as a label kept or lost.
+    with_nan = np.vstack([probs, np.full((1, 3), np.nan)])
+    assert anchor_noise_rate(with_nan, np.append(labels, 2), smoothing=0.5) == pytest.approx(1 - 22 / 30)
+
+
+def test_anchor_points_raise_a_mixture_that_does_not_separate_and_never_lower_it():
+    probs, labels = worked_anchor_probabilities()  # anchors: 1 − 22/30 = 0.267 with ε 0.5
+    unsure = NoiseEstimate(0.1, False, 1.2, 0.5, 1.5)
+    raised = with_anchors(unsure, probs, labels, smoothing=0.5)
+    assert (raised.rate, raised.anchor_rate, raised.mixture_rate) == pytest.approx((1 - 22 / 30, 1 - 22 / 30, 0.1))
+    assert "anchor points estimate more" in raised.describe()
+    kept = with_anchors(replace(unsure, rate=0.4), probs, labels, smoothing=0.5)
+    assert (kept.rate, kept.mixture_rate) == (0.4, None) and kept.anchor_rate == pytest.approx(1 - 22 / 30)
+    assert "unreliable" in kept.describe() and "anchor points: 0.267" in kept.describe()
+
+
+def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points(tmp_path, monkeypatch):
+    from comining import engine, evidence
+    monkeypatch.setattr(evidence, "given_label_losses",
+                        lambda method, data, *a: one_loss_population(np.random.default_rng(1), len(data)))
+    cfg = resolve({"train_subset": 60, "epochs": 2, "warmup_epochs": 1, "epoch_decay_start": 1, "batch_size": 20,
+                   "forget_rate": "auto", "quiet": True, "closed_rate": 0.0})
+    trainer = engine.Trainer(cfg, tmp_path / "run")
+    labels = trainer.data.labels.cpu().numpy()
+    classes, epsilon = trainer.method.num_classes, trainer.method.epsilon
+    # Fitted towards smoothed targets, p(j) = T·(1 − ε − ε/(C−1)) + ε/(C−1): every class kept 5 % of its
+    # labels (T = 0.05) but the first sample's, which kept half, so the anchors' rate is above any split.
+    kept = np.where(labels == labels[0], 0.5, 0.05)
+    probs = np.full((len(labels), classes), 0.01)
+    probs[np.arange(len(labels)), labels] = kept * (1 - epsilon - epsilon / (classes - 1)) + epsilon / (classes - 1)
+    monkeypatch.setattr(evidence, "plain_probabilities", lambda *a: torch.as_tensor(probs))
+    results = trainer.fit()
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["noise_separation"] < 2
+    assert results["estimated_noise_rate"] == first["anchor_noise_rate"] == pytest.approx(1 - kept.mean())
 
 
 def test_auto_forget_rate_is_estimated_and_stored(tmp_path):

@@ -48,6 +48,7 @@ class Method(nn.Module):
     num_networks = 1
     uses_baseline_aug = True  # False for methods that choose their own views (Co-mining's --aug)
     uses_recipe = False  # True for Co-mining, whose settings --recipe names
+    epsilon = 0.0  # the label smoothing of the targets the networks fit (Co-mining's ε; the baselines' none)
 
     def __init__(self, cfg: Config, num_classes: int, make_model, ledger):
         super().__init__()
