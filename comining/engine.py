@@ -238,7 +238,12 @@ class Trainer:
             return False
         if self.method.target_forget_rate is None:
             return epochs_done >= self.method.estimate_after_epoch
-        return epochs_done == self.method.reestimate_after_epoch
+        # The second estimate corrects a split that was confident and wrong (pair flips, learned as a
+        # second cluster); it runs low itself where noise is heavy, so it may not overrule a first
+        # estimate that did not separate, and leans high by design (docs/METHOD.md).
+        first = next(r for r in self.history if "estimated_noise_rate" in r)
+        confident = first.get("noise_separation", 0.0) >= noise_rate.MIN_SEPARATION
+        return epochs_done == self.method.reestimate_after_epoch and confident
 
     def estimate_forget_rate(self, record: dict) -> None:
         """--forget-rate auto: the share of wrong labels, estimated from the per-sample losses of the

@@ -196,11 +196,12 @@ def test_anchor_points_raise_a_mixture_that_does_not_separate_and_never_lower_it
     assert "unreliable" in kept.describe() and "anchor points: 0.267" in kept.describe()
 
 
-def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points(tmp_path, monkeypatch):
+def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points_and_kept(tmp_path, monkeypatch):
     from comining import engine, evidence
-    monkeypatch.setattr(evidence, "given_label_losses",
-                        lambda method, data, *a: one_loss_population(np.random.default_rng(1), len(data)))
-    cfg = resolve({"train_subset": 60, "epochs": 2, "warmup_epochs": 1, "epoch_decay_start": 1, "batch_size": 20,
+    calls = []
+    monkeypatch.setattr(evidence, "given_label_losses", lambda method, data, *a: calls.append(1)
+                        or one_loss_population(np.random.default_rng(1), len(data)))
+    cfg = resolve({"train_subset": 60, "epochs": 3, "warmup_epochs": 1, "epoch_decay_start": 1, "batch_size": 20,
                    "forget_rate": "auto", "quiet": True, "closed_rate": 0.0})
     trainer = engine.Trainer(cfg, tmp_path / "run")
     labels = trainer.data.labels.cpu().numpy()
@@ -215,6 +216,8 @@ def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points(tmp_
     first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["noise_separation"] < 2
     assert results["estimated_noise_rate"] == first["anchor_noise_rate"] == pytest.approx(1 - kept.mean())
+    # A first estimate that did not separate is not overruled by a second one (due after epoch 2).
+    assert trainer.method.reestimate_after_epoch == 2 and len(calls) == 1
 
 
 def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
