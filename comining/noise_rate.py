@@ -10,9 +10,10 @@ clean population's long tail of hard images is folded in (docs/METHOD.md has the
 Where the mixture's own test says its two components are one population (heavy noise: the clean
 share is small and the warm-up network unsure of it), anchor points are asked too; they need no
 split: a network's probability of class j at the images it is surest are class j is the share of
-class j's images that kept their label. The higher of the two is used, because the errors are not
-alike: a rate too low trains on wrong labels from the start, which a later estimate cannot undo,
-while a rate too high forgets some clean images until a later estimate lowers it.
+class j's images that kept their label. The higher of the two is used, and no later estimate
+overrules it (engine.py), because the errors are not alike: a rate too low trains on wrong labels
+from the start, and a network that has memorised them estimates low itself; a rate too high only
+sets aside some clean images, the same share within every label.
 """
 
 from __future__ import annotations
