@@ -268,6 +268,8 @@ class Trainer:
             record.update(estimated_noise_rate=estimate.rate)
             if estimate.anchor_rate is not None:
                 record.update(anchor_noise_rate=estimate.anchor_rate)
+            if estimate.mixture_rate is not None:  # the anchors' rate replaced the mixture's
+                record.update(mixture_noise_rate=estimate.mixture_rate)
             message = f"{estimate.describe()}; forget rate {estimate.rate:.3f}"
         else:
             record.update(unused_noise_rate=estimate.rate)

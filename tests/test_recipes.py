@@ -214,7 +214,7 @@ def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points_and_
     monkeypatch.setattr(evidence, "plain_probabilities", lambda *a: torch.as_tensor(probs))
     results = trainer.fit()
     first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
-    assert first["noise_separation"] < 2
+    assert first["noise_separation"] < 2 and first["mixture_noise_rate"] < first["anchor_noise_rate"]
     assert results["estimated_noise_rate"] == first["anchor_noise_rate"] == pytest.approx(1 - kept.mean())
     # A first estimate that did not separate is not overruled by a second one (due after epoch 2).
     assert trainer.method.reestimate_after_epoch == 2 and len(calls) == 1
