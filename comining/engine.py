@@ -254,7 +254,7 @@ class Trainer:
                                              self.cfg.eval_batch_size)
         estimate = noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed)
         first = self.method.target_forget_rate is None
-        if first and not estimate.separated:  # no split to trust: anchor points may raise the rate
+        if first and not estimate.separated and self.method.asks_anchors:  # no split: anchors may raise it
             probs = evidence.plain_probabilities(self.method, self.data, self.views, self.precision,
                                                  self.cfg.eval_batch_size)
             estimate = noise_rate.with_anchors(estimate, probs.cpu().numpy(), self.data.labels.cpu().numpy(),

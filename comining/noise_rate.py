@@ -91,7 +91,9 @@ def anchor_noise_rate(probs, labels, smoothing: float = 0.0, quantile: float = A
     a network gives p(j) = T_jj·(1 − ε − ε/(C−1)) + ε/(C−1), where T_jj is the share of class j's images
     that kept label j; the ``quantile`` of p(j) among the samples labelled j stands for those images.
     Returns 1 − Σ_j n_j·T_jj / N. It counts flips between the known classes only: an open-set image
-    is no class's anchor, so its wrong label is missed.
+    is no class's anchor, so its wrong label is missed. n_j counts given labels, not true classes:
+    exact for balanced classes, biased where flips move many images between classes of unequal size.
+    The network must have fitted the labels: at chance (p(j) = 1/C) every label reads as wrong.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)

@@ -134,8 +134,6 @@ def gmm_and_joint_mean(probs, given):
     return (gmm(probs, given) + confident_joint(probs, given)) / 2
 
 
-
-
 def anchors(probs, given, quantile=noise_rate.ANCHOR_QUANTILE):
     """Anchor points (Patrini et al., CVPR 2017; Xia et al., NeurIPS 2019), as `auto` now asks them
     where the mixture does not separate: comining.noise_rate.anchor_noise_rate, with the smoothing
