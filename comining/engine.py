@@ -250,13 +250,12 @@ class Trainer:
         network(s) as they are now, becomes the forget rate from the next epoch on (rank 0's estimate, so
         all ranks agree). A second estimate replaces the first only where its losses separate into two
         populations; otherwise the first holds."""
-        losses = evidence.given_label_losses(self.method, self.data, self.views, self.precision,
+        probs = evidence.plain_probabilities(self.method, self.data, self.views, self.precision,
                                              self.cfg.eval_batch_size)
-        estimate = noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed)
+        estimate = noise_rate.estimate_noise_rate(evidence.given_label_losses(probs, self.data.labels),
+                                                  seed=self.cfg.seed)
         first = self.method.target_forget_rate is None
         if first and not estimate.separated and self.method.asks_anchors:  # no split: anchors may raise it
-            probs = evidence.plain_probabilities(self.method, self.data, self.views, self.precision,
-                                                 self.cfg.eval_batch_size)
             estimate = noise_rate.with_anchors(estimate, probs.cpu().numpy(), self.data.labels.cpu().numpy(),
                                                self.method.epsilon)
         # Rank 0's estimate for every rank: a file that failed on one rank, or a GPU's rounding, could

@@ -199,8 +199,8 @@ def test_anchor_points_raise_a_mixture_that_does_not_separate_and_never_lower_it
 def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points_and_kept(tmp_path, monkeypatch):
     from comining import engine, evidence
     calls = []
-    monkeypatch.setattr(evidence, "given_label_losses", lambda method, data, *a: calls.append(1)
-                        or one_loss_population(np.random.default_rng(1), len(data)))
+    monkeypatch.setattr(evidence, "given_label_losses", lambda probs, labels: calls.append(1)
+                        or one_loss_population(np.random.default_rng(1), len(labels)))
     cfg = resolve({"train_subset": 60, "epochs": 3, "warmup_epochs": 1, "epoch_decay_start": 1, "batch_size": 20,
                    "forget_rate": "auto", "quiet": True, "closed_rate": 0.0})
     trainer = engine.Trainer(cfg, tmp_path / "run")
@@ -244,13 +244,13 @@ def test_auto_re_estimates_once_and_keeps_the_first_rate_where_losses_do_not_sep
     rng = np.random.default_rng(0)
     calls = []
 
-    def losses(method, data, *args):
+    def losses(probs, labels):
         calls.append(len(calls))
         if len(calls) == 1:
-            return two_loss_populations(rng, len(data), 0.3)
+            return two_loss_populations(rng, len(labels), 0.3)
         if second_share is None:
-            return one_loss_population(rng, len(data))
-        return two_loss_populations(rng, len(data), second_share)
+            return one_loss_population(rng, len(labels))
+        return two_loss_populations(rng, len(labels), second_share)
 
     monkeypatch.setattr(evidence, "given_label_losses", losses)
     cfg = resolve({"train_subset": 400, "epochs": 5, "warmup_epochs": 2, "epoch_decay_start": 2,
@@ -278,7 +278,7 @@ def test_a_baseline_estimates_once_after_its_first_epoch(monkeypatch):
     from comining import engine, evidence
     calls = []
     monkeypatch.setattr(evidence, "given_label_losses",
-                        lambda method, data, *a: calls.append(1) or np.random.default_rng(0).gamma(2.0, 0.1, len(data)))
+                        lambda probs, labels: calls.append(1) or np.random.default_rng(0).gamma(2.0, 0.1, len(labels)))
     cfg = resolve({"method": "coteaching", "train_subset": 200, "epochs": 4, "warmup_epochs": 1, "quiet": True,
                    "forget_rate": "auto", "closed_rate": 0.4})
     trainer = engine.Trainer(cfg)
