@@ -42,15 +42,15 @@ class NoiseEstimate:
     mixture_rate: float | None = None  # the mixture's own rate, where the anchors' higher one replaced it
 
     def describe(self) -> str:
-        if self.mixture_rate is not None:
-            return (f"the losses do not separate into clean and noisy populations (D = {self.separation:.1f} < "
-                    f"{MIN_SEPARATION:g}), so the mixture's {self.mixture_rate:.3f} is unreliable; anchor points "
-                    f"estimate more: estimated noise rate {self.rate:.3f}")
         if self.separated:
             return f"estimated noise rate {self.rate:.3f} (loss populations separated, D = {self.separation:.1f})"
+        one_population = (f"the losses do not separate into clean and noisy populations "
+                          f"(D = {self.separation:.1f} < {MIN_SEPARATION:g})")
+        if self.mixture_rate is not None:
+            return (f"{one_population}, so the mixture's {self.mixture_rate:.3f} is unreliable; anchor points "
+                    f"estimate more: estimated noise rate {self.rate:.3f}")
         anchors = "" if self.anchor_rate is None else f" (anchor points: {self.anchor_rate:.3f})"
-        return (f"the losses do not separate into clean and noisy populations (D = {self.separation:.1f} < "
-                f"{MIN_SEPARATION:g}): estimated noise rate {self.rate:.3f}{anchors} is unreliable; "
+        return (f"{one_population}: estimated noise rate {self.rate:.3f}{anchors} is unreliable; "
                 "pass --forget-rate with your own estimate")
 
 
