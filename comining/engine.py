@@ -238,31 +238,35 @@ class Trainer:
             return False
         if self.method.target_forget_rate is None:
             return epochs_done >= self.method.estimate_after_epoch
-        # The second estimate corrects a split that was confident and wrong (pair flips, learned as a
-        # second cluster); it runs low itself where noise is heavy, so it may not overrule a first
-        # estimate that did not separate, and leans high by design (docs/METHOD.md).
-        first = next(r for r in self.history if "estimated_noise_rate" in r)
-        confident = first.get("noise_separation", 0.0) >= noise_rate.MIN_SEPARATION
-        return epochs_done == self.method.reestimate_after_epoch and confident
+        return epochs_done == self.method.reestimate_after_epoch
 
     def estimate_forget_rate(self, record: dict) -> None:
         """--forget-rate auto: the share of wrong labels, estimated from the per-sample losses of the
         network(s) as they are now, becomes the forget rate from the next epoch on (rank 0's estimate, so
-        all ranks agree). A second estimate replaces the first only where its losses separate into two
-        populations; otherwise the first holds."""
+        all ranks agree). A second estimate replaces the first only where ``noise_rate.why_first_holds``
+        finds no reason against it."""
         probs = evidence.plain_probabilities(self.method, self.data, self.views, self.precision,
                                              self.cfg.eval_batch_size)
         estimate = noise_rate.estimate_noise_rate(evidence.given_label_losses(probs, self.data.labels),
                                                   seed=self.cfg.seed)
         first = self.method.target_forget_rate is None
+        labels = self.data.labels.cpu().numpy()
         if first and not estimate.separated and self.method.asks_anchors:  # no split: anchors may raise it
-            estimate = noise_rate.with_anchors(estimate, probs.cpu().numpy(), self.data.labels.cpu().numpy(),
-                                               self.method.epsilon)
+            estimate = noise_rate.with_anchors(estimate, probs.cpu().numpy(), labels, self.method.epsilon)
+        if not first:
+            estimate = noise_rate.with_concentration(estimate, probs.cpu().numpy(), labels)
         # Rank 0's estimate for every rank: a file that failed on one rank, or a GPU's rounding, could
         # otherwise move a rank's D across 2 and have the ranks train with different forget rates.
         estimate = distributed.gather_objects(estimate)[0]
         record.update(noise_separation=estimate.separation)
-        if first or estimate.separated:
+        if estimate.concentration is not None:
+            record.update(disagreement_concentration=estimate.concentration)
+        in_use = self.method.target_forget_rate
+        held_by = None
+        if not first:
+            first_record = next(r for r in self.history if "estimated_noise_rate" in r)
+            held_by = noise_rate.why_first_holds(estimate, in_use, first_record.get("noise_separation", 0.0))
+        if held_by is None:
             self.method.target_forget_rate = estimate.rate
             record.update(estimated_noise_rate=estimate.rate)
             if estimate.anchor_rate is not None:
@@ -272,8 +276,7 @@ class Trainer:
             message = f"{estimate.describe()}; forget rate {estimate.rate:.3f}"
         else:
             record.update(unused_noise_rate=estimate.rate)
-            message = (f"noise rate re-estimated at {estimate.rate:.3f}, but the losses do not separate (D = "
-                       f"{estimate.separation:.1f}): the forget rate stays {self.method.target_forget_rate:.3f}")
+            message = f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: the forget rate stays {in_use:.3f}"
         if distributed.is_main():
             tqdm.write(f"after epoch {record['epoch']}: {message}")
 

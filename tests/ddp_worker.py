@@ -25,7 +25,7 @@ def logged_write(path, data):
 
 rundir.atomic_write = logged_write
 # 330 samples in batches of 64: five full batches an epoch, the last 10 samples dropped.
-# Co-mining estimates its forget rate (auto) after epoch 1, and again after epoch 2 where the first split was clear.
+# Co-mining estimates its forget rate (auto) after epoch 1, and again after epoch 2.
 cfg = resolve({"method": method, "train_subset": 330, "epochs": 2, "warmup_epochs": 1, "batch_size": 64,
                "bank": 256, "quiet": True, "out": out, **({"forget_rate": "auto"} if method == "comining" else {})})
 trainer = Trainer(cfg, out)

@@ -15,7 +15,8 @@ from comining.methods import build_method
 from comining.methods.comining import split_by_score, within_class_order
 from comining.metrics import Ledger
 from comining.mining import MemoryBank, semi_hard_triplet
-from comining.noise_rate import NoiseEstimate, anchor_noise_rate, estimate_noise_rate, with_anchors
+from comining.noise_rate import (CLASS_DEPENDENT, NoiseEstimate, anchor_noise_rate, disagreement_concentration,
+                                 estimate_noise_rate, why_first_holds, with_anchors)
 from comining.table import aggregate, markdown_table, run_grid, write_table
 
 RECIPE_KEYS = set(RECIPES["paper"])
@@ -196,11 +197,49 @@ def test_anchor_points_raise_a_mixture_that_does_not_separate_and_never_lower_it
     assert "unreliable" in kept.describe() and "anchor points: 0.267" in kept.describe()
 
 
+def test_disagreement_concentration_on_worked_examples():
+    # Three classes; label 0's samples predicted 1, 1, 1, 2 and 0; label 1's predicted 0, 0; label 2's
+    # predicted 2. Most common other class per label: 3 of 4 and 2 of 2, so 5 of the 6 disagreements;
+    # an even spread over the C − 1 = 2 others would give 1/2: (5/6 − 1/2) / (1 − 1/2) = 2/3.
+    predicted = [1, 1, 1, 2, 0, 0, 0, 2]
+    labels = [0, 0, 0, 0, 0, 1, 1, 2]
+    probs = np.eye(3)[predicted] * 0.8 + 0.2 / 3
+    assert disagreement_concentration(probs, labels) == pytest.approx(2 / 3)
+    # Pair flips put every disagreement on one class: 1. Four classes, each label's three disagreements
+    # on the three others, one each: the even spread, 0.
+    assert disagreement_concentration(np.eye(4)[[1, 2, 3, 0]], [0, 1, 2, 3]) == 1
+    spread_labels = np.repeat(np.arange(4), 3)
+    spread_predicted = (spread_labels + np.tile([1, 2, 3], 4)) % 4
+    assert disagreement_concentration(np.eye(4)[spread_predicted], spread_labels) == pytest.approx(0)
+    # A row that could not be read (NaN) is ignored; no disagreement at all: 0; two classes: 1.
+    unread = np.vstack([np.eye(4)[spread_predicted], np.full((1, 4), np.nan)])
+    assert disagreement_concentration(unread, np.append(spread_labels, 0)) == pytest.approx(0)
+    assert disagreement_concentration(np.eye(3)[[0, 1, 2]], [0, 1, 2]) == 0
+    assert disagreement_concentration(np.eye(2)[[1, 0, 0]], [0, 0, 1]) == 1
+
+
+def test_a_second_estimate_raises_the_rate_and_lowers_only_a_confident_split_of_class_dependent_noise():
+    def second(rate, separated=True, concentration=0.1):
+        return NoiseEstimate(rate, separated, 2.5 if separated else 1.5, 0.1, 2.0, concentration=concentration)
+    assert "do not separate (D = 1.5)" in why_first_holds(second(0.6, separated=False), 0.3, 2.5)
+    assert why_first_holds(second(0.45), 0.3, 2.5) is None  # higher: raises, whatever the noise
+    assert why_first_holds(second(0.45), 0.3, 1.5) is None
+    assert "leans high" in why_first_holds(second(0.2, concentration=0.9), 0.3, 1.5)  # first did not split
+    assert "spread over the classes (concentration 0.10 < 0.4)" in why_first_holds(second(0.2), 0.3, 2.5)
+    assert why_first_holds(second(0.2, concentration=0.9), 0.3, 2.5) is None  # pair flips misled the first
+    assert second(0.2, concentration=CLASS_DEPENDENT).class_dependent and not second(0.2).class_dependent
+
+
 def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points_and_kept(tmp_path, monkeypatch):
     from comining import engine, evidence
     calls = []
-    monkeypatch.setattr(evidence, "given_label_losses", lambda probs, labels: calls.append(1)
-                        or one_loss_population(np.random.default_rng(1), len(labels)))
+
+    def losses(probs, labels):  # the warm-up's are one population; the second split clearly, fewer wrong
+        calls.append(1)
+        rng = np.random.default_rng(1)
+        return one_loss_population(rng, len(labels)) if len(calls) == 1 else two_loss_populations(rng, len(labels), 0.2)
+
+    monkeypatch.setattr(evidence, "given_label_losses", losses)
     cfg = resolve({"train_subset": 60, "epochs": 3, "warmup_epochs": 1, "epoch_decay_start": 1, "batch_size": 20,
                    "forget_rate": "auto", "quiet": True, "closed_rate": 0.0})
     trainer = engine.Trainer(cfg, tmp_path / "run")
@@ -216,8 +255,11 @@ def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points_and_
     first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["noise_separation"] < 2 and first["mixture_noise_rate"] < first["anchor_noise_rate"]
     assert results["estimated_noise_rate"] == first["anchor_noise_rate"] == pytest.approx(1 - kept.mean())
-    # A first estimate that did not separate is not overruled by a second one (due after epoch 2).
-    assert trainer.method.reestimate_after_epoch == 2 and len(calls) == 1
+    # A first estimate that did not separate leans high on purpose: the second (after epoch 2), clear
+    # but lower, does not overrule it.
+    assert trainer.method.reestimate_after_epoch == 2 and len(calls) == 2
+    second = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1])
+    assert second["noise_separation"] >= 2 and second["unused_noise_rate"] == pytest.approx(0.2, abs=0.03)
 
 
 def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
@@ -237,9 +279,29 @@ def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
     assert resumed.method.target_forget_rate == results["estimated_noise_rate"]
 
 
-@pytest.mark.parametrize("second_share", [0.2, None])  # None: the second losses are one population
-def test_auto_re_estimates_once_and_keeps_the_first_rate_where_losses_do_not_separate(tmp_path, monkeypatch,
-                                                                                      second_share):
+def probabilities_with_disagreements(labels, classes, flips: bool):
+    """[N×C] probabilities that agree with every third label and put the other samples in another
+    class: the next one (pair flips: concentration 1), or each label's in turn over the C − 1 others
+    (an even spread: concentration near 0)."""
+    n = len(labels)
+    turn = np.zeros(n, dtype=np.int64)  # the how-manieth disagreeing sample of its label
+    for j in range(classes):
+        mine = np.flatnonzero((labels == j) & (np.arange(n) % 3 != 0))
+        turn[mine] = np.arange(len(mine))
+    step = np.ones(n, dtype=np.int64) if flips else 1 + turn % (classes - 1)
+    predicted = np.where(np.arange(n) % 3 == 0, labels, (labels + step) % classes)
+    probs = np.full((n, classes), 0.1 / (classes - 1))
+    probs[np.arange(n), predicted] = 0.9
+    return torch.as_tensor(probs)
+
+
+@pytest.mark.parametrize("second_share, flips, used", [(0.2, True, True), (0.2, False, False), (0.45, False, True),
+                                                     (None, True, False)])
+def test_auto_re_estimates_once_replacing_under_class_dependent_noise_and_only_raising_otherwise(
+        tmp_path, monkeypatch, second_share, flips, used):
+    """The first estimate is 0.3, from a clear split. second_share None: the second losses are one
+    population, never used. flips: the labels' disagreements point to one class each (pair flips),
+    and a clear second split replaces the first; spread over the classes, only where it is higher."""
     from comining import engine, evidence
     rng = np.random.default_rng(0)
     calls = []
@@ -257,20 +319,24 @@ def test_auto_re_estimates_once_and_keeps_the_first_rate_where_losses_do_not_sep
                    "forget_rate": "auto", "quiet": True, "closed_rate": 0.4,
                    "forget_ramp": False})  # so an epoch's forget rate is the estimate in use
     trainer = engine.Trainer(cfg, tmp_path / "run")
+    probs = probabilities_with_disagreements(trainer.data.labels.cpu().numpy(), trainer.method.num_classes, flips)
+    monkeypatch.setattr(evidence, "plain_probabilities", lambda *a: probs)
     assert trainer.method.reestimate_after_epoch == 4
     results = trainer.fit()
     assert calls == [0, 1]  # after warm-up (epoch 2) and once more (epoch 4), not every epoch
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert history[1]["estimated_noise_rate"] == pytest.approx(0.3, abs=0.03)
-    expected = 0.2 if second_share else history[1]["estimated_noise_rate"]
-    if second_share:
-        assert history[3]["estimated_noise_rate"] == pytest.approx(0.2, abs=0.03)
-    else:  # not separated: recorded, not used
+    assert "disagreement_concentration" not in history[1]  # asked of the second estimate only
+    assert history[3]["disagreement_concentration"] == pytest.approx(1.0 if flips else 0.0, abs=0.1)
+    assert (history[3]["noise_separation"] >= 2) == (second_share is not None)
+    expected = second_share if used else history[1]["estimated_noise_rate"]
+    if used:
+        assert history[3]["estimated_noise_rate"] == pytest.approx(second_share, abs=0.03)
+    else:  # recorded, not used
         assert "estimated_noise_rate" not in history[3] and "unused_noise_rate" in history[3]
-        assert history[3]["noise_separation"] < 2
-    assert history[4]["forget_rate"] == pytest.approx(expected, abs=0.03 if second_share else 0)
+    assert history[4]["forget_rate"] == pytest.approx(expected, abs=0.03 if used else 0)
     assert results["estimated_noise_rate"] == results["forget_rate"] == history[4]["forget_rate"]
-    # Resumed after the second estimate, the run keeps it (the last one used).
+    # Resumed after the second estimate, the run keeps the rate in use.
     assert engine.Trainer.resume(tmp_path / "run").method.target_forget_rate == results["forget_rate"]
 
 
