@@ -9,6 +9,9 @@ compares ways to read the noise rate from them against the realised rate:
 - ``warm-up on C``: the warm-up mixture's posterior for the samples in the last clean set C, the
   second pass's for the rest (wrong labels that C kept were memorised since, but not yet at warm-up);
 - ``C and D apart``: one mixture within C and one within the rest, their posteriors summed;
+- ``disagreement``: the share of samples whose most probable class is not their given label (under
+  pair flips the network trained on clean sets rarely predicts the wrong label it was given, but
+  the mixture's Gaussian for the wrong labels misses their long tail towards the clean ones);
 - ``concentration``: how much the labels' disagreements point to one class each
   (``noise_rate.disagreement_concentration``), which decides which estimate to believe.
 
@@ -75,6 +78,7 @@ def compare(path: pathlib.Path) -> str:
         "logit": mixture_posterior(np.log(second) - np.log1p(-second)).mean(),
         "warm-up on C": np.where(clean, mixture_posterior(warm), mixture_posterior(second)).mean(),
         "C and D apart": (mixture_posterior(second[clean]).sum() + mixture_posterior(second[~clean]).sum()) / len(given),
+        "disagreement": (d["probs1"].argmax(axis=1) != given).mean(),
     }
     cells = "  ".join(f"{k} {v:.3f} ({v - real:+.3f})" for k, v in estimates.items())
     kept_wrong = ((given != d["true"]) & clean).mean()
