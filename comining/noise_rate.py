@@ -192,3 +192,33 @@ def disagreement_concentration(probs, labels) -> float:
     share = float(pairs.max(axis=1).sum() / outside.sum())  # Σ_j (most common other class of j) / Σ_j all
     even = 1 / (classes - 1)
     return (share - even) / (1 - even)
+
+
+def confident_joint_noise_rate(probs, labels) -> float:
+    """The share of wrong labels from the confident joint (Northcutt, Jiang and Chuang, JAIR 2021).
+
+    ``probs``: [N×C] class probabilities of a network fitted to the given labels (rows holding NaN
+    are ignored); ``labels``: [N] given labels. Class k's threshold is the mean p(k) over the samples
+    labelled k; a sample counts towards (given label, k) for the most probable class k whose p(k)
+    reaches its threshold, and not at all where none does. Each given label's row of counts is then
+    scaled to that label's number of samples. Returns 1 − (the scaled diagonal) / N. Per-class
+    thresholds make it indifferent to how confident the network is overall (label smoothing, an
+    early epoch). It counts flips between the known classes only: an open-set image has no class of
+    its own to be counted under. Training does not use it yet: measured where the warm-up's mixture
+    does not separate, docs/METHOD.md ("The confident joint, measured").
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    readable = np.isfinite(probs).all(axis=1)
+    probs, labels = probs[readable], labels[readable]
+    classes = probs.shape[1]
+    given_count = np.bincount(labels, minlength=classes)
+    thresholds = np.array([probs[labels == k, k].mean() if given_count[k] else np.inf for k in range(classes)])
+    reaches = probs >= thresholds
+    counted = reaches.any(axis=1)
+    likely = np.where(reaches, probs, -np.inf).argmax(axis=1)
+    joint = np.zeros((classes, classes))
+    np.add.at(joint, (labels[counted], likely[counted]), 1)
+    row_total = joint.sum(axis=1)
+    kept = np.divide(np.diag(joint), row_total, out=np.ones(classes), where=row_total > 0)
+    return float(1 - np.dot(given_count, kept) / len(labels))

@@ -108,18 +108,8 @@ def disagreement(probs, given):
 
 def confident_joint(probs, given):
     """Confident learning (Northcutt et al., JAIR 2021): per-class thresholds at the mean probability
-    of each class among the samples labelled with it; a sample counts for the class it most probably
-    belongs to among those above threshold; the off-diagonal share, calibrated to the label counts."""
-    k = probs.shape[1]
-    above = probs >= label_thresholds(probs, given)
-    counted = above.any(1)
-    likely = np.where(above, probs, -1).argmax(1)
-    joint = np.zeros((k, k))
-    np.add.at(joint, (given[counted], likely[counted]), 1)
-    label_counts = np.bincount(given, minlength=k)
-    rows = joint.sum(1, keepdims=True)
-    joint = joint / np.where(rows == 0, 1, rows) * label_counts[:, None]  # each row to its label's count
-    return float(1 - np.trace(joint) / joint.sum())
+    of each class among the samples labelled with it (comining.noise_rate.confident_joint_noise_rate)."""
+    return noise_rate.confident_joint_noise_rate(probs, given)
 
 
 def cleanlab_off_diagonal(probs, given):

@@ -9,6 +9,8 @@ compares ways to read the noise rate from them against the realised rate:
 - ``warm-up on C``: the warm-up mixture's posterior for the samples in the last clean set C, the
   second pass's for the rest (wrong labels that C kept were memorised since, but not yet at warm-up);
 - ``C and D apart``: one mixture within C and one within the rest, their posteriors summed;
+- ``confident joint at warm-up``: ``noise_rate.confident_joint_noise_rate`` on the warm-up pass, the
+  candidate for where the warm-up's mixture does not separate (measured, not adopted: docs/METHOD.md);
 - ``disagreement``: the share of samples whose most probable class is not their given label (under
   pair flips the network trained on clean sets rarely predicts the wrong label it was given, but
   the mixture's Gaussian for the wrong labels misses their long tail towards the clean ones);
@@ -79,6 +81,7 @@ def compare(path: pathlib.Path) -> str:
         "warm-up on C": np.where(clean, mixture_posterior(warm), mixture_posterior(second)).mean(),
         "C and D apart": (mixture_posterior(second[clean]).sum() + mixture_posterior(second[~clean]).sum()) / len(given),
         "disagreement": (d["probs1"].argmax(axis=1) != given).mean(),
+        "confident joint at warm-up": noise_rate.confident_joint_noise_rate(d["probs0"], given),
     }
     cells = "  ".join(f"{k} {v:.3f} ({v - real:+.3f})" for k, v in estimates.items())
     kept_wrong = ((given != d["true"]) & clean).mean()

@@ -15,7 +15,8 @@ from comining.methods import build_method
 from comining.methods.comining import split_by_score, within_class_order
 from comining.metrics import Ledger
 from comining.mining import MemoryBank, semi_hard_triplet
-from comining.noise_rate import (CLASS_DEPENDENT, NoiseEstimate, anchor_noise_rate, disagreement_concentration,
+from comining.noise_rate import (CLASS_DEPENDENT, NoiseEstimate, anchor_noise_rate, confident_joint_noise_rate,
+                                 disagreement_concentration,
                                  estimate_noise_rate, why_first_holds, with_anchors)
 from comining.table import aggregate, markdown_table, run_grid, write_table
 
@@ -195,6 +196,39 @@ def test_anchor_points_raise_a_mixture_that_does_not_separate_and_never_lower_it
     kept = with_anchors(replace(unsure, rate=0.4), probs, labels, smoothing=0.5)
     assert (kept.rate, kept.mixture_rate) == (0.4, None) and kept.anchor_rate == pytest.approx(1 - 22 / 30)
     assert "unreliable" in kept.describe() and "anchor points: 0.267" in kept.describe()
+
+
+def test_confident_joint_on_a_worked_example():
+    # Three classes. Thresholds, the mean p(k) of the samples labelled k: t0 = (0.8 + 0.6 + 0.1) / 3
+    # = 0.5, t1 = (0.7 + 0.5) / 2 = 0.6, t2 = (0.7 + 0.16) / 2 = 0.43. Sample 2 (labelled 0) reaches
+    # only t1: counted (0, 1). Sample 4 reaches none: not counted. The last sample (labelled 2)
+    # reaches t0 and t1, and the more probable of the two takes it: (2, 1). Rows: label 0 keeps 2 of
+    # its 3 counted, label 1 its 1 of 1, label 2 one of 2; scaled to their 3, 2 and 2 samples that is
+    # 2 + 2 + 1 kept of 7: a rate of 2/7.
+    probs = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1],   # labelled 0
+                      [0.1, 0.7, 0.2], [0.2, 0.5, 0.3],                    # labelled 1
+                      [0.1, 0.2, 0.7], [0.52, 0.62, 0.16]])                # labelled 2 (rows need not sum to 1)
+    labels = np.array([0, 0, 0, 1, 1, 2, 2])
+    assert confident_joint_noise_rate(probs, labels) == pytest.approx(2 / 7)
+    # A row that could not be read (NaN) is left out, not counted as a label kept or lost.
+    with_nan = np.vstack([probs, np.full((1, 3), np.nan)])
+    assert confident_joint_noise_rate(with_nan, np.append(labels, 1)) == pytest.approx(2 / 7)
+
+
+def test_confident_joint_recovers_the_flips_of_a_network_that_knows_the_true_classes():
+    # A network that puts 0.6–0.95 on each image's true class, whatever its label: every image reaches
+    # the threshold of its true class (about 0.5) and of no other, so the joint counts (given, true)
+    # exactly: the realised rate. cleanlab's joint, which differs only where a sample reaches several
+    # thresholds, agrees.
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 10, 2000)
+    given = np.where(rng.random(2000) < 0.35, (true + 1) % 10, true)  # pair flips
+    sure = rng.uniform(0.6, 0.95, 2000)
+    probs = np.repeat(((1 - sure) / 9)[:, None], 10, axis=1)
+    probs[np.arange(2000), true] = sure
+    assert confident_joint_noise_rate(probs, given) == pytest.approx((given != true).mean())
+    estimate_joint = pytest.importorskip("cleanlab.count").estimate_joint
+    assert confident_joint_noise_rate(probs, given) == pytest.approx(1 - np.trace(estimate_joint(given, probs)))
 
 
 def test_disagreement_concentration_on_worked_examples():
