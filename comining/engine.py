@@ -251,8 +251,8 @@ class Trainer:
                                                   seed=self.cfg.seed)
         first = self.method.target_forget_rate is None
         labels = self.data.labels.cpu().numpy()
-        if first and not estimate.separated and self.method.asks_anchors:  # no split: anchors may raise it
-            estimate = noise_rate.with_anchors(estimate, probs.cpu().numpy(), labels, self.method.epsilon)
+        if first and not estimate.separated and self.method.counts_without_split:  # no split: count the flips
+            estimate = noise_rate.without_split(estimate, probs.cpu().numpy(), labels, self.method.epsilon)
         if not first:
             estimate = noise_rate.with_concentration(estimate, probs.cpu().numpy(), labels)
         # Rank 0's estimate for every rank: a file that failed on one rank, or a GPU's rounding, could
@@ -269,9 +269,10 @@ class Trainer:
         if held_by is None:
             self.method.target_forget_rate = estimate.rate
             record.update(estimated_noise_rate=estimate.rate)
-            if estimate.anchor_rate is not None:
-                record.update(anchor_noise_rate=estimate.anchor_rate)
-            if estimate.mixture_rate is not None:  # the anchors' rate replaced the mixture's
+            if estimate.confident_joint_rate is not None:
+                record.update(confident_joint_noise_rate=estimate.confident_joint_rate,
+                              anchor_noise_rate=estimate.anchor_rate)
+            if estimate.mixture_rate is not None:  # the count without a split replaced the mixture's
                 record.update(mixture_noise_rate=estimate.mixture_rate)
             message = f"{estimate.describe()}; forget rate {estimate.rate:.3f}"
         else:

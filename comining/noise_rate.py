@@ -8,12 +8,12 @@ probability of its given label, exp(−loss), rather than to the loss: bounded i
 clean population's long tail of hard images is folded in (docs/METHOD.md has the comparison).
 
 Where the mixture's own test says its two components are one population (heavy noise: the clean
-share is small and the warm-up network unsure of it), anchor points are asked too; they need no
-split: a network's probability of class j at the images it is surest are class j is the share of
-class j's images that kept their label. The higher of the two is used, and no later estimate
-lowers it (``why_first_holds``), because the errors are not alike: a rate too low trains on wrong labels
-from the start, and a network that has memorised them estimates low itself; a rate too high only
-sets aside some clean images, the same share within every label.
+share is small and the warm-up network unsure of it; pair flips the warm-up half learned), its rate
+is not used: the wrong labels are counted by the two estimates that need no split, the confident
+joint and anchor points, and the higher of them is used (``without_split``). No later estimate
+lowers it (``why_first_holds``): the second estimate's mixture runs low in just those cases, and a
+rate too low trains on wrong labels from the start; a rate too high only sets aside some clean
+images, the same share within every label.
 
 A second estimate, made after some epochs of selection, may raise the rate, but it lowers it only
 to correct a confident first split under class-dependent noise: where the samples a network puts
@@ -50,8 +50,9 @@ class NoiseEstimate:
     separation: float  # Ashman's D of the two components: |μ1 − μ2|·√2 / √(σ1² + σ2²)
     low_mean: float  # mean loss of the low-loss (clean) component
     high_mean: float  # mean loss of the high-loss (noisy) component
-    anchor_rate: float | None = None  # anchor points' estimate, asked where the losses do not separate
-    mixture_rate: float | None = None  # the mixture's own rate, where the anchors' higher one replaced it
+    confident_joint_rate: float | None = None  # asked where the losses do not separate (``without_split``)
+    anchor_rate: float | None = None  # anchor points' estimate, asked there too
+    mixture_rate: float | None = None  # the mixture's own rate, where those replaced it
     concentration: float | None = None  # of the labels' disagreements, asked for a second estimate
 
     @property
@@ -65,11 +66,11 @@ class NoiseEstimate:
             return f"estimated noise rate {self.rate:.3f} (loss populations separated, D = {self.separation:.1f})"
         one_population = (f"the losses do not separate into clean and noisy populations "
                           f"(D = {self.separation:.1f} < {MIN_SEPARATION:g})")
-        if self.mixture_rate is not None:
-            return (f"{one_population}, so the mixture's {self.mixture_rate:.3f} is unreliable; anchor points "
-                    f"estimate more: estimated noise rate {self.rate:.3f}")
-        anchors = "" if self.anchor_rate is None else f" (anchor points: {self.anchor_rate:.3f})"
-        return (f"{one_population}: estimated noise rate {self.rate:.3f}{anchors} is unreliable; "
+        if self.confident_joint_rate is not None:
+            return (f"{one_population}, so the mixture's {self.mixture_rate:.3f} is unreliable; counted without "
+                    f"a split (confident joint {self.confident_joint_rate:.3f}, anchor points {self.anchor_rate:.3f}): "
+                    f"estimated noise rate {self.rate:.3f}")
+        return (f"{one_population}: estimated noise rate {self.rate:.3f} is unreliable; "
                 "pass --forget-rate with your own estimate")
 
 
@@ -126,16 +127,6 @@ def anchor_noise_rate(probs, labels, smoothing: float = 0.0, quantile: float = A
     return float(1 - np.dot(np.bincount(labels, minlength=classes), kept) / len(labels))
 
 
-def with_anchors(estimate: NoiseEstimate, probs, labels, smoothing: float = 0.0) -> NoiseEstimate:
-    """For a mixture ``estimate`` that did not separate: ``estimate`` with ``anchor_rate`` set from
-    ``probs`` and ``labels`` (see ``anchor_noise_rate``), and its rate raised to the anchors' where
-    theirs is higher (the mixture's then kept as ``mixture_rate``)."""
-    anchors = anchor_noise_rate(probs, labels, smoothing)
-    if anchors <= estimate.rate:
-        return replace(estimate, anchor_rate=anchors)
-    return replace(estimate, rate=anchors, anchor_rate=anchors, mixture_rate=estimate.rate)
-
-
 def why_first_holds(second: NoiseEstimate, rate_in_use: float, first_separation: float) -> str | None:
     """Why the rate in use (the first estimate's) stands against a ``second`` estimate made after
     some epochs of selection, or None where ``second`` replaces it.
@@ -145,14 +136,17 @@ def why_first_holds(second: NoiseEstimate, rate_in_use: float, first_separation:
     raise the rate, or to lower it only where the first split was confident too (D ≥ 2) and the
     noise is class-dependent: the one case where the warm-up's split is confidently wrong. Elsewhere
     a lower second estimate is the expected bias of a network that has memorised the wrong labels
-    its clean sets kept, and a first estimate that did not separate leans high on purpose.
+    its clean sets kept; and a first estimate whose losses did not separate was counted without a
+    split, while the second estimate's mixture runs low in just those cases (pair flips the warm-up
+    half learned, heavy symmetric noise).
     """
     if not second.separated:
         return f"the losses do not separate (D = {second.separation:.1f})"
     if second.rate > rate_in_use:
         return None
     if first_separation < MIN_SEPARATION:
-        return "it is lower, and the first estimate leans high on purpose where the losses did not separate"
+        return ("it is lower, and a first estimate counted without a split, where the losses did not separate, "
+                "is not lowered")
     if not second.class_dependent:
         return (f"it is lower, and the labels' disagreements spread over the classes (concentration "
                 f"{second.concentration:.2f} < {CLASS_DEPENDENT}), where a network that has trained on its "
@@ -204,8 +198,7 @@ def confident_joint_noise_rate(probs, labels) -> float:
     scaled to that label's number of samples. Returns 1 − (the scaled diagonal) / N. Per-class
     thresholds make it indifferent to how confident the network is overall (label smoothing, an
     early epoch). It counts flips between the known classes only: an open-set image has no class of
-    its own to be counted under. Training does not use it yet: measured where the warm-up's mixture
-    does not separate, docs/METHOD.md ("The confident joint, measured").
+    its own to be counted under.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
@@ -222,3 +215,16 @@ def confident_joint_noise_rate(probs, labels) -> float:
     row_total = joint.sum(axis=1)
     kept = np.divide(np.diag(joint), row_total, out=np.ones(classes), where=row_total > 0)
     return float(1 - np.dot(given_count, kept) / len(labels))
+
+
+def without_split(estimate: NoiseEstimate, probs, labels, smoothing: float = 0.0) -> NoiseEstimate:
+    """For a mixture ``estimate`` that did not separate: the higher of the two estimates that need no
+    split, the confident joint's (``confident_joint_noise_rate``) and the anchor points'
+    (``anchor_noise_rate``, the targets' label smoothing ``smoothing`` undone); the mixture's rate is
+    kept as ``mixture_rate``. The higher, because a rate too low trains on wrong labels from the
+    start: the two agree within 0.02 under heavy symmetric noise, and the anchors undercount pair flips.
+    """
+    joint = confident_joint_noise_rate(probs, labels)
+    anchors = anchor_noise_rate(probs, labels, smoothing)
+    return replace(estimate, rate=max(joint, anchors), confident_joint_rate=joint, anchor_rate=anchors,
+                   mixture_rate=estimate.rate)

@@ -16,8 +16,8 @@ from comining.methods.comining import split_by_score, within_class_order
 from comining.metrics import Ledger
 from comining.mining import MemoryBank, semi_hard_triplet
 from comining.noise_rate import (CLASS_DEPENDENT, NoiseEstimate, anchor_noise_rate, confident_joint_noise_rate,
-                                 disagreement_concentration,
-                                 estimate_noise_rate, why_first_holds, with_anchors)
+                                 disagreement_concentration, without_split,
+                                 estimate_noise_rate, why_first_holds)
 from comining.table import aggregate, markdown_table, run_grid, write_table
 
 RECIPE_KEYS = set(RECIPES["paper"])
@@ -187,17 +187,6 @@ def test_anchor_points_read_each_class_kept_share_with_the_smoothing_undone():
     assert anchor_noise_rate(with_nan, np.append(labels, 2), smoothing=0.5) == pytest.approx(1 - 22 / 30)
 
 
-def test_anchor_points_raise_a_mixture_that_does_not_separate_and_never_lower_it():
-    probs, labels = worked_anchor_probabilities()  # anchors: 1 − 22/30 = 0.267 with ε 0.5
-    unsure = NoiseEstimate(0.1, False, 1.2, 0.5, 1.5)
-    raised = with_anchors(unsure, probs, labels, smoothing=0.5)
-    assert (raised.rate, raised.anchor_rate, raised.mixture_rate) == pytest.approx((1 - 22 / 30, 1 - 22 / 30, 0.1))
-    assert "anchor points estimate more" in raised.describe()
-    kept = with_anchors(replace(unsure, rate=0.4), probs, labels, smoothing=0.5)
-    assert (kept.rate, kept.mixture_rate) == (0.4, None) and kept.anchor_rate == pytest.approx(1 - 22 / 30)
-    assert "unreliable" in kept.describe() and "anchor points: 0.267" in kept.describe()
-
-
 def test_confident_joint_on_a_worked_example():
     # Three classes. Thresholds, the mean p(k) of the samples labelled k: t0 = (0.8 + 0.6 + 0.1) / 3
     # = 0.5, t1 = (0.7 + 0.5) / 2 = 0.6, t2 = (0.7 + 0.16) / 2 = 0.43. Sample 2 (labelled 0) reaches
@@ -231,6 +220,27 @@ def test_confident_joint_recovers_the_flips_of_a_network_that_knows_the_true_cla
     assert confident_joint_noise_rate(probs, given) == pytest.approx(1 - np.trace(estimate_joint(given, probs)))
 
 
+def test_without_a_split_the_higher_of_the_confident_joint_and_the_anchors_is_used():
+    # The network above, sure of the true classes: the anchors (each label's 90th percentile of p(label),
+    # about 0.89) count 0.11, the confident joint every flip; the joint's count is used.
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 10, 2000)
+    given = np.where(rng.random(2000) < 0.35, (true + 1) % 10, true)
+    sure = rng.uniform(0.6, 0.95, 2000)
+    probs = np.repeat(((1 - sure) / 9)[:, None], 10, axis=1)
+    probs[np.arange(2000), true] = sure
+    unsure = NoiseEstimate(0.6, False, 1.4, 0.5, 1.5)
+    counted = without_split(unsure, probs, given)
+    assert counted.rate == counted.confident_joint_rate == pytest.approx((given != true).mean())
+    assert counted.anchor_rate < 0.2 and counted.mixture_rate == 0.6
+    assert "confident joint 0.366" in counted.describe() and "estimated noise rate 0.366" in counted.describe()
+    # The anchors' worked example (rate 1 − 22/30 with ε 0.5): every sample labelled j has the same p(j),
+    # its label's threshold, so the joint counts no flip at all; the anchors' rate is used.
+    probs, labels = worked_anchor_probabilities()
+    counted = without_split(replace(unsure, rate=0.1), probs, labels, smoothing=0.5)
+    assert counted.confident_joint_rate == 0 and counted.rate == counted.anchor_rate == pytest.approx(1 - 22 / 30)
+
+
 def test_disagreement_concentration_on_worked_examples():
     # Three classes; label 0's samples predicted 1, 1, 1, 2 and 0; label 1's predicted 0, 0; label 2's
     # predicted 2. Most common other class per label: 3 of 4 and 2 of 2, so 5 of the 6 disagreements;
@@ -258,13 +268,13 @@ def test_a_second_estimate_raises_the_rate_and_lowers_only_a_confident_split_of_
     assert "do not separate (D = 1.5)" in why_first_holds(second(0.6, separated=False), 0.3, 2.5)
     assert why_first_holds(second(0.45), 0.3, 2.5) is None  # higher: raises, whatever the noise
     assert why_first_holds(second(0.45), 0.3, 1.5) is None
-    assert "leans high" in why_first_holds(second(0.2, concentration=0.9), 0.3, 1.5)  # first did not split
+    assert "is not lowered" in why_first_holds(second(0.2, concentration=0.9), 0.3, 1.5)  # first did not split
     assert "spread over the classes (concentration 0.10 < 0.4)" in why_first_holds(second(0.2), 0.3, 2.5)
     assert why_first_holds(second(0.2, concentration=0.9), 0.3, 2.5) is None  # pair flips misled the first
     assert second(0.2, concentration=CLASS_DEPENDENT).class_dependent and not second(0.2).class_dependent
 
 
-def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points_and_kept(tmp_path, monkeypatch):
+def test_a_first_estimate_that_does_not_separate_is_counted_by_the_confident_joint_and_kept(tmp_path, monkeypatch):
     from comining import engine, evidence
     calls = []
 
@@ -278,19 +288,20 @@ def test_a_first_estimate_that_does_not_separate_is_raised_by_anchor_points_and_
                    "forget_rate": "auto", "quiet": True, "closed_rate": 0.0})
     trainer = engine.Trainer(cfg, tmp_path / "run")
     labels = trainer.data.labels.cpu().numpy()
-    classes, epsilon = trainer.method.num_classes, trainer.method.epsilon
-    # Fitted towards smoothed targets, p(j) = T·(1 − ε − ε/(C−1)) + ε/(C−1): every class kept 5 % of its
-    # labels (T = 0.05) but the first sample's, which kept half, so the anchors' rate is above any split.
-    kept = np.where(labels == labels[0], 0.5, 0.05)
-    probs = np.full((len(labels), classes), 0.01)
-    probs[np.arange(len(labels)), labels] = kept * (1 - epsilon - epsilon / (classes - 1)) + epsilon / (classes - 1)
+    classes = trainer.method.num_classes
+    # A network sure that every third sample belongs to the next class: each sample reaches the
+    # threshold of the class it is put in and of no other, so the confident joint counts a third.
+    flipped = np.arange(len(labels)) % 3 == 0
+    probs = np.full((len(labels), classes), 0.1 / (classes - 1))
+    probs[np.arange(len(labels)), np.where(flipped, (labels + 1) % classes, labels)] = 0.9
     monkeypatch.setattr(evidence, "plain_probabilities", lambda *a: torch.as_tensor(probs))
     results = trainer.fit()
     first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
-    assert first["noise_separation"] < 2 and first["mixture_noise_rate"] < first["anchor_noise_rate"]
-    assert results["estimated_noise_rate"] == first["anchor_noise_rate"] == pytest.approx(1 - kept.mean())
-    # A first estimate that did not separate leans high on purpose: the second (after epoch 2), clear
-    # but lower, does not overrule it.
+    assert first["noise_separation"] < 2 and "mixture_noise_rate" in first
+    assert results["estimated_noise_rate"] == first["confident_joint_noise_rate"] == pytest.approx(flipped.mean())
+    assert first["anchor_noise_rate"] < first["confident_joint_noise_rate"]  # sure of every label it kept
+    # A first estimate made without a clear split is not lowered: the second (after epoch 2), clear
+    # but lower, is recorded and not used.
     assert trainer.method.reestimate_after_epoch == 2 and len(calls) == 2
     second = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1])
     assert second["noise_separation"] >= 2 and second["unused_noise_rate"] == pytest.approx(0.2, abs=0.03)
@@ -384,8 +395,8 @@ def test_a_baseline_estimates_once_after_its_first_epoch(monkeypatch):
     trainer = engine.Trainer(cfg)
     trainer.fit()
     assert len(calls) == 1
-    # One epoch in, a baseline's network may be near chance: anchor points are not asked.
-    assert trainer.history[0]["noise_separation"] < 2 and "anchor_noise_rate" not in trainer.history[0]
+    # One epoch in, a baseline's network may be near chance: the confident joint is not counted.
+    assert trainer.history[0]["noise_separation"] < 2 and "confident_joint_noise_rate" not in trainer.history[0]
 
 
 def test_a_given_forget_rate_is_never_estimated(tmp_path, monkeypatch):

@@ -49,10 +49,10 @@ class Method(nn.Module):
     uses_baseline_aug = True  # False for methods that choose their own views (Co-mining's --aug)
     uses_recipe = False  # True for Co-mining, whose settings --recipe names
     epsilon = 0.0  # the label smoothing of the targets the networks fit (Co-mining's ε; the baselines' none)
-    # Whether --forget-rate auto asks anchor points where the losses do not separate: they need a network
-    # fitted to the labels (Co-mining's after warm-up); one epoch in, a baseline's may be near chance,
-    # where the anchors read every label as wrong.
-    asks_anchors = False
+    # Whether --forget-rate auto counts the wrong labels without a split (the confident joint, anchor
+    # points) where the losses do not separate: both need a network fitted to the labels (Co-mining's
+    # after warm-up); one epoch in, a baseline's may be near chance, where they read every label as wrong.
+    counts_without_split = False
 
     def __init__(self, cfg: Config, num_classes: int, make_model, ledger):
         super().__init__()

@@ -70,7 +70,7 @@ def lexsort_pair(primary: torch.Tensor, secondary: torch.Tensor) -> torch.Tensor
 class CoMining(Method):
     uses_baseline_aug = False
     uses_recipe = True
-    asks_anchors = True
+    counts_without_split = True
 
     def __init__(self, cfg, num_classes, make_model, ledger):
         # Label smoothing gives 1-ε to the label and ε/(C-1) to each other class; at ε ≥ (C-1)/C the
