@@ -207,7 +207,7 @@ def confident_joint_noise_rate(probs, labels) -> float:
     classes = probs.shape[1]
     given_count = np.bincount(labels, minlength=classes)
     thresholds = np.array([probs[labels == k, k].mean() if given_count[k] else np.inf for k in range(classes)])
-    reaches = probs >= thresholds
+    reaches = probs >= thresholds - 1e-9  # a mean of equal values can round just above them
     counted = reaches.any(axis=1)
     likely = np.where(reaches, probs, -np.inf).argmax(axis=1)
     joint = np.zeros((classes, classes))

@@ -188,20 +188,31 @@ def test_anchor_points_read_each_class_kept_share_with_the_smoothing_undone():
 
 
 def test_confident_joint_on_a_worked_example():
-    # Three classes. Thresholds, the mean p(k) of the samples labelled k: t0 = (0.8 + 0.6 + 0.1) / 3
-    # = 0.5, t1 = (0.7 + 0.5) / 2 = 0.6, t2 = (0.7 + 0.16) / 2 = 0.43. Sample 2 (labelled 0) reaches
-    # only t1: counted (0, 1). Sample 4 reaches none: not counted. The last sample (labelled 2)
-    # reaches t0 and t1, and the more probable of the two takes it: (2, 1). Rows: label 0 keeps 2 of
-    # its 3 counted, label 1 its 1 of 1, label 2 one of 2; scaled to their 3, 2 and 2 samples that is
-    # 2 + 2 + 1 kept of 7: a rate of 2/7.
-    probs = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1],   # labelled 0
-                      [0.1, 0.7, 0.2], [0.2, 0.5, 0.3],                    # labelled 1
-                      [0.1, 0.2, 0.7], [0.52, 0.62, 0.16]])                # labelled 2 (rows need not sum to 1)
-    labels = np.array([0, 0, 0, 1, 1, 2, 2])
-    assert confident_joint_noise_rate(probs, labels) == pytest.approx(2 / 7)
+    # Three classes. Thresholds, the mean p(k) of the samples labelled k (not of all samples):
+    # t0 = (0.8 + 0.6 + 0.1 + 0.3) / 4 = 0.45, t1 = (0.7 + 0.5) / 2 = 0.6,
+    # t2 = (0.7 + 0.4 + 0.53 + 0.56) / 4 = 0.5475.
+    # Label 0: samples 0 and 1 reach t0 only, sample 2 reaches t1 only (a flip), sample 3 reaches
+    # none and is not counted: row [2, 1, 0], 2 of 3 kept. Label 1: sample 4 reaches t1, sample 5
+    # none: row [0, 1, 0]. Label 2: sample 6 reaches t2; samples 7 and 8 reach t0 but not t2 (so
+    # the most probable class overall, 2, is not where they count); sample 9 reaches t0 and t2 and
+    # the more probable of those two, its label, takes it: row [2, 0, 2], half kept. Scaled to the
+    # labels' 4, 2 and 4 samples: 8/3 + 2 + 2 = 20/3 kept of 10, a rate of 1/3. Thresholds over all
+    # samples, the first class reached, the most probable class overall, counting the unreached by
+    # their argmax, or the raw off-diagonal share would each give another number (0.30 to 0.43).
+    probs = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.3, 0.35, 0.35],   # labelled 0
+                      [0.1, 0.7, 0.2], [0.2, 0.5, 0.3],                                        # labelled 1
+                      [0.1, 0.2, 0.7], [0.5, 0.1, 0.4], [0.47, 0.0, 0.53], [0.46, 0.0, 0.56]])  # labelled 2
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    assert confident_joint_noise_rate(probs, labels) == pytest.approx(1 / 3)
     # A row that could not be read (NaN) is left out, not counted as a label kept or lost.
     with_nan = np.vstack([probs, np.full((1, 3), np.nan)])
-    assert confident_joint_noise_rate(with_nan, np.append(labels, 1)) == pytest.approx(2 / 7)
+    assert confident_joint_noise_rate(with_nan, np.append(labels, 1)) == pytest.approx(1 / 3)
+    # Samples exactly at their label's threshold reach it, though the mean of equal values can round
+    # above them (three times 0.1 averages to 0.10000000000000002): label 0's row is [2, 1, 0], 2 of
+    # 3 kept, label 1's [0, 1, 0], so 3 of 4 kept. Were the first two samples left out, label 0 would
+    # keep none of the one it counted: 1 of 4.
+    at_threshold = np.array([[0.1, 0.05, 0.85], [0.1, 0.05, 0.85], [0.1, 0.85, 0.05], [0.05, 0.85, 0.1]])
+    assert confident_joint_noise_rate(at_threshold, np.array([0, 0, 0, 1])) == pytest.approx(1 / 4)
 
 
 def test_confident_joint_recovers_the_flips_of_a_network_that_knows_the_true_classes():
