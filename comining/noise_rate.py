@@ -102,6 +102,15 @@ def estimate_noise_rate(losses, seed: int = 0) -> NoiseEstimate:
                          float(as_loss[noisy]))
 
 
+def readable_rows(probs, labels) -> tuple[np.ndarray, np.ndarray]:
+    """``probs`` [N×C] as float64 and ``labels`` [N] as arrays, without the rows holding NaN (images
+    that could not be read)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    readable = np.isfinite(probs).all(axis=1)
+    return probs[readable], labels[readable]
+
+
 def anchor_noise_rate(probs, labels, smoothing: float = 0.0, quantile: float = ANCHOR_QUANTILE) -> float:
     """The share of wrong labels from anchor points (Patrini et al., CVPR 2017).
 
@@ -115,10 +124,7 @@ def anchor_noise_rate(probs, labels, smoothing: float = 0.0, quantile: float = A
     exact for balanced classes, biased where flips move many images between classes of unequal size.
     The network must have fitted the labels: at chance (p(j) = 1/C) every label reads as wrong.
     """
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    readable = np.isfinite(probs).all(axis=1)
-    probs, labels = probs[readable], labels[readable]
+    probs, labels = readable_rows(probs, labels)
     classes = probs.shape[1]
     off = smoothing / (classes - 1)
     anchors = np.array([np.quantile(probs[labels == j, j], quantile) if (labels == j).any() else 1.0
@@ -170,10 +176,7 @@ def disagreement_concentration(probs, labels) -> float:
     1, symmetric noise values near 0 (a network's own confusions between look-alike classes add some).
     With two classes there is only one other class: 1. With no disagreement at all: 0.
     """
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    readable = np.isfinite(probs).all(axis=1)
-    probs, labels = probs[readable], labels[readable]
+    probs, labels = readable_rows(probs, labels)
     classes = probs.shape[1]
     if classes <= 2:
         return 1.0
@@ -200,10 +203,7 @@ def confident_joint_noise_rate(probs, labels) -> float:
     early epoch). It counts flips between the known classes only: an open-set image has no class of
     its own to be counted under.
     """
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    readable = np.isfinite(probs).all(axis=1)
-    probs, labels = probs[readable], labels[readable]
+    probs, labels = readable_rows(probs, labels)
     classes = probs.shape[1]
     given_count = np.bincount(labels, minlength=classes)
     thresholds = np.array([probs[labels == k, k].mean() if given_count[k] else np.inf for k in range(classes)])

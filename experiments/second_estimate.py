@@ -9,8 +9,9 @@ compares ways to read the noise rate from them against the realised rate:
 - ``warm-up on C``: the warm-up mixture's posterior for the samples in the last clean set C, the
   second pass's for the rest (wrong labels that C kept were memorised since, but not yet at warm-up);
 - ``C and D apart``: one mixture within C and one within the rest, their posteriors summed;
-- ``confident joint at warm-up``: ``noise_rate.confident_joint_noise_rate`` on the warm-up pass, the
-  candidate for where the warm-up's mixture does not separate (measured, not adopted: docs/METHOD.md);
+- ``confident joint at warm-up``: ``noise_rate.confident_joint_noise_rate`` on the warm-up pass, one of
+  the two counts `auto` takes the higher of where the warm-up's mixture does not separate
+  (docs/METHOD.md);
 - ``disagreement``: the share of samples whose most probable class is not their given label (under
   pair flips the network trained on clean sets rarely predicts the wrong label it was given, but
   the mixture's Gaussian for the wrong labels misses their long tail towards the clean ones);

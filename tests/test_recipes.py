@@ -215,17 +215,25 @@ def test_confident_joint_on_a_worked_example():
     assert confident_joint_noise_rate(at_threshold, np.array([0, 0, 0, 1])) == pytest.approx(1 / 4)
 
 
+def sure_of_the_true_classes(n=2000, classes=10, flipped=0.35):
+    """Probabilities of a network that puts 0.6–0.95 on each image's true class whatever its label,
+    the rest spread evenly, with a ``flipped`` share of labels moved to the next class (pair flips).
+    Returns (probs, given labels, true labels)."""
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, classes, n)
+    given = np.where(rng.random(n) < flipped, (true + 1) % classes, true)
+    sure = rng.uniform(0.6, 0.95, n)
+    probs = np.repeat(((1 - sure) / (classes - 1))[:, None], classes, axis=1)
+    probs[np.arange(n), true] = sure
+    return probs, given, true
+
+
 def test_confident_joint_recovers_the_flips_of_a_network_that_knows_the_true_classes():
     # A network that puts 0.6–0.95 on each image's true class, whatever its label: every image reaches
     # the threshold of its true class (about 0.5) and of no other, so the joint counts (given, true)
     # exactly: the realised rate. cleanlab's joint, which differs only where a sample reaches several
     # thresholds, agrees.
-    rng = np.random.default_rng(0)
-    true = rng.integers(0, 10, 2000)
-    given = np.where(rng.random(2000) < 0.35, (true + 1) % 10, true)  # pair flips
-    sure = rng.uniform(0.6, 0.95, 2000)
-    probs = np.repeat(((1 - sure) / 9)[:, None], 10, axis=1)
-    probs[np.arange(2000), true] = sure
+    probs, given, true = sure_of_the_true_classes()
     assert confident_joint_noise_rate(probs, given) == pytest.approx((given != true).mean())
     estimate_joint = pytest.importorskip("cleanlab.count").estimate_joint
     assert confident_joint_noise_rate(probs, given) == pytest.approx(1 - np.trace(estimate_joint(given, probs)))
@@ -234,12 +242,7 @@ def test_confident_joint_recovers_the_flips_of_a_network_that_knows_the_true_cla
 def test_without_a_split_the_higher_of_the_confident_joint_and_the_anchors_is_used():
     # The network above, sure of the true classes: the anchors (each label's 90th percentile of p(label),
     # about 0.89) count 0.11, the confident joint every flip; the joint's count is used.
-    rng = np.random.default_rng(0)
-    true = rng.integers(0, 10, 2000)
-    given = np.where(rng.random(2000) < 0.35, (true + 1) % 10, true)
-    sure = rng.uniform(0.6, 0.95, 2000)
-    probs = np.repeat(((1 - sure) / 9)[:, None], 10, axis=1)
-    probs[np.arange(2000), true] = sure
+    probs, given, true = sure_of_the_true_classes()
     unsure = NoiseEstimate(0.6, False, 1.4, 0.5, 1.5)
     counted = without_split(unsure, probs, given)
     assert counted.rate == counted.confident_joint_rate == pytest.approx((given != true).mean())
