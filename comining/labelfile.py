@@ -3,10 +3,20 @@
 Formats (docs/DATA.md, "Label files"):
 
 - CSV with a header row holding a ``label`` column and a key column: ``index`` (in-memory data sets:
-  the position in the training set) or ``path`` (image sets: as in verdicts.csv ``sample``). A label
-  is a class name or an integer class index; an empty label or -1 leaves the sample out of training,
-  and so does a sample the file does not list.
-- ``.npy``: one integer per training sample, in the training set's order; -1 = left out.
+  the position in the training set, plain decimal digits) or ``path`` (image sets: as in verdicts.csv
+  ``sample``, relative to the data root or absolute). Every row has both fields; an empty label or -1
+  leaves the sample out of training, and so does a sample the file does not list. A sample listed
+  twice is an error (paths are compared after joining them to the root and normalising, so ``x.png``,
+  ``./x.png`` and the absolute path are one image). Labels and indices may carry surrounding spaces;
+  paths are taken as written, spaces included, since file names may begin or end with one.
+- What a CSV label means (``class_index``): a label that is a class name is that class (even ``-1``,
+  should a class bear that name; an empty label still leaves the sample out). A label of
+  plain decimal digits that is not a class name is a class number (0 = the first class) only while
+  no class name reads as a number; where one does (classes ``0,1,2,5``, say), a number means nothing
+  but the class of that name, so ``3`` is an error rather than the fourth class. Anything else is an
+  error listing the classes.
+- ``.npy``: one integer per training sample, in the training set's order; -1 = left out. Whole-number
+  floats are accepted; booleans, fractions and values beyond 64-bit integers are errors.
 - ``.pt``: the CIFAR-N format, a ``torch.save``d dict of integer arrays with one entry per training
   sample (``clean_label``, ``aggre_label``, ``worse_label``, ``noisy_label``, ...), one of which is
   picked by key. Read with ``weights_only`` loading: a file that would run code is refused.
@@ -19,9 +29,12 @@ write files with ``write_csv`` / ``write_npy``.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
+import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +44,8 @@ from comining.errors import UserError
 LEFT_OUT = -1
 DEFAULT_KEYS = ("aggre_label", "noisy_label")  # CIFAR-10N's and CIFAR-100N's usual noisy labels
 KEY_COLUMNS = ("index", "path")
+SHOWN_CLASSES = 10  # an error lists this many classes, then their number
+DIGITS = re.compile(r"[0-9]+")  # int() would also take '+3', '1_0' and non-ASCII digits
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -62,11 +77,13 @@ def read_by_position(path, num_samples: int, classes: list[str], key: str | None
             raise UserError(f"{path} lists samples by path, but this data set is in memory: its samples are "
                             "numbered, so give a CSV with header index,label (or a .npy)")
         labels = np.full(num_samples, LEFT_OUT, dtype=np.int64)
+        first_line: dict[int, int] = {}
         for line, index, text in rows:
-            position = _integer(index)
-            if position is None or not 0 <= position < num_samples:
+            position = int(index) if DIGITS.fullmatch(index) else None
+            if position is None or position >= num_samples:
                 raise UserError(f"{path} line {line}: index {index!r} is not a training sample "
                                 f"(0..{num_samples - 1}): fix or remove the row")
+            _once(first_line, position, line, f"{path} line {line}: index {index}")
             labels[position] = class_index(text, classes, f"{path} line {line}")
         return labels
     values = read_npy(path) if kind == "npy" else read_cifar_n(path, key)
@@ -94,12 +111,19 @@ def read_by_path(path, names: list[str], root, classes: list[str], key: str | No
         raise UserError(f"{path} numbers its samples (index column), but image sets are matched by path: "
                         "give a CSV with header path,label")
     given: dict[str, int] = {}
+    first_line: dict[str, int] = {}
     for line, name, text in rows:
-        where = _absolute(root, name)
-        if where in given:
-            raise UserError(f"{path} line {line}: {name} is listed twice: keep one row per image")
+        where = path_key(root, name)
+        _once(first_line, where, line, f"{path} line {line}: {name}")
         given[where] = class_index(text, classes, f"{path} line {line}")
-    return np.array([given.get(_absolute(root, n), LEFT_OUT) for n in names], dtype=np.int64)
+    return np.array([given.get(path_key(root, n), LEFT_OUT) for n in names], dtype=np.int64)
+
+
+def _once(first_line: dict, key, line: int, what: str) -> None:
+    """Record that ``key`` is on ``line``; UserError if an earlier row listed it already."""
+    if key in first_line:
+        raise UserError(f"{what} is listed twice (first on line {first_line[key]}): keep one row per sample")
+    first_line[key] = line
 
 
 def file_kind(path: Path) -> str:
@@ -116,7 +140,9 @@ def file_kind(path: Path) -> str:
 def read_table(path: Path) -> tuple[str, list[tuple[int, str, str]]]:
     """(key column 'index' or 'path', [(line number, key, label text)]) of a label CSV.
 
-    The header must name a ``label`` column and one key column; other columns are ignored.
+    The header must name a ``label`` column and one key column; other columns are ignored. Blank rows
+    are skipped; a row without its key or label field is an error. Indices and labels are stripped of
+    surrounding spaces, paths are kept as written (a file name may begin or end with a space).
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
@@ -127,27 +153,67 @@ def read_table(path: Path) -> tuple[str, list[tuple[int, str, str]]]:
                 raise UserError(f"{path} needs a header row with the columns index,label (in-memory data sets) "
                                 f"or path,label (image sets); its first row is {','.join(header) or 'empty'}")
             k, lab = header.index(keys[0]), header.index("label")
-            rows = [(reader.line_num, row[k].strip(), row[lab].strip() if lab < len(row) else "")
-                    for row in reader if any(cell.strip() for cell in row)]
+            rows = []
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) <= max(k, lab):
+                    raise UserError(f"{path} line {reader.line_num} has {len(row)} field(s), no {keys[0]} and "
+                                    f"label: give every row both (an empty label leaves the sample out)")
+                rows.append((reader.line_num, row[k] if keys[0] == "path" else row[k].strip(), row[lab].strip()))
     except (UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"{path} is not a readable UTF-8 CSV ({err}): save it as CSV (UTF-8)") from None
-    except IndexError:
-        raise UserError(f"{path} has a row with fewer columns than its header: fix the row") from None
     return keys[0], rows
 
 
-def class_index(text: str, classes: list[str], where: str) -> int:
-    """The class index a CSV label names: a class name, an integer 0..C-1, or -1 / empty (left out)."""
-    if text == "" or text == str(LEFT_OUT):
+def class_index(text: str, classes: Sequence[str], where: str = "") -> int:
+    """The class index (into ``classes``) of the CSV label ``text``, or -1 (left out) for an empty
+    label or -1. The rule is the module docstring's: a class name is that class; plain decimal digits
+    are a class number only while no class name reads as a number. UserError otherwise, one line
+    starting with ``where`` (say, "FILE line N") and listing the classes."""
+    lookup, numbers_are_indices = _class_lookup(tuple(classes))
+    text = text if text in lookup else text.strip()
+    if text in lookup:
+        return lookup[text]
+    if text in ("", str(LEFT_OUT)):
         return LEFT_OUT
-    if text in classes:
-        return classes.index(text)
-    number = _integer(text)
-    if number is not None and 0 <= number < len(classes):
-        return number
-    shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
-    raise UserError(f"{where}: label {text!r} is neither a class ({shown}) nor a class number "
-                    f"0..{len(classes) - 1}; use -1 or leave it empty to leave the sample out")
+    prefix = f"{where}: " if where else ""
+    if numbers_are_indices:
+        if DIGITS.fullmatch(text) and int(text) < len(classes):
+            return int(text)
+        raise UserError(f"{prefix}label {text!r} is neither a class ({_shown(classes)}) nor a class number "
+                        f"0..{len(classes) - 1}; use -1 or leave it empty to leave the sample out")
+    raise UserError(f"{prefix}label {text!r} is not a class ({_shown(classes)}); as class names are numbers, "
+                    "a label is read as a name, never as a class number; use -1 or leave it empty to leave "
+                    "the sample out")
+
+
+@functools.lru_cache(maxsize=8)
+def _class_lookup(classes: tuple[str, ...]) -> tuple[dict[str, int], bool]:
+    """({class name: index}, whether a label of digits may be a class number): built once per class
+    list rather than once per row. The first of two equal names wins, as list.index would."""
+    lookup: dict[str, int] = {}
+    for i, name in enumerate(classes):
+        lookup.setdefault(name, i)
+    return lookup, not any(_reads_as_number(name) for name in classes)
+
+
+def _reads_as_number(name: str) -> bool:
+    """Whether a person could take the class name for a number (5, 05, -1, 3.5, 1e3): then a label of
+    digits is ambiguous between this name and a class number."""
+    try:
+        float(name)
+    except ValueError:
+        return False
+    return any(ch.isdigit() for ch in name)  # float() also reads 'nan' and 'inf'
+
+
+def _shown(classes: Sequence[str]) -> str:
+    """The first SHOWN_CLASSES class names for a one-line message; odd names (commas, spaces at an
+    end, line breaks) quoted so the list stays readable."""
+    names = [c if c.isprintable() and "," not in c and c == c.strip() else repr(c) for c in classes[:SHOWN_CLASSES]]
+    more = f", ... of {len(classes)} classes" if len(classes) > SHOWN_CLASSES else ""
+    return ", ".join(names) + more
 
 
 def read_npy(path: Path) -> np.ndarray:
@@ -195,7 +261,9 @@ def read_cifar_n(path: Path, key: str | None) -> np.ndarray:
 
 
 def as_label_array(values, path: Path, key: str | None = None) -> np.ndarray:
-    """``values`` (array, tensor or list) as a 1-D int64 array; UserError unless whole numbers."""
+    """``values`` (array, tensor or list) as a 1-D int64 array; UserError unless whole numbers that
+    int64 holds (a cast would wrap 2**64-1 to -1, which reads as "left out"). Booleans are refused:
+    True/False are not class numbers, and a mask saved by mistake must not train as classes 0 and 1."""
     what = f"{path}[{key}]" if key else str(path)
     if hasattr(values, "numpy"):  # a torch tensor
         values = values.detach().cpu().numpy()
@@ -203,10 +271,20 @@ def as_label_array(values, path: Path, key: str | None = None) -> np.ndarray:
         values = np.asarray(values)
     except (TypeError, ValueError):
         values = np.asarray([], dtype=object)
-    if values.ndim != 1 or values.dtype.kind not in "uifb" or (
+    if values.ndim != 1 or values.dtype.kind not in "uif" or (
             values.dtype.kind == "f" and not np.all(np.isfinite(values) & (values == np.round(values)))):
         raise UserError(f"{what} should be a list of integer labels, one per training sample, but is "
                         f"{values.dtype} of shape {values.shape}")
+    if values.dtype.kind == "u":
+        beyond = values > np.iinfo(np.int64).max
+    elif values.dtype.kind == "f":
+        beyond = (values >= 2.0**63) | (values < -(2.0**63))
+    else:
+        beyond = np.zeros(len(values), dtype=bool)
+    if beyond.any():
+        i = int(np.flatnonzero(beyond)[0])
+        raise UserError(f"{what}: label {values[i].item()} of sample {i} is out of range ({int(beyond.sum())} "
+                        "such labels); a label is a class number, or -1 to leave a sample out")
     return values.astype(np.int64)
 
 
@@ -220,15 +298,10 @@ def check_range(labels: np.ndarray, num_classes: int, path: Path) -> np.ndarray:
     return labels
 
 
-def _integer(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def _absolute(root, name: str) -> str:
-    """One spelling per file: relative names joined to ``root``, then normalised (links not followed)."""
+def path_key(root, name: str) -> str:
+    """One spelling per file, to compare image paths: relative names joined to ``root``, then
+    normalised, so ``x.png``, ``./x.png`` and the absolute path agree. Links are not followed: two
+    training images may be links to one file and are still two samples."""
     return os.path.abspath(os.path.join(root, name))
 
 

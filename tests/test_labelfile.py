@@ -209,3 +209,85 @@ def test_written_files_read_back(tmp_path):
     labelfile.write_csv(tmp_path / "p.csv", "path", names, [2, -1], CLASSES)
     assert labelfile.read_by_path(tmp_path / "p.csv", names, tmp_path, CLASSES).tolist() == [2, -1]
     assert "cannot write" in message(lambda: labelfile.write_npy(tmp_path / "no" / "such" / "l.npy", labels))
+
+
+# --- careless and hostile label files ------------------------------------------------------------
+
+GAPPED = ["0", "1", "2", "5"]  # class names that are numbers with a gap: 3 names no class
+
+
+def test_a_label_is_the_class_of_that_name_never_a_class_number_when_names_are_numbers(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("index,label\n0,5\n1,2\n2,-1\n")
+    assert labelfile.read_by_position(path, 3, GAPPED).tolist() == [3, 2, -1]
+    path.write_text("index,label\n0,5\n1,3\n")  # '3' would be index 3, class 5, if numbers were indices
+    text = message(lambda: labelfile.read_by_position(path, 2, GAPPED))
+    assert "line 3: label '3' is not a class (0, 1, 2, 5)" in text and "never as a class number" in text
+    # One name that reads as a number is enough to stop numbers being indices.
+    assert "is not a class" in message(lambda: labelfile.class_index("1", ["cat", "dog", "3.5"]))
+    # Names that do not read as numbers leave class numbers available, and a name always wins.
+    assert labelfile.class_index("1", ["cat", "dog", "owl"]) == 1
+    assert labelfile.class_index(" owl ", ["cat", "dog", "owl"]) == 2
+    assert labelfile.class_index("-1", ["-1", "1"]) == 0  # a class named -1 (binary labels -1 / 1)
+    assert labelfile.class_index("", ["-1", "1"]) == -1
+
+
+def test_an_unknown_label_lists_the_first_ten_classes_on_one_line():
+    classes = [f"class{i}" for i in range(25)]
+    text = message(lambda: labelfile.class_index("nope", classes, "f.csv line 9"))
+    assert text.startswith("f.csv line 9: label 'nope' is neither a class (class0, class1,")
+    assert "class9, ... of 25 classes) nor a class number 0..24" in text and "class10" not in text
+    assert "'a\\nb'" in message(lambda: labelfile.class_index("x", ["a\nb", "c"]))  # a name's line break is quoted
+
+
+@pytest.mark.parametrize("index", ["1_0", "+3", "٣", "3.0", "-0"])
+def test_an_index_is_plain_decimal_digits(tmp_path, index):
+    path = tmp_path / "labels.csv"
+    path.write_text(f"index,label\n{index},cat\n")
+    assert f"index {index!r} is not a training sample" in message(lambda: labelfile.read_by_position(path, 11, CLASSES))
+    path.write_text("index,label\n 3 ,cat\n007,dog\n")  # spaces around it and leading zeros are fine
+    assert labelfile.read_by_position(path, 8, CLASSES).tolist() == [-1, -1, -1, 0, -1, -1, -1, 1]
+
+
+def test_a_sample_listed_twice_is_an_error(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("index,label\n1,cat\n2,dog\n01,owl\n")
+    assert "line 4: index 01 is listed twice (first on line 2)" in message(
+        lambda: labelfile.read_by_position(path, 3, CLASSES))
+    path.write_text(f"path,label\nsub/a.jpg,cat\n{tmp_path / 'sub' / 'a.jpg'},dog\n")
+    assert "is listed twice (first on line 2)" in message(
+        lambda: labelfile.read_by_path(path, ["sub/a.jpg"], tmp_path, CLASSES))
+
+
+def test_spaces_at_the_ends_of_a_file_name_are_part_of_it(tmp_path):
+    names = [" a.jpg", "b.jpg ", "c.jpg"]
+    path = tmp_path / "labels.csv"
+    path.write_text('path,label\n" a.jpg", dog\nb.jpg ,owl\n c.jpg,cat\n')
+    assert labelfile.read_by_path(path, names, tmp_path, CLASSES).tolist() == [1, 2, -1]
+
+
+@pytest.mark.parametrize("text, line", [("index,label\n0,cat\n12\n", 3), ("index,label,note\n7\n", 2),
+                                        ("label,index\ncat\n", 2)])
+def test_a_row_without_its_label_field_is_an_error(tmp_path, text, line):
+    path = tmp_path / "labels.csv"
+    path.write_text(text)
+    assert f"line {line} has 1 field(s), no index and label" in message(
+        lambda: labelfile.read_by_position(path, 20, CLASSES))
+    path.write_text("path,label\na.jpg\n")
+    assert "line 2 has 1 field(s), no path and label" in message(
+        lambda: labelfile.read_by_path(path, ["a.jpg"], tmp_path, CLASSES))
+
+
+@pytest.mark.parametrize("values, shown", [
+    (np.array([0, 2**63 + 5], dtype=np.uint64), "label 9223372036854775813 of sample 1 is out of range"),
+    (np.array([0, 2**64 - 1], dtype=np.uint64), "label 18446744073709551615 of sample 1 is out of range"),
+    (np.array([1.0, 1e30, -1e30]), "label 1e+30 of sample 1 is out of range (2 such labels)"),
+    (np.array([True, False]), "should be a list of integer labels, one per training sample, but is bool"),
+])
+def test_npy_labels_that_int64_cannot_hold_or_booleans_are_refused(tmp_path, values, shown):
+    path = tmp_path / "labels.npy"
+    np.save(path, values)
+    assert shown in message(lambda: labelfile.read_by_position(path, len(values), CLASSES))
+    torch.save({"aggre_label": values}, tmp_path / "human.pt")  # the CIFAR-N reader checks the same
+    assert shown.split(" of sample")[0].split(", one")[0] in message(
+        lambda: labelfile.read_by_position(tmp_path / "human.pt", len(values), CLASSES))
