@@ -1,0 +1,107 @@
+"""Reading image files without letting a bad one stop a run: decoding, and the worker processes
+that decode batches of files.
+
+A file that does not decode comes back as None with a one-line reason instead of an exception, so
+one broken download never kills a DataLoader worker (and with it the run); callers decide whether
+to skip it, list it, or replace it in its batch.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+
+
+def decode(path, size: int | None, mode: str = "RGB") -> torch.Tensor | None:
+    """The image at ``path`` as a uint8 tensor [C×size×size] (squashed to a square, as the paper's
+    Resize((512, 512))); ``size=None`` only checks that the whole file decodes and returns None.
+
+    Raises whatever PIL raises for an unreadable, truncated or non-image file.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # EXIF and palette warnings of web images are noise, not errors
+        with Image.open(path) as img:
+            # JPEG: decode at 1/2, 1/4 or 1/8 scale when that is still at least the target size;
+            # a check decodes at the smallest scale, which still reads the whole stream.
+            img.draft(mode, (size, size) if size else (1, 1))
+            if img.mode == "P" and "transparency" in img.info:
+                img = img.convert("RGBA")
+            img = img.convert(mode)
+            if size is None:
+                return None
+            img = img.resize((size, size), Image.BILINEAR)
+    array = np.asarray(img, dtype=np.uint8).reshape(size, size, -1)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def describe(err: Exception) -> str:
+    """A one-line reason for skipped_files.txt / predictions.csv, without the file's path."""
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image PIL can read"
+    text = " ".join(str(err).split()) or type(err).__name__
+    if "'" in text and ("/" in text or "\\" in text):  # PIL quotes the path in some messages
+        text = text.split("'")[0].strip() or type(err).__name__
+    return f"{type(err).__name__}: {text}"[:160]
+
+
+class ImageFiles(Dataset):
+    """Files decoded in worker processes: item i → (i, uint8 [C×S×S] tensor or None, reason).
+
+    A failure returns the marker None with its reason instead of raising; the main process drops
+    it from its batch. ``size=None`` checks the files without resizing (items are (i, None, reason
+    or "")). Paths are relative to ``root`` when it is given (an absolute path stays as it is).
+    """
+
+    def __init__(self, files: list, size: int | None, mode: str = "RGB", root: Path | None = None):
+        self.files, self.size, self.mode, self.root = files, size, mode, root
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        path = self.root / self.files[i] if self.root is not None else self.files[i]
+        try:
+            return i, decode(path, self.size, self.mode), ""
+        except Exception as err:  # noqa: BLE001  any decoder error means: skip this file
+            return i, None, describe(err)
+
+
+def collate(items):
+    """(index [B long], ok [B bool], images of the ok items [b×C×S×S uint8], {index: reason})."""
+    index = torch.tensor([i for i, _, _ in items], dtype=torch.long)
+    ok = torch.tensor([x is not None for _, x, _ in items], dtype=torch.bool)
+    images = [x for _, x, _ in items if x is not None]
+    images = torch.stack(images) if images else torch.empty(0, dtype=torch.uint8)
+    return index, ok, images, {i: reason for i, x, reason in items if x is None and reason}
+
+
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def loader(dataset: ImageFiles, batches: list, workers: int, pin: bool = False) -> DataLoader:
+    """Batches of ``dataset`` in the given order (lists of indices), decoded by ``workers`` processes
+    (at most one per usable CPU: decoding is CPU-bound, more would only compete with training)."""
+    workers = min(workers, usable_cpus())
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
+                      pin_memory=pin, prefetch_factor=4 if workers else None)
+
+
+def in_order(size: int, batch_size: int) -> list[list[int]]:
+    """Positions 0..size-1 in consecutive batches of ``batch_size`` (the last one may be shorter)."""
+    return [list(range(s, min(s + batch_size, size))) for s in range(0, size, batch_size)]
+
+
+def check_files(root: Path, files: list[str], workers: int) -> dict[int, str]:
+    """{position: reason} of the files that do not decode completely (read in ``workers`` processes)."""
+    dataset = ImageFiles(files, None, root=root)
+    failed = {}
+    for _, _, _, reasons in loader(dataset, in_order(len(files), 64), workers if len(files) > 64 else 0):
+        failed.update(reasons)
+    return failed

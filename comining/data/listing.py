@@ -1,0 +1,170 @@
+"""What an image set's layout names, before any image is read: the classes, and each split's files
+and labels. Two layouts:
+
+- an image folder (Web-Bird/Car/Aircraft, ``--dataset folder``, docs/DATA.md): ``ROOT/train/<class>/**/<image>``
+  and an evaluation split ``ROOT/val`` (or ``tval``, ``test``) with class folders named as in
+  ``train``; the classes are the sorted names of the training class folders;
+- CSV lists (``--dataset csv --train-csv FILE --val-csv FILE``): a header row with the columns
+  ``path`` and ``label`` (others ignored), the label format of comining/labelfile.py, a row per
+  image, its path relative to the CSV's own folder or absolute, its label a class name. An empty
+  label or -1 leaves an image out of training, so the file ``comining export`` writes can be
+  trained on again. The classes are the training list's label names, sorted (numerically when
+  they are all whole numbers).
+
+Layout errors are one-line UserErrors; whether the files decode is comining/data/image_set.py's job.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from comining import labelfile
+from comining.config import Config
+from comining.errors import UserError
+
+EVAL_SPLITS = ("val", "tval", "test")
+DEFAULT_ROOT = "datasets"
+LAYOUT = "train/<class>/<image> and val/<class>/<image>"
+
+
+@dataclass
+class Listing:
+    """What a layout names: the root that relative paths start from, the classes, each split's
+    files and labels, how messages name the splits, files found outside any class (skipped, with
+    their reason) and training images the layout itself leaves out (an empty label in a CSV)."""
+
+    root: Path
+    classes: list[str]
+    files: list[str]
+    labels: list[int]
+    test_files: list[str]
+    test_labels: list[int]
+    train_where: str = "train"
+    eval_where: str = "val"
+    skipped: dict = field(default_factory=dict)
+    left_out: int = 0
+
+
+def list_images(cfg: Config) -> Listing:
+    """The Listing of the run's image set: ``--train-csv`` / ``--val-csv`` for ``--dataset csv``,
+    otherwise the image folder of ``--dataset`` / ``--data-root``."""
+    return list_csv(cfg) if cfg.dataset == "csv" else list_folder(cfg)
+
+
+# -- image folders --------------------------------------------------------------------------------
+
+def locate_root(cfg: Config) -> Path:
+    """The folder holding train/ and the evaluation split, from --dataset and --data-root."""
+    if cfg.dataset == "folder":
+        if not cfg.data_root:
+            raise UserError(f"--dataset folder needs --data-root DIR, a folder holding {LAYOUT}")
+        root = Path(cfg.data_root)
+        if not root.is_dir():
+            raise UserError(f"data folder {root} not found: check the path given to --data-root")
+        return root
+    base = Path(cfg.data_root or DEFAULT_ROOT)
+    for cand in (base / cfg.dataset, base):
+        if (cand / "train").is_dir():
+            return cand
+    raise UserError(f"{cfg.dataset} not found: expected {base / cfg.dataset}/{LAYOUT.replace(' and ', ' and .../')}; "
+                    "unpack the data set there or pass --data-root")
+
+
+def visible_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (recursively, following links), hidden files and folders left out."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def scan_split(root: Path, split: str, classes: list[str] | None = None):
+    """(class names, files relative to root, labels, {loose file: reason}) of one split.
+
+    ``classes`` None: the split defines them (its sorted sub-folders). Otherwise every class folder
+    of the split must be one of them. An empty class folder or a split without any is a UserError.
+    """
+    folder = root / split
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise UserError(f"{folder} holds no class folders: the layout is {LAYOUT}")
+    if classes is not None:
+        unknown = [n for n in names if n not in classes]
+        if unknown:
+            raise UserError(f"class folder{'s' if len(unknown) > 1 else ''} {', '.join(unknown[:3])} in {folder} "
+                            f"{'have' if len(unknown) > 1 else 'has'} no counterpart in {root / 'train'}: "
+                            "rename to a training class or remove")
+    classes = names if classes is None else classes
+    files, labels = [], []
+    for name in names:
+        found = visible_files(folder / name)
+        if not found:
+            raise UserError(f"class folder {folder / name} is empty: add its images or remove the folder")
+        files += [p.relative_to(root).as_posix() for p in found]
+        labels += [classes.index(name)] * len(found)
+    loose = {p.relative_to(root).as_posix(): "not inside a class folder"
+             for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+    return classes, files, labels, loose
+
+
+def list_folder(cfg: Config) -> Listing:
+    """The Listing of an image folder (``train/<class>/…`` and an evaluation split)."""
+    root = locate_root(cfg)
+    if not (root / "train").is_dir():
+        raise UserError(f"no train/ folder in {root}: the layout is {LAYOUT}")
+    split = next((s for s in EVAL_SPLITS if (root / s).is_dir()), None)
+    if split is None:
+        raise UserError(f"no evaluation split in {root}: add val/<class>/<image> (or tval/, test/) "
+                        "with a few correctly labelled images per class")
+    # Both splits' layouts first: a layout error should not wait for the readability checks.
+    classes, files, labels, skipped = scan_split(root, "train")
+    _, test_files, test_labels, loose = scan_split(root, split, classes)
+    return Listing(root, classes, files, labels, test_files, test_labels, eval_where=split,
+                   skipped={**skipped, **loose})
+
+
+# -- CSV lists ------------------------------------------------------------------------------------
+
+def read_list(csv_path: Path, classes: list[str] | None = None):
+    """(classes, paths as listed, labels, number of images left out) of one image list.
+
+    ``classes`` None: the training list, whose label names define them; otherwise every label must
+    name one of them (or be a class number). UserError for a missing file, a wrong header, a path
+    listed twice, an unknown class, or a list without any image to use.
+    """
+    if not csv_path.is_file():
+        raise UserError(f"image list {csv_path} not found: check the path given to --train-csv / --val-csv")
+    column, rows = labelfile.read_table(csv_path)
+    if column != "path":
+        raise UserError(f"{csv_path} should list images with the header path,label, not index,label")
+    seen: dict[str, int] = {}
+    for line, path, _ in rows:
+        if path in seen:
+            raise UserError(f"{csv_path} line {line}: {path} is listed twice (first on line {seen[path]}): "
+                            "keep one row per image")
+        seen[path] = line
+    if classes is None:
+        names = {text for _, _, text in rows if text not in ("", str(labelfile.LEFT_OUT))}
+        if all(n.isdigit() for n in names):
+            classes = sorted(names, key=int)
+        else:
+            classes = sorted(names)
+    labels = [labelfile.class_index(text, classes, f"{csv_path} line {line}") for line, _, text in rows]
+    kept = [i for i, y in enumerate(labels) if y != labelfile.LEFT_OUT]
+    if not kept:
+        raise UserError(f"{csv_path} lists no labelled image: add rows path,label (an empty label leaves an image out)")
+    return classes, [rows[i][1] for i in kept], [labels[i] for i in kept], len(rows) - len(kept)
+
+
+def list_csv(cfg: Config) -> Listing:
+    """The Listing of ``--train-csv`` / ``--val-csv``: training paths as listed (relative to the
+    training CSV's folder, the root, or absolute), so verdicts.csv shows them as the user wrote them;
+    evaluation paths listed relative to another folder are made absolute."""
+    train_path, val_path = Path(cfg.train_csv), Path(cfg.val_csv)
+    classes, files, labels, left_out = read_list(train_path)
+    _, test_files, test_labels, _ = read_list(val_path, classes)
+    root, val_root = train_path.parent, val_path.parent
+    if os.path.abspath(val_root) != os.path.abspath(root):
+        test_files = [os.path.join(os.path.abspath(val_root), p) for p in test_files]
+    return Listing(root, classes, files, labels, test_files, test_labels, train_where=str(train_path.absolute()),
+                   eval_where=str(val_path.absolute()), left_out=left_out)
