@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 
 import numpy as np
@@ -27,18 +28,60 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) below AVX512_CORE_BF16: kernels without bf16 instructions.
+# Other values (AVX512_CORE_BF16, the AMX and AVX10 ones, ALL, DEFAULT) leave bf16 native.
+ONEDNN_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+EMULATED = "where bf16 is emulated and slower than fp32"
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether the hardware computes bfloat16 natively (CUDA with bf16; CPUs with AVX512-BF16 or AMX)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
+    return bool(cpu_bf16_features())
+
+
+def cpu_bf16_features() -> list[str]:
+    """The CPU's bf16 instruction sets, by the names Intel gives them (empty: none)."""
     caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    return [name for flag, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX-BF16")) if caps.get(flag)]
+
+
+def precision_choice(requested: str, device: torch.device) -> tuple[str, str]:
+    """(precision, why) for --precision ``requested`` on ``device``: 'auto' becomes bf16 only where the
+    kernels that will run compute it natively, which on a CPU takes three things at once: the CPU's
+    bf16 instructions, PyTorch's own kernels built for AVX512 (ATEN_CPU_CAPABILITY may lower them)
+    and oneDNN, which runs convolutions and matrix products, not limited below AVX512_CORE_BF16
+    (ONEDNN_MAX_CPU_ISA). Emulated bf16 trains about 9x slower than fp32, so any one missing means fp32.
+    ``why`` is a short phrase for the run's summary."""
+    if requested != "auto":
+        return requested, f"{requested}: as asked with --precision"
+    if device.type == "cuda":
+        if native_bf16(device):
+            return "bf16", "bf16: the GPU computes bf16 natively"
+        return "fp32", f"fp32: this GPU has no native bf16, {EMULATED}"
+    if device.type != "cpu":
+        return "fp32", f"fp32: bf16 is chosen automatically on CUDA GPUs and CPUs only, not on {device.type}"
+    if not native_bf16(device):
+        return "fp32", f"fp32: the CPU has no bf16 instructions (AVX512-BF16 or AMX-BF16), {EMULATED}"
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not capability.startswith("AVX512"):
+        lowered = os.environ.get("ATEN_CPU_CAPABILITY")
+        cause = f" (ATEN_CPU_CAPABILITY={lowered})" if lowered else ""
+        return "fp32", f"fp32: PyTorch runs {capability} kernels here{cause}, {EMULATED}"
+    if not torch.backends.mkldnn.is_available():
+        return "fp32", f"fp32: this PyTorch has no oneDNN, whose kernels bf16 convolutions need, {EMULATED}"
+    limit = next(((name, os.environ[name]) for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+                  if os.environ.get(name)), None)  # oneDNN reads the ONEDNN_ name first
+    if limit and limit[1].strip().upper() in ONEDNN_WITHOUT_BF16:
+        return "fp32", f"fp32: oneDNN is limited to {limit[1]} ({limit[0]}={limit[1]}), {EMULATED}"
+    return "bf16", (f"bf16: the CPU computes bf16 natively ({', '.join(cpu_bf16_features())}) "
+                    f"and PyTorch runs its {capability} kernels")
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    if name == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    return name
+    """The precision a run computes in: ``name`` unless 'auto', which ``precision_choice`` decides."""
+    return precision_choice(name, device)[0]
 
 
 def autocast(device: torch.device, precision: str):
