@@ -17,7 +17,7 @@ from PIL import Image
 
 from comining import hardware
 from comining.config import resolve
-from comining.data.folder import FolderData
+from comining.data.image_set import FolderData
 from comining.errors import UserError
 from comining.predict import load_networks
 from conftest import cli_runner

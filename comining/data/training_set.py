@@ -65,8 +65,9 @@ class TrainingSet(ABC):
     left_out: int
     """Training samples left out because a label file (or a CSV list) gives them no label."""
     skipped: dict[str, str]
-    """{file: one-line reason} of image files left out as unreadable, found before or during
-    training, of either split; always {} for in-memory sets."""
+    """{file: one-line reason} of the image files a run leaves out, of either split: those that do
+    not decode (found before or during training) and those outside any class folder; always {} for
+    in-memory sets."""
     failed: set[int]
     """Positions of training samples whose file broke during training (verdicts.csv leaves them
     out); always empty for in-memory sets."""
