@@ -5,6 +5,13 @@ posted label file is checked (size, header, every training sample once, known cl
 is written atomically to RUN_DIR/reviewed_labels.csv. The POST must carry the header
 ``X-Comining-Review``, which a page from another site cannot send to this address without the
 browser asking first, so other sites cannot write into the run.
+
+The server trusts only itself. It answers only requests addressed to it by name (``Host`` is
+127.0.0.1:PORT or localhost:PORT): a site whose name an attacker re-points at 127.0.0.1 (DNS
+rebinding) counts as the same origin to the browser, but still sends its own name, and gets 421.
+Every response forbids being framed (``X-Frame-Options``, CSP ``frame-ancestors``), so no other
+page can overlay the review and steer its clicks. A browser that drops a connection mid-response
+(a reload, a closed tab) ends that request without a word.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ SAVED_NAME = "reviewed_labels.csv"
 MAX_BYTES_PER_SAMPLE = 4096  # a generous path and class name per row
 SHEET = re.compile(r"^/review/sheet-\d{5}\.(png|jpg)$")
 TYPES = {".html": "text/html; charset=utf-8", ".png": "image/png", ".jpg": "image/jpeg"}
+# Sent with every response besides the page's own policy (a <meta> in review.html, which names its
+# script); a <meta> policy cannot say frame-ancestors, so the header must.
+SECURITY_HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+                    "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; "
+                                               "object-src 'none'"}
 
 
 def make_handler(run: Path, kind: str, samples: list[str], classes: list[str]):
@@ -35,6 +47,27 @@ def make_handler(run: Path, kind: str, samples: list[str], classes: list[str]):
     class ReviewHandler(BaseHTTPRequestHandler):
         def log_message(self, format, *args):  # noqa: A002  quiet: the terminal shows our own lines
             pass
+
+        def handle(self):
+            try:
+                super().handle()
+            except ConnectionError:  # the browser went away mid-response: nobody is left to answer
+                pass
+
+        def parse_request(self) -> bool:
+            """http.server's parsing, then the Host check, before any method runs (GET, POST or other)."""
+            if not super().parse_request():
+                return False
+            port = self.server.server_address[1]
+            if (self.headers.get("Host") or "").strip().lower() not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+                self.answer(HTTPStatus.MISDIRECTED_REQUEST, error=f"this server answers only http://127.0.0.1:{port}/")
+                return False
+            return True
+
+        def end_headers(self):
+            for name, value in SECURITY_HEADERS.items():  # here, so that http.server's own errors carry them too
+                self.send_header(name, value)
+            super().end_headers()
 
         def reply(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
