@@ -8,9 +8,6 @@ samples whose final verdict is not ``clean`` (a mask, or indices from most to le
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import numpy as np
 
 from comining.errors import UserError
@@ -21,16 +18,7 @@ REQUIRED = ("sample", "given_label", "verdict", "suggested_label", "label_qualit
 
 def load_verdicts(run_dir) -> list[dict]:
     """The rows of ``run_dir``/verdicts.csv as dicts keyed by column name, in training-set order."""
-    path = RunDir(run_dir).verdicts
-    if not path.exists():
-        raise UserError(f"no verdicts.csv in {run_dir}: pass the directory of a finished run")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
-        if missing:
-            raise UserError(f"{path} has no column {', '.join(missing)}: it was written by an older version; "
-                            "train the run again to get final verdicts")
-        return list(reader)
+    return RunDir(run_dir).read_verdicts(REQUIRED)
 
 
 def label_quality_scores(run_dir) -> np.ndarray:
@@ -61,7 +49,4 @@ def load_pred_probs(run_dir) -> np.ndarray:
     In-sample: the model was trained on these samples (with their given labels where it trusted
     them), so the probabilities are more confident in the given labels than held-out ones would be.
     """
-    path = Path(RunDir(run_dir).pred_probs)
-    if not path.exists():
-        raise UserError(f"no pred_probs.npy in {run_dir}: pass the directory of a finished run")
-    return np.load(path)
+    return RunDir(run_dir).read_pred_probs()

@@ -16,7 +16,7 @@ import numpy as np
 
 from comining import labelfile
 from comining.errors import UserError
-from comining.verdicts_view import read_run
+from comining.rundir import VERDICT_COLUMNS, RunDir
 
 
 def decided_labels(rows: list[dict], classes: list[str], keep_discarded: bool) -> list[int]:
@@ -35,29 +35,37 @@ def decided_labels(rows: list[dict], classes: list[str], keep_discarded: bool) -
     return labels
 
 
+def training_positions(run: RunDir, rows: list[dict], size: int) -> list[int]:
+    """The position in the training set that each row of an in-memory run's verdicts.csv names."""
+    positions = []
+    for number, row in enumerate(rows, 2):
+        if not row["sample"].isdigit() or int(row["sample"]) >= size:
+            raise run.damaged("verdicts.csv", f"row {number} names sample {row['sample']!r}, not a position "
+                                              f"in the run's training set of {size}")
+        positions.append(int(row["sample"]))
+    return positions
+
+
 def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = None) -> dict:
     """Write the label file ``out`` (format ``fmt``, 'csv' or 'npy'; default from the extension) of the
     run in ``run_dir``. Returns {"path", "format", "samples" (training samples of the run), "relabelled",
     "discarded" (left out as discarded), "untrained" (left out as the run did not train on them)}."""
-    rows, data, _ = read_run(run_dir)
+    run = RunDir(run_dir)
+    rows = run.read_verdicts((*VERDICT_COLUMNS, "suggested_label"))
+    data = run.read_data_info(keys=("classes",))
     out = Path(out)
     fmt = fmt or {".csv": "csv", ".npy": "npy"}.get(out.suffix.lower())
     if fmt not in ("csv", "npy"):
         raise UserError(f"cannot tell the format of {out}: name it .csv or .npy, or pass --format csv|npy")
-    if not data.get("classes"):
-        raise UserError(f"no data.json with the class names in {run_dir}: train the run again with this version")
     classes = data["classes"]
-    missing = {"suggested_label"} - set(rows[0] if rows else {"suggested_label"})
-    if missing:
-        raise UserError(f"verdicts.csv in {run_dir} has no suggested_label column: it was not written by comining")
     labels = decided_labels(rows, classes, keep_discarded)
     summary = {"path": str(out), "format": fmt, "samples": len(rows),
                "relabelled": sum(r["verdict"] == "relabelled" and bool(r.get("suggested_label")) for r in rows),
                "discarded": sum(y == labelfile.LEFT_OUT for y in labels), "untrained": 0}
     if data.get("root") is None:  # in-memory: samples are positions in the training set
-        size = int(data.get("full_train_size") or data.get("train_size") or 0)
+        size = data.get("full_train_size") or data.get("train_size") or 0
         decided = np.full(max(size, len(rows)), labelfile.LEFT_OUT, dtype=np.int64)
-        decided[[int(r["sample"]) for r in rows]] = labels
+        decided[training_positions(run, rows, len(decided))] = labels
         if fmt == "npy":
             labelfile.write_npy(out, decided)
         else:

@@ -8,7 +8,6 @@ Methods with two networks (the baselines) predict with the mean of both networks
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -18,38 +17,12 @@ from comining import hardware
 from comining.data.augment import Views
 from comining.data.folder import ImageFiles, loader
 from comining.errors import UserError
-from comining.models import build_model
 from comining.rundir import RunDir, atomic_csv
 
 
 def load_networks(run_dir, device) -> tuple[list[torch.nn.Module], dict, dict]:
     """(the run's networks in eval mode on ``device``, data.json, config) of a run directory."""
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise UserError(f"run directory {run.path} not found: pass the --out folder of a comining train run")
-    info_path = run.path / "data.json"
-    if not info_path.is_file():
-        raise UserError(f"no data.json in {run.path}: it was made by an older comining or is not a run directory; "
-                        "train it again")
-    info = json.loads(info_path.read_text())
-    state = run.load_checkpoint()
-    cfg = state.get("config") or json.loads(run.config.read_text())
-    method = state["method"]
-    count = 1 + max((int(k.split(".")[1]) for k in method if k.startswith("nets.")), default=-1)
-    if count == 0:
-        raise UserError(f"checkpoint {run.checkpoint} holds no networks: it is not a comining checkpoint")
-    nets = []
-    for i in range(count):
-        net = build_model(cfg["arch"], info["channels"], len(info["classes"]), info["crop_size"])
-        prefix = f"nets.{i}."
-        try:
-            net.load_state_dict({k[len(prefix):]: v for k, v in method.items() if k.startswith(prefix)})
-        except RuntimeError as err:
-            reason = str(err).splitlines()[0][:100]
-            raise UserError(f"checkpoint {run.checkpoint} does not fit its config.json ({reason}): "
-                            "the run directory is inconsistent; train again") from None
-        nets.append(net.to(device).eval())
-    return nets, info, cfg
+    return RunDir(run_dir).read_networks(device)
 
 
 def collect(paths: list[str]) -> list[Path]:

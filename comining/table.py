@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from comining.config import RECIPES, Config, comparable, from_stored, validate
 from comining.errors import UserError
 from comining import report
-from comining.rundir import atomic_write
+from comining.rundir import RunDir, atomic_write
 from comining.titles import METHOD_TITLES, noise_title, parse_noise
 
 PAPER_METHODS = list(METHOD_TITLES)
@@ -63,11 +62,7 @@ RUNTIME_SETTINGS = {"out", "quiet", "workers", "eval_batch_size", "device"}
 def check_cell(run_dir: Path, cfg: Config) -> None:
     """UserError unless the run already in ``run_dir`` was made with ``cfg``'s settings."""
     from comining.methods import METHODS
-    try:
-        stored = comparable(from_stored(json.loads((run_dir / "config.json").read_text())))
-    except (OSError, ValueError, TypeError):
-        raise UserError(f"{run_dir} holds a result but no readable config.json: delete that folder "
-                        "or pass another --out") from None
+    stored = comparable(from_stored(RunDir(run_dir).read_config()))
     method = METHODS[cfg.method]
     ignored = (RUNTIME_SETTINGS | (set() if method.uses_baseline_aug else {"baseline_aug"})
                | (set() if method.uses_recipe else {"recipe", *RECIPE_SETTINGS}))
@@ -89,24 +84,24 @@ def run_grid(base: Config, methods: list[str], noises: list[str], out: Path, see
     cells = grid(base, methods, noises, seeds)
     out = Path(out)
     for noise, method, seed, cfg in cells:  # before anything trains
-        run_dir = out / run_name(noise, method, seed)
-        if (run_dir / "results.json").exists() or (run_dir / "checkpoint.pt").exists():
-            check_cell(run_dir, cfg)
+        run = RunDir(out / run_name(noise, method, seed))
+        if run.results.exists() or run.checkpoint.exists():
+            check_cell(run.path, cfg)
     results = {}
-    todo = [c for c in cells if not (out / run_name(*c[:3]) / "results.json").exists()]
+    todo = [c for c in cells if not RunDir(out / run_name(*c[:3])).results.exists()]
     with tqdm(total=len(cells), initial=len(cells) - len(todo), desc="grid", unit="run",
               disable=base.quiet) as bar:
         for noise, method, seed, cfg in cells:
-            run_dir = out / run_name(noise, method, seed)
+            run = RunDir(out / run_name(noise, method, seed))
             runs = results.setdefault((noise, method), [])
-            if (run_dir / "results.json").exists():
-                runs.append({**json.loads((run_dir / "results.json").read_text()), "seed": cfg.seed})
+            if run.results.exists():
+                runs.append({**run.read_results(), "seed": cfg.seed})
                 continue
             bar.set_postfix_str(f"{noise} {method}" + ("" if seed is None else f" seed {seed}"))
-            if (run_dir / "checkpoint.pt").exists():  # interrupted: continue it, as its message said
-                trainer = engine.Trainer.resume(run_dir, {k: getattr(cfg, k) for k in RUNTIME_SETTINGS - {"out"}})
+            if run.checkpoint.exists():  # interrupted: continue it, as its message said
+                trainer = engine.Trainer.resume(run.path, {k: getattr(cfg, k) for k in RUNTIME_SETTINGS - {"out"}})
             else:
-                trainer = engine.Trainer(cfg, run_dir)
+                trainer = engine.Trainer(cfg, run.path)
             runs.append({**trainer.fit(), "seed": cfg.seed})
             bar.update(1)
     return results

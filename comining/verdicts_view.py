@@ -1,6 +1,7 @@
 """``comining inspect RUN_DIR``: what a run decided about its training images, per class and as pictures.
 
-Reads the run's verdicts.csv (and data.json / config.json to find the images), prints a table of
+Reads the run's verdicts.csv (and data.json / config.json to find the images) through
+comining/rundir.py, prints a table of
 clean / relabelled / discarded counts per given class (the final verdicts), and draws a contact
 sheet: for every class, one row of its most confidently discarded images and one of its most
 confidently relabelled ones (lowest label quality first), each captioned with its label quality
@@ -9,8 +10,6 @@ and, when relabelled, the suggested class.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -20,32 +19,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from comining.errors import UserError
 from comining.metrics import VERDICTS
+from comining.rundir import read_run
 
 THUMB = 96  # tile side in pixels
 CAPTION = 14  # caption strip under each tile
 LABEL_WIDTH = 170  # the row titles on the left
-
-
-def read_run(run_dir) -> tuple[list[dict], dict, dict]:
-    """(verdict rows, data.json, config.json) of a finished run; UserError naming what is missing."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise UserError(f"run directory {run} not found: pass the --out folder of a comining train run")
-    verdicts = run / "verdicts.csv"
-    if not verdicts.is_file():
-        raise UserError(f"no verdicts.csv in {run}: the run has not finished; finish it with "
-                        f"`comining train --resume {run}`")
-    with open(verdicts, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if rows and not {"sample", "given_label", "verdict"} <= set(rows[0]):
-        raise UserError(f"{verdicts} lacks the columns sample, given_label, verdict: "
-                        "it was not written by comining")
-
-    def load(name: str) -> dict:
-        path = run / name
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    return rows, load("data.json"), load("config.json")
 
 
 def quality_of(row: dict) -> float:

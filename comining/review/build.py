@@ -2,8 +2,8 @@
 
 The page is one file with its styles, script and data inlined (nothing is fetched from another
 host); the thumbnails are sprite sheets in RUN_DIR/review/ (see thumbs.py). Everything the page
-shows comes from the run directory: verdicts.csv, config.json, data.json, results.json,
-metrics.jsonl.
+shows comes from the run directory, read through comining/rundir.py: verdicts.csv, config.json,
+data.json and, where the run has them, results.json and metrics.jsonl.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from comining.metrics import SELECTIONS
 from comining.review import thumbs
 from comining.review.chart import history_chart
 from comining.review.decisions import label_file_kind, verdict_label, verdict_right
-from comining.rundir import atomic_write
+from comining.rundir import RunDir, atomic_write, read_run
 from comining.data.folder import usable_cpus
-from comining.verdicts_view import class_table, read_run, training_arrays
+from comining.verdicts_view import class_table, training_arrays
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 200  # cards per page of the grid
@@ -49,32 +49,6 @@ def suspicion_order(rows: list[dict]) -> list[int]:
         return (row["verdict"] not in SUSPECT_VERDICTS, doubt, i)
 
     return sorted(range(len(rows)), key=key)
-
-
-def read_history(path: Path) -> list[dict]:
-    """metrics.jsonl as a list of per-epoch records (a missing file or broken line is left out)."""
-    if not path.is_file():
-        return []
-    history = []
-    for line in path.read_text().splitlines():
-        try:
-            history.append(json.loads(line))
-        except ValueError:
-            continue
-    return history
-
-
-def read_results(path: Path) -> dict:
-    """results.json as a dict ({} when the file is missing); a damaged one is a UserError."""
-    if not path.is_file():
-        return {}
-    try:
-        results = json.loads(path.read_text())
-    except ValueError:
-        results = None
-    if not isinstance(results, dict):
-        raise UserError(f"{path} is damaged (not a JSON object): remove it to review the run without its summary")
-    return results
 
 
 def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[list[str]]:
@@ -136,7 +110,7 @@ def page_data(run: Path, rows: list[dict], data: dict, cfg: dict, results: dict)
         columns["truth"] = [index[r["true_label"]] for r in rows]
         columns["right"] = [int(verdict_right(r["verdict"], r["given_label"], r.get("suggested_label"),
                                               r["true_label"])) for r in rows]
-    digest = hashlib.sha1((run / "verdicts.csv").read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha1(RunDir(run).verdicts.read_bytes()).hexdigest()[:16]
     return {"run": {"name": run.resolve().name, "id": f"{run.resolve().name}:{digest}",
                     "kind": label_file_kind(data.get("root"))},
             "summary": summary_lines(cfg, data, results, len(rows)),
@@ -192,11 +166,8 @@ def build_review(run_dir) -> Path:
     """Write RUN_DIR/review.html and its thumbnails in RUN_DIR/review/; returns the page's path."""
     run = Path(run_dir)
     rows, data, cfg = read_run(run)
-    results = read_results(run / "results.json")
-    unknown = next((r for r in rows if r["verdict"] not in SELECTIONS), None)
-    if unknown is not None:
-        raise UserError(f"{run / 'verdicts.csv'} gives {unknown['sample']!r} the verdict {unknown['verdict']!r}, not one "
-                        f"of {', '.join(SELECTIONS)}: it was not written by comining")
+    results = RunDir(run).read_results(required=False)
+    chart = history_chart(RunDir(run).read_history(required=False))  # read before anything is written
     order = suspicion_order(rows)
     content = page_data(run, rows, data, cfg, results)
     slots = [0] * len(rows)
@@ -206,8 +177,7 @@ def build_review(run_dir) -> Path:
     try:
         content["thumbs"] = write_thumbnails(run, rows, data, cfg, order)
         page = run / "review.html"
-        atomic_write(page, render(HERE, f"review of {run.resolve().name}", history_chart(read_history(
-            run / "metrics.jsonl")), script_json(content)).encode())
+        atomic_write(page, render(HERE, f"review of {run.resolve().name}", chart, script_json(content)).encode())
     except OSError as err:
         raise UserError(f"cannot write the review page into {run} ({err.strerror or err}): "
                         "free space or make the run directory writable") from None
