@@ -15,6 +15,7 @@ from conftest import _cli_env
 
 CPU = torch.device("cpu")
 HAS_BF16_KERNELS = torch.backends.cpu.get_cpu_capability().startswith("AVX512") and bool(hardware.cpu_bf16_features())
+ONEDNN_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
 def test_auto_picks_bf16_only_where_the_hardware_computes_it(monkeypatch):
@@ -29,11 +30,12 @@ def test_auto_picks_bf16_only_where_the_hardware_computes_it(monkeypatch):
 
 @pytest.mark.skipif(not HAS_BF16_KERNELS, reason="this CPU runs no native bf16 kernels")
 def test_auto_picks_bf16_where_the_cpu_and_pytorch_compute_it(monkeypatch):
-    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+    for name in ONEDNN_LIMITS:
         monkeypatch.delenv(name, raising=False)
     precision, why = hardware.precision_choice("auto", CPU)
     assert precision == hardware.resolve_precision("auto", CPU) == "bf16"
-    assert why.startswith("bf16: the CPU computes bf16 natively (") and why.endswith("and PyTorch runs its AVX512 kernels")
+    assert why.startswith("bf16: the CPU computes bf16 natively (")
+    assert why.endswith("and PyTorch runs its AVX512 kernels")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # a limit above bf16 changes nothing
     assert hardware.resolve_precision("auto", CPU) == "bf16"
 
@@ -43,9 +45,11 @@ def choice_under(**env) -> list:
     PyTorch reads ATEN_CPU_CAPABILITY once, when it starts. The CPU is taken to have bf16
     instructions, so the answer turns on the kernels only, whatever CPU runs the test."""
     code = ("import json, torch; from comining import hardware as h; h.cpu_bf16_features = lambda: ['AVX512-BF16'];"
-            "cpu = torch.device('cpu'); print(json.dumps([h.resolve_precision('auto', cpu), h.precision_choice('auto', cpu)]))")
-    base = {k: v for k, v in _cli_env().items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
-    proc = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, timeout=120)
+            "cpu = torch.device('cpu');"
+            "print(json.dumps([h.resolve_precision('auto', cpu), h.precision_choice('auto', cpu)]))")
+    base = {k: v for k, v in _cli_env().items() if k not in ("ATEN_CPU_CAPABILITY", *ONEDNN_LIMITS)}
+    proc = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -60,7 +64,8 @@ def test_auto_picks_fp32_where_pytorch_runs_avx2_kernels():
 @pytest.mark.parametrize("name, value", [("ONEDNN_MAX_CPU_ISA", "AVX2"), ("DNNL_MAX_CPU_ISA", "avx512_core_vnni")])
 def test_auto_picks_fp32_where_onednn_is_limited_below_bf16(name, value):
     assert choice_under(**{name: value}) == [
-        "fp32", ["fp32", f"fp32: oneDNN is limited to {value} ({name}={value}), where bf16 is emulated and slower than fp32"]]
+        "fp32", ["fp32", f"fp32: oneDNN is limited to {value} ({name}={value}), where bf16 is emulated and "
+                         "slower than fp32"]]
 
 
 def test_the_autocast_region_computes_in_the_chosen_precision():

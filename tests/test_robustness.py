@@ -3,6 +3,47 @@ and configuration errors caught before anything heavy starts.
 
 Everything trains on a few hundred digits on the CPU for a few epochs; most tests run in-process,
 and only the signal tests start the real command line in a subprocess.
+
+Every careless or hostile input the suite tries, and where (each must give a one-line error, or be
+handled without a word where it is harmless, and never run code or train on a wrong label):
+
+- Interruptions (here): SIGTERM / SIGINT mid-run, a second signal mid-step and mid-checkpoint-write,
+  two quick signals; a full disk at write, fsync or rename of every file a run rewrites, and on a
+  first write; a non-finite loss in each loss term (stopped before the bad update).
+- Checkpoints (here): truncated, empty, not a torch file, not a dict, a pickle that would run code,
+  another architecture / class count / bank size, another method's state, an unknown or invalid
+  setting, no config or history; resuming with settings it may not change; resuming a folder with
+  no checkpoint; a new run over an existing one (also on every DDP rank, test_distributed.py).
+- Settings (here, test_cli.py, test_recipes.py, test_noise.py, test_table.py, test_models_views.py):
+  numbers as strings, floats, booleans, null, zero, negative or NaN; rates out of range; unknown
+  method, data set, preset, recipe, selector, view, synthetic setting or config key; malformed JSON,
+  a folder as --config; a crop larger than the images; an image too small for the CNN; a batch that
+  does not split over the DDP processes (test_distributed.py).
+- Data sets (test_data_sources.py, test_cli.py): Fashion-MNIST with a wrong magic number, header
+  sizes that disagree, truncated gzip, not gzip at all, counts that disagree, labels out of range;
+  CIFAR missing folders or batches, wrong content, truncated pickles, Python 2 pickles, and pickles
+  that would call os.system, open or eval (refused, nothing run).
+- Image folders and lists (test_folder.py, test_label_runs.py): empty class folders, no train/ or
+  evaluation split, a class without counterpart, files that are not images (skipped and listed),
+  a file that breaks mid-run; a CSV list with a path twice, an index header, no labelled image, a
+  class the training list lacks, paths outside its folder and missing files.
+- Label files (test_labelfile.py, test_label_runs.py): a missing file, an unknown extension,
+  --label-key on a .csv / .npy; CSV without header, with a BOM, unknown labels (the classes listed,
+  ten at most), digits meaning a class name where class names are numbers (classes 0,1,2,5: label 3
+  is an error, not class 5), indices out of range or not plain digits (1_0, +3, Arabic-Indic digits),
+  a sample listed twice (an index, or one image spelled two ways), a row without its label field,
+  file names with spaces at either end (kept); .npy of fractions, 2-D, booleans, values beyond
+  int64 (2**63+5, 2**64-1, 1e30, not wrapped to -1) or not .npy at all; .npy and .pt whose pickle
+  would run code (refused, nothing run); CIFAR-N files without the key, of the wrong length or
+  with labels out of range; a file leaving every sample out; weights files with wrong keys or
+  shapes, or unreadable (test_resnet.py).
+- The review page and server (test_review.py, test_review_server.py): file and class names that are
+  markup or close the script element (shown as text, nothing run); unreadable thumbnails; unknown
+  verdicts; saves without the page's header, too large, or not a label file of the run; requests
+  addressed to another name (DNS rebinding) or with no Host (421), framing (refused on every
+  response), a client hanging up mid-response (no traceback).
+- Precision (test_precision.py): ATEN_CPU_CAPABILITY=avx2 or oneDNN limited below AVX512_CORE_BF16
+  on a bf16 CPU makes --precision auto pick fp32 and say why.
 """
 
 from __future__ import annotations
