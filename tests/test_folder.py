@@ -246,7 +246,7 @@ def test_a_file_that_breaks_mid_run_is_replaced_not_fatal(small_root, tmp_path, 
     # copy of a good sample, so every other file appears and the broken one does not.
     assert len(seen) == 48 and images.shape[0] == 48 and victim not in seen
     assert set(seen) == {i for i in range(48) if i != victim}
-    assert data.failed == {victim} and "train/one/img_003.png" in data.skipped
+    assert data.failed_positions == {victim} and "train/one/img_003.png" in data.skipped_files
 
 
 def test_train_subset_takes_images_from_every_class(small_root):

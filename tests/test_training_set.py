@@ -81,7 +81,7 @@ METHODS = ["__len__", *sorted(name for name, member in vars(TrainingSet).items()
 
 def test_the_interface_names_what_callers_use():
     assert {"reads_files", "root", "classes", "labels", "true_labels", "noise", "full_size", "left_out",
-            "skipped", "failed", "channels", "image_size", "crop_size", "padding", "flip",
+            "skipped_files", "failed_positions", "channels", "image_size", "crop_size", "padding", "flip",
             "normalize"} <= set(ATTRIBUTES)
     assert {"epoch_order", "epoch_batches", "batches", "ordered_batches", "test_batches", "num_batches",
             "sample_names"} <= set(METHODS)
@@ -112,8 +112,8 @@ def test_both_kinds_implement_every_member_with_its_kind(kind, folder_root):
 
 def test_only_the_image_set_reads_files(folder_root):
     memory, files = in_memory(train_subset=100), image_set(folder_root[0])
-    assert (memory.reads_files, memory.root, memory.skipped, memory.failed) == (False, None, {}, set())
-    assert files.reads_files and files.root == folder_root[0] and files.skipped == {} and files.failed == set()
+    assert (memory.reads_files, memory.root, memory.skipped_files, memory.failed_positions) == (False, None, {}, set())
+    assert files.reads_files and files.root == folder_root[0] and files.skipped_files == {} and files.failed_positions == set()
 
 
 def test_an_epoch_order_is_the_same_on_both_kinds_of_equal_size(folder_root):

@@ -2,7 +2,7 @@
 lists them), as a ``TrainingSet``.
 
 Every listed file is decoded once before training; those that do not decode are skipped and listed
-(``skipped``). During training, worker processes decode and resize the images (PIL) to
+(``skipped_files``). During training, worker processes decode and resize the images (PIL) to
 ``--rescale-size``² uint8 tensors; crops, flips and AutoAugment then happen on the device in
 ``Views``, as for in-memory data.
 """
@@ -80,12 +80,12 @@ class FolderData(TrainingSet):
         self.normalize = (IMAGENET_MEAN, IMAGENET_STD)
         self.noise = {}  # the labels are as given; nothing synthetic is added
 
-        self.classes, self.skipped = listing.classes, listing.skipped
+        self.classes, self.skipped_files = listing.classes, listing.skipped
         self.num_classes = len(self.classes)
         files, labels = readable(self.root, listing.train_where, listing.files, listing.labels, self.classes,
-                                 self.workers, self.skipped)
+                                 self.workers, self.skipped_files)
         test_files, test_labels = readable(self.root, listing.eval_where, listing.test_files, listing.test_labels,
-                                           self.classes, self.workers, self.skipped)
+                                           self.classes, self.workers, self.skipped_files)
         files, labels = pick(files, labels, subset_positions(len(files), cfg.train_subset, shuffled=True))
         self.full_size = len(files)
         self.left_out = listing.left_out
@@ -102,7 +102,10 @@ class FolderData(TrainingSet):
                                             subset_positions(len(test_files), cfg.test_subset, shuffled=True))
         self.labels = torch.tensor(labels, dtype=torch.long, device=self.device)
         self.test_labels = torch.tensor(test_labels, dtype=torch.long)
-        self.failed: set[int] = set()
+        self.failed_positions: set[int] = set()
+        # The same objects under the names that callers probing hasattr(data, "skipped") read to tell
+        # an image set apart; in-memory sets lack them, so such callers keep working.
+        self.skipped, self.failed = self.skipped_files, self.failed_positions
 
     def __len__(self) -> int:
         return len(self.files)
@@ -128,12 +131,12 @@ class FolderData(TrainingSet):
 
     def broke(self, reasons: dict[int, str]) -> None:
         """Record training files that failed to decode during training."""
-        self.failed.update(reasons)
-        self.skipped.update({self.files[i]: r for i, r in reasons.items()})
+        self.failed_positions.update(reasons)
+        self.skipped_files.update({self.files[i]: r for i, r in reasons.items()})
 
     def batches(self, epoch: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, start: int = 0):
         """A file that fails to decode (every file decoded once before training, so only one that
-        changed on disk since) is added to ``skipped`` and ``failed``, and its place in the batch
+        changed on disk since) is added to ``skipped_files`` and ``failed_positions``, and its place in the batch
         taken by a copy of the batch's first good sample: batch sizes stay fixed, which DDP's
         collectives rely on."""
         order = self.epoch_batches(epoch, batch_size, seed, rank, world)[start:]
@@ -158,7 +161,7 @@ class FolderData(TrainingSet):
     def test_batches(self, batch_size: int, rank: int = 0, world: int = 1):
         order = in_order(len(self.test_files), batch_size)[rank::world]
         for index, ok, images, reasons in self.decoded(self.test_files, order):
-            self.skipped.update({self.test_files[i]: r for i, r in reasons.items()})
+            self.skipped_files.update({self.test_files[i]: r for i, r in reasons.items()})
             if images.numel():
                 yield images.to(self.device, non_blocking=True), self.test_labels[index[ok]].to(self.device)
 

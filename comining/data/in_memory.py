@@ -77,8 +77,8 @@ class InMemoryData(TrainingSet):
         else:  # grey images: the training set's own statistics
             pixels = self.images[:10000].float() / 255
             self.normalize = ((pixels.mean().item(),) * channels, (pixels.std().item(),) * channels)
-        self.skipped: dict[str, str] = {}  # no files to break
-        self.failed: set[int] = set()
+        self.skipped_files: dict[str, str] = {}  # no files to break
+        self.failed_positions: set[int] = set()
 
     def __len__(self) -> int:
         return self.images.shape[0]

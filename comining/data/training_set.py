@@ -44,7 +44,7 @@ class TrainingSet(ABC):
 
     reads_files: bool
     """True when the samples are image files read from disk (which can be unreadable, so a run
-    reports ``skipped`` in results.json and skipped_files.txt); False for arrays held in memory."""
+    reports ``skipped_files`` in results.json and skipped_files.txt); False for arrays held in memory."""
     root: Path | None
     """The folder that ``sample_names()`` are relative to (data.json records it for predict and
     review); None for in-memory sets, whose samples are numbered, not named by path."""
@@ -64,11 +64,11 @@ class TrainingSet(ABC):
     listed images after ``--train-subset`` for image sets (label files go by path)."""
     left_out: int
     """Training samples left out because a label file (or a CSV list) gives them no label."""
-    skipped: dict[str, str]
+    skipped_files: dict[str, str]
     """{file: one-line reason} of the image files a run leaves out, of either split: those that do
     not decode (found before or during training) and those outside any class folder; always {} for
     in-memory sets."""
-    failed: set[int]
+    failed_positions: set[int]
     """Positions of training samples whose file broke during training (verdicts.csv leaves them
     out); always empty for in-memory sets."""
     channels: int
@@ -112,7 +112,7 @@ class TrainingSet(ABC):
     @abstractmethod
     def ordered_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (positions, uint8 images) on the device of every training sample in position
-        order, for the final verdicts' pass (a file that breaks is left out and added to ``failed``)."""
+        order, for the final verdicts' pass (a file that breaks is left out and added to ``failed_positions``)."""
 
     @abstractmethod
     def test_batches(self, batch_size: int, rank: int = 0,
