@@ -81,7 +81,7 @@ def train_epoch_pil(trainer, workers: int, channels_last: bool) -> None:
                  for v in (weak, strong)]
         labels, index = labels.to(trainer.device), index.to(trainer.device)
         with hardware.autocast(trainer.device, trainer.precision):
-            loss, _ = method.loss(views, labels, index, 1)
+            loss, _ = method.loss(views, labels, index, 1, trainer.forget.at(1))
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()

@@ -94,6 +94,11 @@ def compare(before: Path, after: Path, names: list[str]) -> bool:
     same = True
     for name in names:
         a, b = before / name, after / name
+        missing = [str(d) for d in (a, b) if not (d / "results.json").exists()]
+        if missing:
+            print(f"{name:11s} not compared: no results.json in {', '.join(missing)}")
+            same = False
+            continue
         diffs = []
         ra, rb = (numbers(json.loads((d / "results.json").read_text())) for d in (a, b))
         diffs += [f"results.json {k}: {ra.get(k)} -> {rb.get(k)}" for k in sorted(set(ra) | set(rb))

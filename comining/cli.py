@@ -1,95 +1,29 @@
 """Command line: argument parsing and sub-commands only.
 
-Every setting of ``Config`` is a flag with a readable name (``--closed-rate``) and the spelling of
-the authors' scripts (``--closeset_ratio``), so their commands run with ``comining train`` in place
-of ``python cifarmain.py``.
+Every setting is a flag made from its declaration (``comining.config``, and each method's
+``Options``): a readable name (``--closed-rate``), and the spellings of the authors' scripts
+(``--closeset_ratio``), so their commands run with ``comining train`` in place of ``python
+cifarmain.py``. ``--help`` shows the settings a user needs, by section, each with its default;
+``--help-all`` shows every one.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
+import shutil
 import sys
+import textwrap
 
-from comining.config import CHOICES, PRESETS, RECIPES, Config
+from comining import __version__
+from comining.config import PRESETS, REMOVED_HINT, RETIRED, SECTIONS, choices_of, method_options, settings_fields
 from comining.errors import TrainingStopped, UserError
-from comining.table import PAPER_METHODS, PAPER_NOISE, TABLE_PRESETS
+from comining.methods import METHODS, paper_methods
+from comining.table import PAPER_NOISE, TABLE_PRESETS
 
-# Extra spellings: the seed's option names and common variants.
-ALIASES = {
-    "synthetic": ["--synthetic-data"],
-    "closed_rate": ["--closeset_ratio", "--closeset-ratio", "--noise-rate", "--noise_rate"],
-    "open_ratio": ["--openset_ratio", "--openset-ratio"],
-    "margin": ["--m"],
-    "re_k": ["--re_k1", "--re-k1"],
-    "epochs": ["--n_epoch", "--n-epoch", "--n_epochs"],
-    "warmup_epochs": ["--warmup"],
-    "data_root": ["--root"],
-}
-HELP = {
-    "dataset": "digits (default, bundled), fashion-mnist, cifar10, cifar100, web-bird, web-car, web-aircraft, "
-               "folder (an image folder given by --data-root), csv (images listed in --train-csv / --val-csv); "
-               "see docs/DATA.md",
-    "data_root": "folder holding the data set (default: datasets/)",
-    "synthetic": "the paper's named setting: cifar10nc, cifar100nc, cifar80no",
-    "noise_type": "symmetric or asymmetric (pair flip)",
-    "closed_rate": "closed-set noise rate ρc",
-    "open_ratio": "share of classes (the last ones) turned into open-set noise ρo",
-    "noise_seed": "seed of the label corruption (0 reproduces the established protocol)",
-    "train_subset": "train on the first N training images only",
-    "test_subset": "evaluate on the first N test images only",
-    "labels": "label file replacing the training labels: .csv (index,label or path,label), .npy, or a "
-              "CIFAR-N .pt; -1 or an empty label leaves a sample out (docs/DATA.md)",
-    "label_key": "the array of a CIFAR-N .pt label file (default aggre_label or noisy_label)",
-    "train_csv": "--dataset csv: CSV of training images, rows path,label (paths relative to the CSV)",
-    "val_csv": "--dataset csv: CSV of correctly labelled evaluation images, rows path,label",
-    "arch": "cnn (the paper's 6-layer CNN), small (a CPU-sized CNN), resnet18, resnet50",
-    "weights": "initial weights: none (random), imagenet (torchvision's, downloaded), or a state-dict file",
-    "rescale_size": "image folders: side every image is resized to before cropping",
-    "crop_size": "side of the training crops and the centre crop for evaluation",
-    "workers": "image folders: processes decoding images",
-    "method": "training method, e.g. comining, standard",
-    "forget_rate": "share of each batch treated as noisy, or auto: estimated from the losses after warm-up, "
-                   "and for Co-mining again after as many epochs of selection (default: implied by the "
-                   "synthetic noise rates; auto for image folders and label files)",
-    "recipe": "named set of Co-mining settings: " + ", ".join(RECIPES) + " (docs/METHOD.md)",
-    "tri_positives": "triplet positives ranked from the least (paper) or most similar bank entries",
-    "tri_confident_bank": "the triplet loss mines only bank entries pushed after warm-up (the confident set)",
-    "re_confident_bank": "relabelling votes only with bank entries pushed after warm-up (the confident set)",
-    "score_ema": "select on an exponential average of each sample's score over epochs (weight of the past)",
-    "select_per_class": "split clean / noisy within each given label instead of across the batch",
-    "forget_ramp": "ramp Co-mining's forget rate from 0 after warm-up over --num-gradual epochs (the default "
-                   "recipe's; --no-forget-ramp jumps to it, as the paper)",
-    "select_on": "selection score: both (both views' cross-entropy + consistency, the paper's) or weak "
-                 "(the first view's cross-entropy alone)",
-    "score_target": "the selection score's cross-entropy against: smoothed (the training target, the paper's) "
-                    "or given (the given label alone, as the small-loss baselines rank)",
-    "select_by": "whose score picks each network's clean set: self (the paper's one network) or peer "
-                 "(two networks, each training on the split the other's score makes, as in Co-teaching)",
-    "ce_on": "the views whose cross-entropy fits the labels: both (the paper's) or weak (the first view alone; "
-             "the strong view still enters the consistency term where --w-pc > 0)",
-    "num_gradual": "epochs over which the forget rate ramps up (the baselines'; Co-mining's with --forget-ramp)",
-    "warmup_epochs": "epochs of plain training before Co-mining starts selecting",
-    "epsilon": "label-smoothing mass ε (default: the paper's 0.5; 0.2 with two classes)",
-    "confident_fraction": "share e of the clean set used as high-confidence anchors",
-    "w_pc": "weight of the prediction-consistency loss",
-    "w_tri": "weight of the semi-hard triplet loss",
-    "w_re": "weight of the relabelling loss",
-    "margin": "triplet margin m",
-    "plk": "lowest positive rank", "puk": "positive ranks end (exclusive)",
-    "nlk": "lowest negative rank", "nuk": "negative ranks end (exclusive)",
-    "re_k": "k of the k-reciprocal neighbours",
-    "re_sigma": "in-distribution threshold σ on the soft label",
-    "bank": "memory bank size per view",
-    "aug": "Co-mining's two views: ws (weak+strong), ww, ss",
-    "baseline_aug": "baselines' view: none (as the paper) or weak",
-    "jocor_lambda": "JoCoR's co-regularisation weight (default: the paper's rule)",
-    "epoch_decay_start": "epoch from which the learning rate decays linearly",
-    "precision": "auto (bf16 where the hardware computes it natively), fp32, bf16",
-    "device": "auto, cpu, cuda or cuda:N",
-    "out": "run directory (default runs/<dataset>-<noise>-<method>-<time>)",
-    "quiet": "no progress bars",
-}
+# The data sets whose preset defaults --help shows beside the general default.
+HELP_PRESETS = ("digits", "fashion-mnist", "web")
 
 
 def forget_rate_arg(text: str):
@@ -103,91 +37,187 @@ def forget_rate_arg(text: str):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage block): the problem and where to read more."""
+    """argparse with one-line errors (no usage block) and the compact, grouped help of ``render_help``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, add_help=False, **kwargs)
+        self._optionals.title = "help"
+        self.add_argument("--help", "-h", action=HelpAction, nargs=0, help="this help")
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per Config field; defaults are suppressed so only what the user typed overrides."""
-    for field in dataclasses.fields(Config):
-        name = field.name
-        flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else []) + ALIASES.get(name, [])
-        kind = str(field.type).split(" |")[0]
-        options = {"dest": name, "default": argparse.SUPPRESS, "help": HELP.get(name, "")}
-        if kind == "bool":
-            options["action"] = argparse.BooleanOptionalAction
-        else:
-            options["type"] = {"int": int, "float": float}.get(kind, str)
-            options["metavar"] = name.upper()
-            if name in CHOICES and name != "noise_type":  # noise types also accept aliases (pairflip)
-                options["choices"] = CHOICES[name]
-        if name == "forget_rate":
-            options["type"] = forget_rate_arg
-        if name == "recipe":
-            options["choices"] = list(RECIPES)
-        parser.add_argument(*flags, **options)
+class HelpAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(render_help(parser, everything=option_string == "--help-all"))
+        parser.exit(0)
+
+
+class RemovedFlag(argparse.Action):
+    """A flag the study retired: one line that says where its result is written down."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} was {REMOVED_HINT}")
+
+
+def render_help(parser: argparse.ArgumentParser, everything: bool) -> str:
+    """One line per option (wrapped to the terminal), grouped under their sections' titles; options
+    marked ``extra`` only with ``everything``, where every spelling is listed too."""
+    width = max(80, min(shutil.get_terminal_size((100, 24)).columns, 110))
+    lines = [f"usage: {parser.prog} [options]" + (" " + parser.usage_tail if getattr(parser, "usage_tail", "") else "")]
+    if parser.description:
+        lines += textwrap.wrap(parser.description, width)
+    for group in parser._action_groups:
+        shown = [a for a in group._group_actions
+                 if a.help != argparse.SUPPRESS and (everything or not getattr(a, "extra", False))]
+        if not shown:
+            continue
+        lines += ["", f"{group.title}:"]
+        for action in shown:
+            names = action.option_strings if everything or isinstance(action, HelpAction) else action.option_strings[:1]
+            names = names or [action.metavar or action.dest]
+            flag = ", ".join(names) + (f" {action.metavar}" if action.option_strings and action.nargs != 0
+                                       and action.metavar else "")
+            text = action.help or ""
+            if getattr(action, "default_text", ""):
+                text += f" [{action.default_text}]"
+            if len(flag) > 26:  # the flag on a line of its own, its help below
+                lines.append(f"  {flag}")
+                lead = " " * 29
+            else:
+                lead = f"  {flag:<26} "
+            lines += textwrap.wrap(text, width, initial_indent=lead, subsequent_indent=" " * 29) or [lead.rstrip()]
+    return "\n".join(lines)
+
+
+def default_text(f: dataclasses.Field) -> str:
+    """'default 200; digits, fashion-mnist 40; web 60': the general default and the data sets'
+    presets where they differ from it, with the choices where they are a list."""
+    def show(value):
+        return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    by_value: dict[str, list[str]] = {}
+    for name in HELP_PRESETS:
+        value = PRESETS[name].get(f.name, f.default)
+        if value != f.default and f.name != "dataset":
+            by_value.setdefault(show(value), []).append(name)
+    parts = [] if f.default is None and not by_value else [f"default {show(f.default)}"]
+    parts += [f"{', '.join(names)} {v}" for v, names in by_value.items()]
+    choices = choices_of(f)
+    if choices and not all(str(c) in f.metadata["help"] for c in choices):
+        parts.append(f"one of {', '.join(map(str, choices))}")
+    return "; ".join(parts)
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting, under its section's title (each method's options under the method's);
+    defaults are suppressed so only what the user typed overrides. Retired flags answer with where
+    their result is written down."""
+    sections = {title: [f.name for f in dataclasses.fields(cls)] for title, cls in SECTIONS.items()}
+    for method, options in method_options().items():
+        sections[f"{METHODS[method].title} options (--method {method})"] = [f.name for f in dataclasses.fields(options)]
+    fields = {f.name: f for f in settings_fields()}
+    for title, names in sections.items():
+        group = parser.add_argument_group(title)
+        for name in names:
+            f = fields[name]
+            meta = f.metadata
+            flags = list(dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}", *meta["flags"]]))
+            kind = str(f.type).split(" |")[0]
+            options = {"dest": name, "default": argparse.SUPPRESS, "help": meta["help"]}
+            if kind == "bool":
+                options["action"] = argparse.BooleanOptionalAction
+            else:
+                options["type"] = forget_rate_arg if name == "forget_rate" else {"int": int, "float": float}.get(kind, str)
+                options["metavar"] = meta["metavar"] or name.upper().replace("_", "-")
+                if choices_of(f) and name != "noise_type":  # noise types also accept aliases (pairflip)
+                    options["choices"] = choices_of(f)
+            action = group.add_argument(*flags, **options)
+            action.extra, action.default_text = not meta["main"], default_text(f)
+    for name in RETIRED:
+        spellings = {f"--{name.replace('_', '-')}", f"--{name}", f"--no-{name.replace('_', '-')}", f"--no-{name}"}
+        parser.add_argument(*sorted(spellings), action=RemovedFlag, nargs="?", help=argparse.SUPPRESS)
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="comining", description="Train image classifiers on noisy labels with Co-mining "
                                                  "and its baselines.")
-    commands = parser.add_subparsers(dest="command", parser_class=Parser)
+    parser.usage_tail = "COMMAND ..."
+    parser.add_argument("--version", action="version", version=f"comining {__version__}",
+                        help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", parser_class=Parser, title="commands")
     train = commands.add_parser("train", help="train one run (no arguments: the digits demo)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    train.add_argument("--preset", choices=sorted(PRESETS), help="a named set of the paper's settings")
-    train.add_argument("--config", metavar="FILE", help="JSON file of settings (flags override it)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
-    add_config_flags(train)
+                                description="Trains one run and writes its run directory. Defaults are the paper's "
+                                            "CIFAR settings; a data set's preset changes some (shown as e.g. "
+                                            "'digits 40'). --help-all lists every option and spelling.")
+    run = train.add_argument_group("run")
+    run.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME",
+                     help="a named set of the paper's settings: " + ", ".join(sorted(PRESETS)))
+    run.add_argument("--config", metavar="FILE", help="JSON file of settings, by setting name (flags override it)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    run.add_argument("--help-all", action=HelpAction, nargs=0, help="every option, with the seed's spellings")
+    add_settings_flags(train)
 
     table = commands.add_parser("table", help="run a grid of methods × noise settings and write its table",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    table.add_argument("--preset", choices=sorted(TABLE_PRESETS) + sorted(PRESETS),
-                       help="table1/table2/table3: the paper's CIFAR-10N / CIFAR-100N / CIFAR-80N tables")
-    table.add_argument("--config", metavar="FILE", help="JSON file of settings shared by every run")
-    table.add_argument("--methods", default=",".join(PAPER_METHODS), help="comma-separated methods (columns)")
-    table.add_argument("--noise", default=",".join(PAPER_NOISE),
-                       help="comma-separated settings (rows), e.g. sym50,asym40,sym20-open20")
-    table.add_argument("--seeds", metavar="LIST",
-                       help="comma-separated training seeds, one run per cell and seed (replaces --seed); "
-                            "cells report mean ± std over the seeds")
-    add_config_flags(table)
+                                description="Trains every missing cell of a grid of methods × noise settings "
+                                            "(one run directory each) and writes the table in the paper's format.")
+    grid = table.add_argument_group("grid")
+    grid.add_argument("--preset", choices=sorted(TABLE_PRESETS) + sorted(PRESETS), metavar="NAME",
+                      help="table1/table2/table3: the paper's CIFAR-10N / CIFAR-100N / CIFAR-80N tables")
+    grid.add_argument("--config", metavar="FILE", help="JSON file of settings shared by every run")
+    grid.add_argument("--methods", default=",".join(paper_methods()), metavar="LIST",
+                      help=f"comma-separated methods (columns) [default {','.join(paper_methods())}]")
+    grid.add_argument("--noise", default=",".join(PAPER_NOISE), metavar="LIST",
+                      help=f"comma-separated settings (rows), e.g. sym50,asym40,sym20-open20 [default {','.join(PAPER_NOISE)}]")
+    grid.add_argument("--seeds", metavar="LIST", help="comma-separated training seeds, one run per cell and seed "
+                                                      "(replaces --seed); cells report mean ± std over the seeds")
+    grid.add_argument("--help-all", action=HelpAction, nargs=0, help="every option, with the seed's spellings")
+    add_settings_flags(table)
 
     inspect = commands.add_parser("inspect", help="summarise a run's verdicts per class and draw a contact sheet")
-    inspect.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
-    inspect.add_argument("--output", metavar="PNG", help="contact sheet path (default: RUN_DIR/contact_sheet.png)")
-    inspect.add_argument("--per-class", type=int, default=8, help="images shown per class and verdict (default: 8)")
-    inspect.add_argument("--max-classes", type=int, default=50,
-                         help="classes drawn, those with the most images set aside first (default: 50)")
+    inspect.usage_tail = "RUN_DIR"
+    group = inspect.add_argument_group("inspect")
+    group.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
+    group.add_argument("--output", metavar="PNG", help="contact sheet path [default RUN_DIR/contact_sheet.png]")
+    group.add_argument("--per-class", type=int, default=8, metavar="N", help="images shown per class and verdict [default 8]")
+    group.add_argument("--max-classes", type=int, default=50, metavar="N",
+                       help="classes drawn, those with the most images set aside first [default 50]")
 
-    predict = commands.add_parser("predict", help="classify image files or folders with a trained run",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
-    predict.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory whose model to use")
-    predict.add_argument("--output", default="predictions.csv", metavar="CSV", help="where to write the predictions")
-    predict.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    predict.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    predict.add_argument("--workers", type=int, default=2, help="processes decoding images")
+    predict = commands.add_parser("predict", help="classify image files or folders with a trained run")
+    predict.usage_tail = "--run RUN_DIR PATH..."
+    group = predict.add_argument_group("predict")
+    group.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    group.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory whose model to use")
+    group.add_argument("--output", default="predictions.csv", metavar="CSV",
+                       help="where to write the predictions [default predictions.csv]")
+    group = predict.add_argument_group("run and hardware")
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [default auto]")
+    group.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass [default 64]")
+    group.add_argument("--workers", type=int, default=2, metavar="N", help="processes decoding images [default 2]")
 
     review = commands.add_parser("review", help="write a page to look at a run's verdicts, decide, and save labels")
-    review.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
-    review.add_argument("--serve", action="store_true",
-                        help="also serve the page on 127.0.0.1; saving then writes RUN_DIR/reviewed_labels.csv")
-    review.add_argument("--port", type=int, default=8765, help="port for --serve (default: 8765; 0: any free one)")
+    review.usage_tail = "RUN_DIR"
+    group = review.add_argument_group("review")
+    group.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
+    group.add_argument("--serve", action="store_true",
+                       help="also serve the page on 127.0.0.1; saving then writes RUN_DIR/reviewed_labels.csv")
+    group.add_argument("--port", type=int, default=8765, metavar="PORT", help="port for --serve (0: any free one) [default 8765]")
 
     export = commands.add_parser("export", help="write a run's decisions as a label file to train on again")
-    export.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
-    export.add_argument("--out", required=True, metavar="FILE", help="label file to write (.csv or .npy)")
-    export.add_argument("--format", choices=("csv", "npy"), help="file format (default: from FILE's extension)")
-    export.add_argument("--keep-discarded", action="store_true",
-                        help="keep discarded samples with their given label instead of leaving them out")
+    export.usage_tail = "RUN_DIR --out FILE"
+    group = export.add_argument_group("export")
+    group.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
+    group.add_argument("--out", required=True, metavar="FILE", help="label file to write (.csv or .npy)")
+    group.add_argument("--format", choices=("csv", "npy"), help="file format [default: from FILE's extension]")
+    group.add_argument("--keep-discarded", action="store_true",
+                       help="keep discarded samples with their given label instead of leaving them out")
     return parser
 
 
 def typed_settings(args) -> dict:
-    """The Config settings the user gave on the command line (argparse suppressed the rest)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    """The settings the user gave on the command line (argparse suppressed the rest)."""
+    return {f.name: getattr(args, f.name) for f in settings_fields() if hasattr(args, f.name)}
 
 
 # Settings a resumed run may change: they leave what is computed, and in which order, as it was.
@@ -256,7 +286,7 @@ def parse_seeds(text: str, seed_given: bool) -> list[int]:
     return seeds
 
 
-def print_summary(cfg: Config, results: dict, out: str) -> None:
+def print_summary(cfg, results: dict, out: str) -> None:
     noise = results.get("noise", {})
     n = results["train_size"]
     method = cfg.method + (f" (recipe {cfg.recipe})" if cfg.method == "comining" else "")
@@ -293,8 +323,8 @@ def print_summary(cfg: Config, results: dict, out: str) -> None:
                  + f", {results['n_discarded']} discarded")
     lines.append(f"run directory: {out} (verdicts.csv, metrics.jsonl, curves.png)")
     if "skipped_files" in results:
-        lines.append(f"look at the verdicts with `comining inspect {out}`; "
-                     f"classify new images with `comining predict --run {out} PATH...`")
+        lines.append(f"look at the verdicts with `comining inspect {shlex.quote(str(out))}`; "
+                     f"classify new images with `comining predict --run {shlex.quote(str(out))} PATH...`")
     print("\n".join(lines))
 
 
@@ -342,7 +372,7 @@ def cmd_export(args) -> int:
           f"relabelled, " + (f"{result['discarded']} discarded ones left out (keep them with --keep-discarded)"
                              if not args.keep_discarded else "discarded ones kept with their given label")
           + (f"; {result['untrained']} samples the run did not train on are left out" if result["untrained"] else ""))
-    print(f"train on them with `comining train ... --labels {result['path']}`")
+    print(f"train on them with `comining train ... --labels {shlex.quote(str(result['path']))}`")
     return 0
 
 
@@ -351,7 +381,11 @@ def main(argv=None) -> int:
     parser = build_parser()
     if not argv:
         argv = ["train"]
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BrokenPipeError:  # help piped into `head` and the like
+        sys.stderr.close()
+        return 0
     if args.command is None:
         parser.print_help()
         return 2

@@ -1,9 +1,18 @@
-"""All settings of a run in one dataclass, the paper's presets, and validation.
+"""The settings of a run: four sections, each method's own options, the presets, and validation.
 
-A run's settings resolve in this order, later winning: the dataclass defaults (the paper's CIFAR
-settings, on the embedded digits data set), the preset of the data set, a named preset (``--preset`` /
-``--synthetic-data``), the Co-mining recipe (``--recipe``), a JSON config file (``--config``), and flags
-given on the command line.
+A run's settings are flat (``cfg.epochs``, ``cfg.w_tri``) but declared in sections, each field
+carrying its help, flag spellings and choices, from which the command line and its help are made:
+
+  data and labels   what to train on and how its labels are corrupted or replaced (DataSettings)
+  model             the network (ModelSettings)
+  training          method, recipe, forget rate, optimiser and schedule (TrainingSettings)
+  run and hardware  seed, device, precision, run directory (RunSettings)
+
+and the options of each method, declared in the method's own file (``Method.Options``; Co-mining's
+recipes are named instances of its options). They resolve in this order, later winning: the
+defaults (the paper's CIFAR settings, on the embedded digits data set), the preset of the data set,
+a named preset (``--preset`` / ``--synthetic-data``), the Co-mining recipe (``--recipe``), a JSON
+file (``--config``), and the flags given on the command line.
 """
 
 from __future__ import annotations
@@ -11,10 +20,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from comining.errors import UserError
+from comining.methods import METHODS
+from comining.setting import setting
 
 WEB_DATASETS = ("web-bird", "web-car", "web-aircraft")
 # Image sets read from disk (folders, or a CSV list of files); their labels carry real noise.
@@ -22,117 +33,142 @@ FOLDER_DATASETS = (*WEB_DATASETS, "folder", "csv")
 
 
 @dataclass
-class Config:
-    # data
-    dataset: str = "digits"  # the embedded default; its preset makes `comining train` the demo
-    data_root: str | None = None
-    synthetic: str | None = None  # cifar10nc | cifar100nc | cifar80no: the paper's named settings
-    noise_type: str = "symmetric"
-    closed_rate: float = 0.2
-    open_ratio: float = 0.0
-    noise_seed: int = 0
-    train_subset: int | None = None  # keep the first n training images (CPU-sized runs)
-    test_subset: int | None = None
-    labels: str | None = None  # a label file replacing the training labels (comining/labelfile.py)
-    label_key: str | None = None  # the array of a CIFAR-N .pt label file
-    train_csv: str | None = None  # --dataset csv: the training images, rows path,label
-    val_csv: str | None = None
-    # model
-    arch: str = "cnn"
-    weights: str | None = None
-    # method
-    method: str = "comining"
-    recipe: str = "default"  # a named set of Co-mining settings (RECIPES); the defaults below are its values
-    forget_rate: float | str | None = None  # None: from the noise rates ("auto" where they are unknown); "auto": estimated
-    num_gradual: int = 10
-    warmup_epochs: int = 10
-    epsilon: float | None = None  # None: the paper's 0.5, or 0.2 with two classes (default_epsilon)
-    confident_fraction: float = 0.5
-    w_pc: float = 0.0  # the default recipe's; the paper's is 1 (--recipe paper)
-    w_tri: float = 0.0  # the default recipe's; the paper's is 3 (--recipe paper)
-    w_re: float = 0.01
-    margin: float = 0.0
-    plk: int = 0
-    puk: int = 5
-    nlk: int = 0
-    nuk: int = 5
-    re_k: int = 15
-    re_sigma: float = 0.15
-    bank: int = 4096
-    aug: str = "ws"
-    tri_positives: str = "least"  # triplet positives ranked from the least (DESIGN.md §2) or most similar entries
-    tri_confident_bank: bool = False  # triplet mines only bank entries pushed after warm-up (from H)
-    re_confident_bank: bool = False  # relabelling votes only with bank entries pushed after warm-up
-    score_ema: float = 0.0  # select on an exponential average of each sample's score over epochs (0: this step's)
-    select_per_class: bool = True  # split C/H/D within each given label instead of across the batch
-    forget_ramp: bool = True  # after warm-up, ramp the forget rate from 0 over --num-gradual epochs (the default recipe's)
-    select_on: str = "both"  # the selection score: both views' CE + consistency (paper), or the weak view's CE
-    score_target: str = "smoothed"  # selection's cross-entropy: against the smoothed target (paper) or the given label
-    select_by: str = "self"  # whose score picks a network's clean set: its own (paper), or a second network's
-    ce_on: str = "both"  # the views whose cross-entropy fits the labels: both (paper), or the weak view alone
-    baseline_aug: str = "none"
-    jocor_lambda: float | None = None  # None: the paper's rule from the class count and noise rate
-    # optimisation
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    epochs: int = 200
-    schedule: str = "linear"  # linear: decay to 0 from epoch_decay_start (Adam β1 → 0.1); cosine
-    epoch_decay_start: int = 80
-    # images
-    crop_size: int | None = None  # None: the image side (in-memory data) or 448 (image folders)
-    rescale_size: int = 512
-    padding: int | None = None  # None: crop_size // 8, the 4 px of 32-px CIFAR
-    flip: bool | None = None  # None: per data set (digits are not mirror-symmetric)
-    # run
-    seed: int = 1
-    device: str = "auto"
-    precision: str = "auto"
-    out: str | None = None
-    workers: int = 4
-    eval_batch_size: int = 512
-    quiet: bool = False
+class DataSettings:
+    dataset: str = setting("digits", "digits (bundled), fashion-mnist, cifar10, cifar100, web-bird, web-car, "
+                           "web-aircraft, folder, csv (docs/DATA.md)", main=True, metavar="NAME")
+    data_root: str | None = setting(None, "folder holding the data set (default datasets/)", flags=("--root",),
+                                    main=True, metavar="DIR")
+    synthetic: str | None = setting(None, "the paper's named setting: cifar10nc, cifar100nc, cifar80no",
+                                    flags=("--synthetic-data",), metavar="NAME")
+    noise_type: str = setting("symmetric", "symmetric or asymmetric (pair flip)", main=True, metavar="KIND")
+    closed_rate: float = setting(0.2, "closed-set noise rate ρc added to in-memory data sets",
+                                 flags=("--closeset_ratio", "--closeset-ratio", "--noise-rate", "--noise_rate"),
+                                 main=True, metavar="RATE")
+    open_ratio: float = setting(0.0, "share of classes (the last ones) turned into open-set noise ρo",
+                                flags=("--openset_ratio", "--openset-ratio"), main=True, metavar="RATE")
+    noise_seed: int = setting(0, "seed of the label corruption (0 reproduces the established protocol)")
+    train_subset: int | None = setting(None, "train on the first N images of the training set's fixed order "
+                                       "(in-memory sets: theirs; image sets: a seeded shuffle, so no class "
+                                       "is left out)", main=True, metavar="N")
+    test_subset: int | None = setting(None, "evaluate on the first N test images only", metavar="N")
+    labels: str | None = setting(None, "label file replacing the training labels: .csv, .npy or CIFAR-N .pt",
+                                 main=True, metavar="FILE")
+    label_key: str | None = setting(None, "the array of a CIFAR-N .pt label file (default aggre_label or "
+                                    "noisy_label)", metavar="KEY")
+    train_csv: str | None = setting(None, "--dataset csv: the training images, rows path,label", main=True,
+                                    metavar="FILE")
+    val_csv: str | None = setting(None, "--dataset csv: correctly labelled evaluation images, rows path,label",
+                                  main=True, metavar="FILE")
+    crop_size: int | None = setting(None, "side of the training crops and the evaluation centre crop "
+                                    "(default: the image side; image folders 448)", metavar="PX")
+    rescale_size: int = setting(512, "image folders: side every image is resized to before cropping", metavar="PX")
+    padding: int | None = setting(None, "padding of the random crops (default crop-size / 8)", metavar="PX")
+    flip: bool | None = setting(None, "random horizontal flips (default: per data set; digits none)")
 
+
+@dataclass
+class ModelSettings:
+    arch: str = setting("cnn", "cnn (the paper's 6-layer CNN), small (CPU-sized), resnet18, resnet50", main=True,
+                        metavar="NAME")
+    weights: str | None = setting(None, "initial weights: none, imagenet (downloaded), or a state-dict file",
+                                  main=True, metavar="W")
+
+
+@dataclass
+class TrainingSettings:
+    method: str = setting("comining", "comining, or a baseline: " + ", ".join(sorted(set(METHODS) - {"comining"})),
+                          main=True, metavar="NAME")
+    recipe: str = setting("default", "named set of Co-mining's options (docs/METHOD.md)", main=True, metavar="NAME")
+    forget_rate: float | str | None = setting(
+        None, "share of each batch treated as noisy, or auto: estimated (default: the synthetic noise's rate; "
+        "auto for image sets and label files)", flags=("--forget_rate",), main=True, metavar="RATE")
+    num_gradual: int = setting(10, "epochs over which the forget rate ramps in", metavar="N")
+    warmup_epochs: int = setting(10, "epochs of plain training before selection (and before cosine decay)",
+                                 flags=("--warmup",), metavar="N")
+    baseline_aug: str = setting("none", "the baselines' view: none (as the paper) or weak", choices=("none", "weak"))
+    optimizer: str = setting("adam", "adam, or sgd (Nesterov)", choices=("adam", "sgd"))
+    lr: float = setting(1e-3, "learning rate", main=True)
+    momentum: float = setting(0.9, "SGD momentum")
+    weight_decay: float = setting(0.0, "weight decay")
+    batch_size: int = setting(128, "images per step", main=True, metavar="N")
+    epochs: int = setting(200, "epochs to train", flags=("--n_epoch", "--n-epoch", "--n_epochs"), main=True, metavar="N")
+    schedule: str = setting("linear", "linear: decay to 0 from --epoch-decay-start (Adam β1 0.1); cosine",
+                            choices=("linear", "cosine"))
+    epoch_decay_start: int = setting(80, "epoch from which the learning rate decays linearly", metavar="N")
+
+
+@dataclass
+class RunSettings:
+    seed: int = setting(1, "seed of the training (initial weights, batch order, views)", main=True)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N", main=True)
+    precision: str = setting("auto", "auto (bf16 where PyTorch's kernels compute it natively), fp32, bf16",
+                             choices=("auto", "fp32", "bf16"), main=True)
+    out: str | None = setting(None, "run directory (default runs/DATASET-NOISE-METHOD-TIME)", main=True,
+                              metavar="DIR")
+    workers: int = setting(4, "image sets: processes decoding images", main=True, metavar="N")
+    eval_batch_size: int = setting(512, "images per forward pass when evaluating", metavar="N")
+    quiet: bool = setting(False, "no progress bars", main=True)
+
+
+SECTIONS = {"data and labels": DataSettings, "model": ModelSettings, "training": TrainingSettings,
+            "run and hardware": RunSettings}
+
+
+def method_options() -> dict[str, type]:
+    """Each method's options dataclass, by method name (methods without options left out)."""
+    return {name: cls.Options for name, cls in METHODS.items() if cls.Options is not None}
+
+
+class _Settings:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-CHOICES = {
-    "noise_type": ("symmetric", "asymmetric"),
-    "aug": ("ws", "ww", "ss"),
-    "baseline_aug": ("none", "weak"),
-    "optimizer": ("adam", "sgd"),
-    "schedule": ("linear", "cosine"),
-    "precision": ("auto", "fp32", "bf16"),
-    "tri_positives": ("least", "most"),
-    "select_on": ("both", "weak"),
-    "select_by": ("self", "peer"),
-    "score_target": ("smoothed", "given"),
-    "ce_on": ("both", "weak"),
-}
+def _copy(f: dataclasses.Field) -> tuple[str, str, dataclasses.Field]:
+    return f.name, f.type, field(default=f.default, metadata=f.metadata)
 
-# Named sets of Co-mining's own settings (not the data set's: margin and σ stay the preset's). Each
-# recipe names every setting below, so recipes never depend on one another or on the order applied.
-_PAPER_RECIPE = {"w_tri": 3.0, "tri_positives": "least", "tri_confident_bank": False, "re_confident_bank": False,
-                 "score_ema": 0.0, "select_per_class": False, "forget_ramp": False, "aug": "ws", "w_re": 0.01,
-                 "w_pc": 1.0, "select_on": "both", "select_by": "self",
-                 "score_target": "smoothed", "ce_on": "both"}
-RECIPES = {
-    "paper": _PAPER_RECIPE,  # DESIGN.md §2 as written, with the intended triplet loss
-    "authors": {**_PAPER_RECIPE, "w_tri": 0.0},  # what the authors' code optimised: its triplet term is 0
-    # The study's choice (docs/RESULTS.md, issue 11): no triplet term, selection within each given label,
-    # no prediction-consistency term (on clean labels it alone cost 2.9 points), and the forget rate
-    # ramped in after warm-up (at symmetric 80 % a jump to it loses classes in the first epoch).
-    "default": {**_PAPER_RECIPE, "w_tri": 0.0, "select_per_class": True, "w_pc": 0.0, "forget_ramp": True},
-}
+
+def _fields_of(classes) -> list[tuple[str, str, dataclasses.Field]]:
+    out, seen = [], set()
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if f.name in seen:
+                raise TypeError(f"setting {f.name} is declared twice ({cls.__name__})")
+            seen.add(f.name)
+            out.append(_copy(f))
+    return out
+
+
+# The flat settings of a run: every section's fields, then every method's options.
+Config = dataclasses.make_dataclass("Config", _fields_of([*SECTIONS.values(), *method_options().values()]),
+                                    bases=(_Settings,))
+Config.__doc__ = "All settings of a run (see the module docstring for the sections)."
+Config.__module__ = __name__
+
+
+def _recipes():
+    from comining.methods.comining import RECIPES
+    return RECIPES
+
+
+def recipe_values(name: str) -> dict:
+    """The Co-mining options a recipe sets: those marked ``recipe`` (not the data set's σ or margin)."""
+    recipe = _recipes()[name]
+    return {f.name: getattr(recipe, f.name) for f in dataclasses.fields(recipe) if f.metadata.get("recipe")}
+
+
 # A run directory written before recipes existed ran the paper's settings.
 LEGACY_RECIPE = "paper"
 
+# Options the study measured and removed (docs/METHOD.md, "Rejected ideas"), with the value that every
+# run now uses: a stored run that holds one of them still reads when it has that value.
+RETIRED = {"tri_positives": "least", "tri_confident_bank": False, "re_confident_bank": False, "score_ema": 0.0,
+           "select_on": "both", "score_target": "smoothed", "select_by": "self", "ce_on": "both"}
+REMOVED_HINT = "removed: see docs/METHOD.md, \"Rejected ideas\""
+
 # The paper's settings (DESIGN.md §6) and the CPU-sized defaults of the small data sets.
 PRESETS = {
-    "cifar": {},  # the dataclass defaults are the paper's CIFAR settings
+    "cifar": {},  # the defaults are the paper's CIFAR settings
     "cifar10nc": {"synthetic": "cifar10nc", "dataset": "cifar10", "open_ratio": 0.0},
     "cifar100nc": {"synthetic": "cifar100nc", "dataset": "cifar100", "open_ratio": 0.0},
     "cifar80no": {"synthetic": "cifar80no", "dataset": "cifar100", "open_ratio": 0.2},
@@ -154,43 +190,62 @@ def dataset_preset(dataset: str) -> dict:
     return PRESETS.get(DATASET_PRESET.get(dataset, ""), {})
 
 
+def settings_fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(Config))
+
+
+def field_names() -> list[str]:
+    return [f.name for f in settings_fields()]
+
+
+def choices_of(f: dataclasses.Field):
+    """The values a setting accepts, where they are a fixed list."""
+    if f.name == "recipe":
+        return tuple(_recipes())
+    if f.name == "noise_type":
+        return ("symmetric", "asymmetric")
+    return f.metadata.get("choices")
+
+
 def resolve(overrides: dict, preset: str | None = None, config_file: str | None = None) -> Config:
-    """The settings of a run from explicit ``overrides`` (CLI flags), a preset name and a JSON file."""
-    layers = []
-    if config_file:
-        layers.append(read_config_file(config_file))
-    named = [preset] if preset else []
+    """The settings of a run from explicit ``overrides`` (CLI flags), a preset name and a JSON file.
+
+    A config file takes the same settings as the flags (by setting name), so ``{"synthetic":
+    "cifar10nc"}`` in a file means what ``--synthetic-data cifar10nc`` means on the command line.
+    """
+    layers = [read_config_file(config_file)] if config_file else []
+    user = [*layers, overrides]  # the user's own settings, later winning
     from comining.noise import SYNTHETIC
-    for source in (overrides, *layers):
+    for source in user:
         if source.get("synthetic") is not None and source["synthetic"] not in SYNTHETIC:
             raise UserError(f"--synthetic-data {source['synthetic']!r} is not one of the paper's settings: choose "
                             f"one of {', '.join(SYNTHETIC)}, or leave it out and give --dataset")
-    if overrides.get("synthetic"):
-        named.append(overrides["synthetic"])
+    named = [preset] if preset else []
+    synthetic = next((s["synthetic"] for s in reversed(user) if s.get("synthetic")), None)
+    if synthetic:
+        named.append(synthetic)
     for name in named:
         if name not in PRESETS:
             raise UserError(f"unknown preset '{name}': choose one of {', '.join(PRESETS)}")
     merged = {}
-    for layer in [*(PRESETS[n] for n in named), *layers, overrides]:
+    for layer in [*(PRESETS[n] for n in named), *user]:
         merged.update(layer)
     dataset = merged.get("dataset", Config.dataset)
     recipe = merged.get("recipe", Config.recipe)
-    if recipe not in RECIPES:
-        raise UserError(f"unknown recipe '{recipe}': choose one of {', '.join(RECIPES)}")
+    if recipe not in _recipes():
+        raise UserError(f"unknown recipe '{recipe}': choose one of {', '.join(_recipes())}")
     # The recipe sits between the presets and the user's own settings (config file, then flags).
     values = dict(dataset_preset(dataset))
-    for layer in [*(PRESETS[n] for n in named), RECIPES[recipe], *layers, overrides]:
+    for layer in [*(PRESETS[n] for n in named), recipe_values(recipe), *user]:
         values.update(layer)
     values["recipe"] = recipe
-    asked = {key for layer in (*layers, overrides) for key in layer}
+    asked = {key for layer in user for key in layer}
     if values.get("labels") and "closed_rate" not in asked:  # a label file's noise is real: none added
         values["closed_rate"] = 0.0
     check_keys(values, "settings")
-    synthetic = values.get("synthetic")
-    if synthetic is not None:
-        if values["dataset"] != SYNTHETIC[synthetic][0]:
-            raise UserError(f"--synthetic-data {synthetic} is built on {SYNTHETIC[synthetic][0]}, not "
-                            f"{values['dataset']}: drop --dataset or --synthetic-data")
+    if synthetic is not None and values["dataset"] != SYNTHETIC[synthetic][0]:
+        raise UserError(f"--synthetic-data {synthetic} is built on {SYNTHETIC[synthetic][0]}, not "
+                        f"{values['dataset']}: drop --dataset or --synthetic-data")
     cfg = Config(**values)
     validate(cfg)
     return cfg
@@ -213,11 +268,13 @@ def read_config_file(path: str) -> dict:
 
 
 def check_keys(values: dict, where: str) -> None:
-    known = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(values) - known)
+    retired = sorted(set(values) & set(RETIRED))
+    if retired:
+        raise UserError(f"setting {retired[0]} in {where} was {REMOVED_HINT}")
+    unknown = sorted(set(values) - set(field_names()))
     if unknown:
         raise UserError(f"unknown setting(s) {', '.join(unknown)} in {where}: "
-                        f"see `comining train --help` for the known ones")
+                        f"see `comining train --help-all` for the known ones")
 
 
 def _types_ok(cfg: Config) -> None:
@@ -239,28 +296,26 @@ def _types_ok(cfg: Config) -> None:
             raise UserError(f"setting {f.name} must be a finite number, got {value!r}")
 
 
+def need(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
 def validate(cfg: Config) -> None:
     """Raise UserError naming the first setting that is out of range; nothing heavy has started yet."""
     _types_ok(cfg)
     from comining.noise import canonical_noise_type
     cfg.noise_type = canonical_noise_type(cfg.noise_type)
-    for name, allowed in CHOICES.items():
-        if getattr(cfg, name) not in allowed:
-            raise UserError(f"--{name.replace('_', '-')} {getattr(cfg, name)!r} is not one of {', '.join(allowed)}")
-
-    def need(ok: bool, message: str):
-        if not ok:
-            raise UserError(message)
-
+    for f in dataclasses.fields(cfg):
+        allowed = choices_of(f)
+        if allowed and getattr(cfg, f.name) not in allowed:
+            raise UserError(f"--{f.name.replace('_', '-')} {getattr(cfg, f.name)!r} is not one of {', '.join(allowed)}")
+    need(cfg.method in METHODS, f"unknown method '{cfg.method}': choose one of {', '.join(sorted(METHODS))}")
     for name in ("closed_rate", "open_ratio"):
         need(0 <= getattr(cfg, name) < 1, f"--{name.replace('_', '-')} {getattr(cfg, name)} is outside [0, 1): "
              "give a fraction such as 0.2")
     need(cfg.forget_rate in (None, "auto") or (not isinstance(cfg.forget_rate, str) and 0 <= cfg.forget_rate < 1),
          f"--forget-rate {cfg.forget_rate} is outside [0, 1): give a fraction such as 0.2, or auto")
-    need(cfg.recipe in RECIPES, f"--recipe {cfg.recipe!r} is not one of {', '.join(RECIPES)}")
-    need(not (cfg.score_ema and cfg.select_by == "peer"), "--score-ema averages one network's scores: "
-         "use it with --select-by self, or pass --score-ema 0")
-    need(0 <= cfg.score_ema < 1, f"--score-ema {cfg.score_ema} is outside [0, 1): the weight of the past, e.g. 0.5")
     need(not (cfg.dataset in FOLDER_DATASETS and (cfg.closed_rate or cfg.open_ratio)),
          "--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an image folder's "
          "labels are used as given: drop them (set --forget-rate for the share of each batch to treat as suspect)")
@@ -269,17 +324,9 @@ def validate(cfg: Config) -> None:
          "give all three, or neither CSV")
     need(cfg.label_key is None or cfg.labels is not None, "--label-key picks an array of a .pt --labels file: "
          "give --labels FILE too")
-    need(cfg.epsilon is None or 0 <= cfg.epsilon < 1,
-         f"--epsilon {cfg.epsilon} is outside [0, 1): the label-smoothing mass, e.g. 0.5")
-    need(0 < cfg.confident_fraction <= 1, f"--confident-fraction {cfg.confident_fraction} is outside (0, 1]")
-    for name in ("w_pc", "w_tri", "w_re", "margin", "lr", "weight_decay", "momentum"):
+    for name in ("lr", "weight_decay", "momentum"):
         need(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} {getattr(cfg, name)} must not be negative")
     need(cfg.lr > 0, f"--lr {cfg.lr} must be positive")
-    need(0 <= cfg.plk < cfg.puk, f"--plk {cfg.plk} --puk {cfg.puk}: need 0 <= plk < puk (a rank range)")
-    need(0 <= cfg.nlk < cfg.nuk, f"--nlk {cfg.nlk} --nuk {cfg.nuk}: need 0 <= nlk < nuk (a rank range)")
-    need(cfg.re_k >= 1, f"--re-k {cfg.re_k} must be at least 1")
-    need(0 <= cfg.re_sigma <= 1, f"--re-sigma {cfg.re_sigma} is outside [0, 1]")
-    need(cfg.bank >= 1, f"--bank {cfg.bank} must be at least 1")
     need(cfg.batch_size >= 2, f"--batch-size {cfg.batch_size} must be at least 2 (BatchNorm needs two samples)")
     need(cfg.epochs >= 1, f"--epochs {cfg.epochs} must be at least 1")
     for name in ("warmup_epochs", "num_gradual", "epoch_decay_start", "noise_seed", "seed"):
@@ -290,42 +337,25 @@ def validate(cfg: Config) -> None:
         value = getattr(cfg, name)
         need(value is None or value >= (0 if name == "padding" else 1),
              f"--{name.replace('_', '-')} {value} is too small")
-    need(cfg.jocor_lambda is None or 0 <= cfg.jocor_lambda <= 1, f"--jocor-lambda {cfg.jocor_lambda} is outside [0, 1]")
     need(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
          f"--device {cfg.device!r} is not auto, cpu or cuda[:N]")
-
-
-def effective_forget_rate(cfg: Config) -> float | None:
-    """--forget-rate if given; else the share of wrong labels the noise protocol implies. None where
-    the rate is to be estimated from the losses (``auto``, the default where no protocol fixes it)."""
-    from comining.noise import forget_rate
-    if cfg.forget_rate == "auto" or (cfg.forget_rate is None and rate_is_unknown(cfg)):
-        return None
-    if cfg.forget_rate is not None:
-        return cfg.forget_rate
-    return forget_rate(cfg.closed_rate, cfg.open_ratio)
-
-
-def rate_is_unknown(cfg: Config) -> bool:
-    """Whether the labels carry real noise of unknown rate (image folders, label files) rather than a
-    synthetic protocol's, whose rate is known."""
-    return cfg.dataset in FOLDER_DATASETS or cfg.labels is not None
+    for options in method_options().values():  # every method's options, so a grid fails before it trains
+        options.validate(cfg)
 
 
 def from_stored(values: dict) -> dict:
-    """Settings of a stored config.json or checkpoint, read by this version: a run made before
-    recipes existed ran the paper's settings, so its missing recipe settings are the paper's; a recipe
-    setting added later is missing from runs made before it, which ran its paper value (every knob a
-    study adds is off in `paper`)."""
-    if "recipe" in values:
-        return {**RECIPES[LEGACY_RECIPE], **values}
-    return {**RECIPES[LEGACY_RECIPE], **values, "recipe": LEGACY_RECIPE}
+    """Settings of a stored config.json or checkpoint, read by this version.
 
-
-def default_epsilon(num_classes: int) -> float:
-    """The label-smoothing mass where --epsilon is not given: the paper's 0.5, or 0.2 with two classes,
-    where 0.5 would give both classes the same target (0.2 keeps the label four times as likely)."""
-    return 0.5 if num_classes > 2 else 0.2
+    A run made before recipes existed ran the paper's settings, so its missing recipe options are the
+    paper's; a recipe option added later is missing from runs made before it, which ran its paper
+    value. A retired option is dropped where it holds the value every run now uses; any other value
+    is a UserError (that run used a removed code path)."""
+    for key, value in values.items():
+        if key in RETIRED and value != RETIRED[key]:
+            raise UserError(f"this run used {key} = {value!r}, which was {REMOVED_HINT}; read it with the "
+                            "comining version that made it")
+    kept = {k: v for k, v in values.items() if k not in RETIRED}
+    return {**recipe_values(LEGACY_RECIPE), **kept, "recipe": kept.get("recipe", LEGACY_RECIPE)}
 
 
 def comparable(values: dict) -> dict:
@@ -345,8 +375,3 @@ def noise_tag(cfg: Config) -> str:
         return "clean"
     tag = f"{'sym' if cfg.noise_type == 'symmetric' else 'asym'}{round(cfg.closed_rate * 100)}"
     return tag + (f"-open{round(cfg.open_ratio * 100)}" if cfg.open_ratio else "")
-
-
-def field_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Config)]
-

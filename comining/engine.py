@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from comining import distributed, evidence, hardware, label_issues, noise_rate, report
-from comining.config import Config, effective_forget_rate, from_stored, validate
+from comining import distributed, evidence, hardware, label_issues, report
+from comining.config import Config, from_stored, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
 from comining.data.folder import FolderData, is_folder_dataset
 from comining.data.training import InMemoryData
 from comining.errors import UserError
+from comining.forget_rate import ForgetRate, estimated_noise_rate
 from comining.guards import Interrupted, LossMonitor, NonFiniteLoss, stop_on_signals  # noqa: F401
 from comining.methods import build_method
 from comining.metrics import Ledger, last_k_stats, selection_metrics, verdict_summary
@@ -91,6 +92,7 @@ class Trainer:
                             "classes (class folders, or closed classes left by --open-ratio)")
         self.ledger = Ledger(len(self.data), self.device)
         self.method = build_method(cfg, self.data.num_classes, self.make_model, self.ledger)
+        self.forget = ForgetRate(cfg, self.method)
         self.optimizer = make_optimizer(cfg, self.method.parameters())
         plain = self.method.view_kinds == ("plain",)  # the authors' baselines: tensor conversion only
         self.views = Views(self.data.crop_size, self.data.padding, self.data.flip,
@@ -117,6 +119,7 @@ class Trainer:
     def train_epoch(self, epoch: int, progress=None) -> dict:
         cfg, method, optimizer = self.cfg, self.method, self.optimizer
         lr, beta1 = schedule(cfg, epoch)
+        rate = self.forget.at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
             if "betas" in group:
@@ -130,7 +133,7 @@ class Trainer:
         for step, (index, images, labels) in enumerate(batches, start):
             views = [self.views(images, kind) for kind in method.view_kinds]
             with hardware.autocast(self.device, self.precision):
-                loss, terms = method.loss(views, labels, index, epoch)
+                loss, terms = method.loss(views, labels, index, epoch, rate)
             monitor.add({"loss": loss, **terms}, step, epoch)  # on a CPU: stops before a bad update
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -145,7 +148,7 @@ class Trainer:
         self.ledger.merge_ranks()
         self.ledger.end_epoch()
         distributed.broadcast_buffers(self.method)
-        return {"lr": lr, "forget_rate": method.forget_rate(epoch), "loss": monitor.means()}
+        return {"lr": lr, "forget_rate": rate, "loss": monitor.means()}
 
     def stop_requested(self, step: int | None = None) -> bool:
         """Whether a signal asks to stop now. Under DDP the ranks agree (one tiny all-reduce) every 10
@@ -209,7 +212,7 @@ class Trainer:
                 if self.data.true_labels is not None:
                     record.update(selection_metrics(self.ledger, self.data.labels, self.data.true_labels,
                                                     self.data.num_classes))
-                if self.estimate_due(epoch + 1):
+                if self.forget.estimate_due(epoch + 1):
                     self.estimate_forget_rate(record)
                 record["seconds"] = time.time() - tick
                 self.history.append(record)
@@ -217,12 +220,13 @@ class Trainer:
                 epochs.set_postfix(progress_postfix(record))
                 if self.stop_requested():
                     raise Interrupted(self.stop_signal or "SIGTERM", epoch + 1, 0, self.run)
-        if self.world > 1 and hasattr(self.data, "skipped"):  # files that broke on any rank
+        if self.world > 1 and self.data.reads_files:  # files that broke on any rank
             for skipped, failed in distributed.gather_objects((self.data.skipped, self.data.failed)):
                 self.data.skipped.update(skipped)
                 self.data.failed.update(failed)
         self.final = label_issues.decide(evidence.gather(self.method, self.data, self.views, self.ledger,
-                                                         self.precision, cfg.eval_batch_size, cfg.seed))
+                                                         self.precision, cfg.eval_batch_size, cfg.seed,
+                                                         self.forget.prior))
         results = self.results(time.time() - started)
         if self.run is not None:
             atomic_json(self.run.results, results)
@@ -231,53 +235,16 @@ class Trainer:
             report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
         return results
 
-    def estimate_due(self, epochs_done: int) -> bool:
-        """Whether --forget-rate auto estimates the noise rate after this many epochs: at the method's
-        first estimate (or the first epoch after it, on a resumed run), and where it re-estimates."""
-        if effective_forget_rate(self.cfg) is not None:  # a given rate or the protocol's: nothing to estimate
-            return False
-        if self.method.target_forget_rate is None:
-            return epochs_done >= self.method.estimate_after_epoch
-        return epochs_done == self.method.reestimate_after_epoch
-
     def estimate_forget_rate(self, record: dict) -> None:
-        """--forget-rate auto: the share of wrong labels, estimated from the per-sample losses of the
-        network(s) as they are now, becomes the forget rate from the next epoch on (rank 0's estimate, so
-        all ranks agree). A second estimate replaces the first only where ``noise_rate.why_first_holds``
-        finds no reason against it."""
+        """--forget-rate auto: estimate the noise rate from the networks as they are now (one
+        un-augmented pass over the training set); rank 0's reading holds for every rank."""
         probs = evidence.plain_probabilities(self.method, self.data, self.views, self.precision,
                                              self.cfg.eval_batch_size)
-        estimate = noise_rate.estimate_noise_rate(evidence.given_label_losses(probs, self.data.labels),
-                                                  seed=self.cfg.seed)
-        first = self.method.target_forget_rate is None
-        labels = self.data.labels.cpu().numpy()
-        if first and not estimate.separated and self.method.counts_without_split:  # no split: count the flips
-            estimate = noise_rate.without_split(estimate, probs.cpu().numpy(), labels, self.method.epsilon)
-        if not first:
-            estimate = noise_rate.with_concentration(estimate, probs.cpu().numpy(), labels)
-        # Rank 0's estimate for every rank: a file that failed on one rank, or a GPU's rounding, could
-        # otherwise move a rank's D across 2 and have the ranks train with different forget rates.
-        estimate = distributed.gather_objects(estimate)[0]
-        record.update(noise_separation=estimate.separation)
-        if estimate.concentration is not None:
-            record.update(disagreement_concentration=estimate.concentration)
-        in_use = self.method.target_forget_rate
-        held_by = None
-        if not first:
-            first_record = next(r for r in self.history if "estimated_noise_rate" in r)
-            held_by = noise_rate.why_first_holds(estimate, in_use, first_record.get("noise_separation", 0.0))
-        if held_by is None:
-            self.method.target_forget_rate = estimate.rate
-            record.update(estimated_noise_rate=estimate.rate)
-            if estimate.confident_joint_rate is not None:
-                record.update(confident_joint_noise_rate=estimate.confident_joint_rate,
-                              anchor_noise_rate=estimate.anchor_rate)
-            if estimate.mixture_rate is not None:  # the count without a split replaced the mixture's
-                record.update(mixture_noise_rate=estimate.mixture_rate)
-            message = f"{estimate.describe()}; forget rate {estimate.rate:.3f}"
-        else:
-            record.update(unused_noise_rate=estimate.rate)
-            message = f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: the forget rate stays {in_use:.3f}"
+        losses = evidence.given_label_losses(probs, self.data.labels)
+        reading = self.forget.read(losses, probs.cpu().numpy(), self.data.labels.cpu().numpy())
+        # A file that failed on one rank, or a GPU's rounding, could otherwise move a rank's split and
+        # have the ranks train with different forget rates.
+        message = self.forget.adopt(distributed.gather_objects(reading)[0], self.history, record)
         if distributed.is_main():
             tqdm.write(f"after epoch {record['epoch']}: {message}")
 
@@ -330,9 +297,7 @@ class Trainer:
                 group["lr"] = cfg.lr
         trainer.history = state["history"]
         trainer.start_epoch = state["epoch"]
-        estimate = estimated_noise_rate(trainer.history)
-        if estimate is not None:  # an estimated forget rate holds for the rest of the run
-            trainer.method.target_forget_rate = estimate
+        trainer.forget.restore(trainer.history)
         return trainer
 
     def results(self, seconds: float) -> dict:
@@ -344,23 +309,17 @@ class Trainer:
                    "method": self.cfg.method, "dataset": self.cfg.dataset, "precision": self.precision,
                    "device": str(self.device), "noise": self.data.noise, "train_size": len(self.data),
                    "label_precision": self.history[-1].get("label_precision"), "recipe": self.cfg.recipe,
-                   "forget_rate": self.method.target_forget_rate}
+                   "forget_rate": self.forget.target}
         estimate = estimated_noise_rate(self.history)
         if estimate is not None:
             results["estimated_noise_rate"] = estimate
-        if hasattr(self.data, "skipped"):
+        if self.data.reads_files:
             results["skipped_files"] = len(self.data.skipped)
-        if self.cfg.labels or getattr(self.data, "left_out", 0):  # a -1 or empty label, or an unlisted path
+        if self.cfg.labels or self.data.left_out:  # a -1 or empty label, or an unlisted path
             results["left_out"] = self.data.left_out
         if self.final is not None:
             results.update(verdict_summary(self.final, self.data))
         return results
-
-
-def estimated_noise_rate(history: list[dict]) -> float | None:
-    """The noise rate that --forget-rate auto estimated during the run (None if it made none)."""
-    estimates = [r["estimated_noise_rate"] for r in history if "estimated_noise_rate" in r]
-    return estimates[-1] if estimates else None
 
 
 def train(cfg: Config, out=None) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from comining import hardware, noise_rate
+from comining import hardware
 from comining.mining import reciprocal_relabel
 
 QUERY_CHUNK = 512  # queries per k-reciprocal search: its largest matrix is (chunk·k) × (chunk + bank)
@@ -27,7 +27,7 @@ class Evidence:
     labels: [N] given labels (>= 0); history: [N] mean over epochs of the selection score's quantile
     (0 = most trusted, 1 = least; NaN where no epoch ranked the sample); votes: [N×C] soft labels
     from k-reciprocal bank neighbours, or None without banks; prior_rate: the share of wrong labels
-    expected before looking (the method's target forget rate). Samples the final pass could not
+    expected before looking (the run's forget-rate target). Samples the final pass could not
     read (image files broken since training) keep uniform probabilities.
     """
 
@@ -49,11 +49,13 @@ def final_view_kinds(method) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def gather(method, data, views, ledger, precision: str, batch_size: int, seed: int) -> Evidence:
+def gather(method, data, views, ledger, precision: str, batch_size: int, seed: int, prior) -> Evidence:
     """Evidence from the trained ``method`` on every training sample of ``data`` (see module doc).
 
     The weak view's random crops are drawn after seeding torch with ``seed`` inside ``fork_rng``,
     so the evidence repeats for a given run and the run's own random state is left as it was.
+    ``prior(probs, labels)`` gives the expected share of wrong labels (``ForgetRate.prior``) from the
+    un-augmented probabilities [N×C] and the given labels.
     """
     device = ledger.status.device
     n, num_classes = len(data), method.num_classes
@@ -79,12 +81,8 @@ def gather(method, data, views, ledger, precision: str, batch_size: int, seed: i
     method.train(was_training)
     history = torch.where(ledger.epochs_ranked > 0, ledger.rank_mean, float("nan"))
     probs, labels = probs.cpu().numpy(), data.labels.cpu().numpy()
-    prior_rate = method.target_forget_rate
-    if prior_rate is None:  # --forget-rate auto in a run too short to have estimated it: estimate now
-        given = probs[-1][np.arange(n), labels]
-        prior_rate = noise_rate.estimate_noise_rate(-np.log(np.clip(given, 1e-12, 1)), seed=seed).rate
     return Evidence(probs=probs, labels=labels, history=history.cpu().numpy(),
-                    votes=None if votes is None else votes.cpu().numpy(), prior_rate=float(prior_rate))
+                    votes=None if votes is None else votes.cpu().numpy(), prior_rate=prior(probs[-1], labels))
 
 
 def evaluation_nets(method) -> list:

@@ -31,7 +31,6 @@ class Ledger:
         self.pseudo = torch.full((num_samples,), -1, dtype=torch.long, device=device)
         self.score = torch.full((num_samples,), float("nan"), device=device)
         self.epoch_seen = torch.zeros(num_samples, dtype=torch.bool, device=device)
-        self.average = torch.full((num_samples,), float("nan"), device=device)  # see update_average
         self.rank_mean = torch.zeros(num_samples, device=device)
         self.epochs_ranked = torch.zeros(num_samples, device=device)
 
@@ -42,15 +41,6 @@ class Ledger:
             self.score[index] = score.detach().float()
         self.pseudo[index] = -1 if pseudo is None else pseudo
         self.epoch_seen[index] = True
-
-    def update_average(self, index: torch.Tensor, score: torch.Tensor, momentum: float) -> torch.Tensor:
-        """Fold this step's ``score`` into each sample's exponential average over the epochs it was
-        seen (its first score starts it) and return the averages of ``index``."""
-        previous = self.average[index]
-        score = score.detach().float()
-        averaged = torch.where(torch.isnan(previous), score, momentum * previous + (1 - momentum) * score)
-        self.average[index] = averaged
-        return averaged
 
     def new_epoch(self) -> None:
         self.epoch_seen.zero_()
@@ -77,24 +67,23 @@ class Ledger:
             return
         seen = self.epoch_seen
         packed = torch.stack([seen.float(), torch.where(seen, self.status.float(), 0.0),
-                              torch.where(seen, self.score, 0.0), torch.where(seen, self.pseudo.float(), 0.0),
-                              torch.where(seen, self.average, 0.0)])
+                              torch.where(seen, self.score, 0.0), torch.where(seen, self.pseudo.float(), 0.0)])
         distributed.sum_(packed)  # shares are disjoint, so each sum is its owner's value
         owned = packed[0] > 0
         self.status = torch.where(owned, packed[1].to(torch.int8), self.status)
         self.score = torch.where(owned, packed[2], self.score)
         self.pseudo = torch.where(owned, packed[3].round().long(), self.pseudo)
-        self.average = torch.where(owned, packed[4], self.average)
         self.epoch_seen = owned
 
     def state_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("status", "pseudo", "score", "epoch_seen", "average", "rank_mean",
-                                              "epochs_ranked")}
+        return {k: getattr(self, k) for k in ("status", "pseudo", "score", "epoch_seen", "rank_mean", "epochs_ranked")}
 
     def load_state_dict(self, state: dict) -> None:
-        """Load a state; a checkpoint from before the running records leaves them empty (no history)."""
+        """Load a state; a checkpoint from before the running records leaves them empty (no history).
+        ``average`` (the per-sample score average of the removed --score-ema) is not read back."""
         for key, value in state.items():
-            getattr(self, key).copy_(value)
+            if key != "average":
+                getattr(self, key).copy_(value)
 
 
 def selection_metrics(ledger: Ledger, noisy: torch.Tensor, true: torch.Tensor, num_closed: int) -> dict:

@@ -54,12 +54,6 @@ class MemoryBank:
     def labels(self) -> torch.Tensor:
         return self.label_buffer[: self.count]
 
-    def newest(self, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, labels) of the ``m`` most recently pushed entries (fewer if the bank holds fewer)."""
-        m = min(int(m), self.count)
-        slots = (torch.arange(m, device=self.buffer.device) + self.ptr - m) % self.size
-        return self.buffer[slots], self.label_buffer[slots]
-
     def state_dict(self) -> dict:
         return {"buffer": self.buffer, "label_buffer": self.label_buffer, "ptr": self.ptr, "count": self.count,
                 "pushed": self.pushed}
@@ -89,16 +83,13 @@ def _ranked_mean(values: torch.Tensor, valid: torch.Tensor, lo: int, hi: int, de
 
 
 def semi_hard_triplet(anchors: torch.Tensor, anchor_labels: torch.Tensor, bank_feats: torch.Tensor,
-                      bank_labels: torch.Tensor, margin: float, pos_range=(0, 5), neg_range=(0, 5),
-                      positives_from: str = "least") -> torch.Tensor:
+                      bank_labels: torch.Tensor, margin: float, pos_range=(0, 5), neg_range=(0, 5)) -> torch.Tensor:
     """Per-anchor loss max(0, s_n - s_p + margin) against a memory bank (DESIGN.md §2 step 7).
 
     anchors [A×D] and bank_feats [B×D] are compared by cosine similarity. s_p is the mean similarity
     of the positives (same label) ranked ``pos_range`` counting from the least similar: hard
     positives, but not the very hardest when ``pos_range`` starts above 0. s_n is the mean of the
-    negatives ranked ``neg_range`` counting from the most similar. ``positives_from="most"`` ranks the
-    positives from the most similar instead: under label noise the least similar "positives" are mostly
-    mislabelled (docs/RESULTS.md), the most similar mostly right. An anchor with no positive or no
+    negatives ranked ``neg_range`` counting from the most similar. An anchor with no positive or no
     negative in its rank range contributes 0. Returns a tensor of shape [A]; gradients flow into
     ``anchors`` only.
     """
@@ -107,7 +98,7 @@ def semi_hard_triplet(anchors: torch.Tensor, anchor_labels: torch.Tensor, bank_f
     with full_precision(anchors.device):
         sim = F.normalize(anchors.float(), dim=1) @ F.normalize(bank_feats.detach().float(), dim=1).T
     positive = anchor_labels[:, None] == bank_labels[None, :]
-    s_p, has_p = _ranked_mean(sim, positive, *pos_range, descending=positives_from == "most")
+    s_p, has_p = _ranked_mean(sim, positive, *pos_range, descending=False)
     s_n, has_n = _ranked_mean(sim, ~positive, *neg_range, descending=True)
     loss = F.relu(s_n - s_p + margin)
     return torch.where(has_p & has_n, loss, torch.zeros_like(loss))

@@ -11,7 +11,8 @@ matplotlib.use("Agg")  # files only: training machines have no screen
 import matplotlib.pyplot as plt  # noqa: E402
 
 from comining.rundir import atomic_write  # noqa: E402
-from comining.titles import METHOD_TITLES, noise_title  # noqa: E402
+from comining.methods import titles  # noqa: E402
+from comining.titles import noise_title  # noqa: E402
 
 
 def plot_run(history: list[dict], path: Path, title: str = "") -> None:
@@ -57,7 +58,7 @@ def plot_table(results: dict, methods: list[str], noises: list[str], path: Path,
     for i, m in enumerate(methods):
         xs = [g + (i - (len(methods) - 1) / 2) * width for g in range(len(noises))]
         ax.bar(xs, [results[n, m]["last10_mean"] for n in noises], width,
-               yerr=[results[n, m]["last10_std"] for n in noises], capsize=2, label=METHOD_TITLES.get(m, m))
+               yerr=[results[n, m]["last10_std"] for n in noises], capsize=2, label=titles().get(m, m))
     ax.set_xticks(range(len(noises)), [noise_title(n) for n in noises])
     ax.set(ylabel="test accuracy, mean of last 10 epochs (%)", title=title)
     ax.grid(axis="y", alpha=0.3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,13 +19,13 @@ import numpy as np
 
 from tqdm import tqdm
 
-from comining.config import RECIPES, Config, comparable, from_stored, validate
+from comining.config import Config, comparable, from_stored, method_options, validate
 from comining.errors import UserError
 from comining import report
 from comining.rundir import RunDir, atomic_write
-from comining.titles import METHOD_TITLES, noise_title, parse_noise
+from comining.methods import METHODS, titles
+from comining.titles import noise_title, parse_noise
 
-PAPER_METHODS = list(METHOD_TITLES)
 PAPER_NOISE = ["sym20", "sym50", "sym80", "asym20", "asym40"]
 # The paper's Tables 1-3: one data set each, every method, five noise settings.
 TABLE_PRESETS = {"table1": "cifar10nc", "table2": "cifar100nc", "table3": "cifar80no"}
@@ -52,20 +53,20 @@ def grid(base: Config, methods: list[str], noises: list[str], seeds=None) -> lis
     return cells
 
 
-# Co-mining's settings that recipes name: a baseline's cell is the same run whatever they are.
-RECIPE_SETTINGS = set().union(*RECIPES.values())
-
 # Settings that change how a run is executed or shown, not its numbers.
 RUNTIME_SETTINGS = {"out", "quiet", "workers", "eval_batch_size", "device"}
 
 
 def check_cell(run_dir: Path, cfg: Config) -> None:
     """UserError unless the run already in ``run_dir`` was made with ``cfg``'s settings."""
-    from comining.methods import METHODS
     stored = comparable(from_stored(RunDir(run_dir).read_config()))
     method = METHODS[cfg.method]
-    ignored = (RUNTIME_SETTINGS | (set() if method.uses_baseline_aug else {"baseline_aug"})
-               | (set() if method.uses_recipe else {"recipe", *RECIPE_SETTINGS}))
+    # A cell is the same run whatever the settings it does not read: other methods' options, the recipe
+    # of a method without recipes, the baselines' view for a method that chooses its own.
+    others = {f.name for name, options in method_options().items() if name != cfg.method
+              for f in dataclasses.fields(options)}
+    ignored = (RUNTIME_SETTINGS | others | (set() if method.uses_baseline_aug else {"baseline_aug"})
+               | (set() if method.uses_recipe else {"recipe"}))
     wanted = comparable(cfg.to_dict())
     differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in wanted.items()
               if key not in ignored and stored.get(key) != value]
@@ -77,7 +78,6 @@ def check_cell(run_dir: Path, cfg: Config) -> None:
 def run_grid(base: Config, methods: list[str], noises: list[str], out: Path, seeds=None) -> dict:
     """Train every missing run; return {(noise, method): [results of each seed]} for all cells."""
     from comining import engine
-    from comining.methods import METHODS
     for method in methods:
         if method not in METHODS:
             raise UserError(f"unknown method '{method}': choose from {', '.join(METHODS)}")
@@ -132,7 +132,7 @@ def markdown_table(results: dict, methods: list[str], noises: list[str]) -> str:
     (one seed), or mean±std over seeds of each run's last-10 mean; then the paired per-seed lead of
     each row's best method over its runner-up."""
     cells = {key: aggregate(runs) for key, runs in results.items()}
-    lines = ["| Noise | " + " | ".join(METHOD_TITLES.get(m, m) for m in methods) + " |",
+    lines = ["| Noise | " + " | ".join(titles().get(m, m) for m in methods) + " |",
              "|---|" + "---:|" * len(methods)]
     for noise in noises:
         best = max(cells[noise, m]["last10_mean"] for m in methods)
@@ -151,8 +151,8 @@ def markdown_table(results: dict, methods: list[str], noises: list[str]) -> str:
             lead = paired_lead(results, methods, noise)
             if lead:
                 best_m, second, diffs = lead
-                lines.append(f"- {noise_title(noise)}: {METHOD_TITLES.get(best_m, best_m)} − "
-                             f"{METHOD_TITLES.get(second, second)} = "
+                lines.append(f"- {noise_title(noise)}: {titles().get(best_m, best_m)} − "
+                             f"{titles().get(second, second)} = "
                              + ", ".join(f"{d:+.2f}" for d in diffs)
                              + f" (mean {np.mean(diffs):+.2f}" + (f", min {min(diffs):+.2f})" if diffs else ")"))
     return "\n".join(lines) + "\n"

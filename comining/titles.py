@@ -1,7 +1,7 @@
-"""Names of methods and noise settings as the paper's tables print them.
+"""Noise settings as a grid names them (sym50, asym40, sym20-open20) and as the paper's tables print them.
 
-Shared by the table of a grid (comining.table) and its bar chart (comining.report), so plotting
-never has to import the module that trains the grid.
+Shared by the table of a grid (comining.table) and its bar chart (comining.report); a method's title
+is on its class (``comining.methods``).
 """
 
 from __future__ import annotations
@@ -9,11 +9,6 @@ from __future__ import annotations
 import re
 
 from comining.errors import UserError
-
-METHOD_TITLES = {"standard": "Standard", "decoupling": "Decoupling", "coteaching": "Co-teaching",
-                 "coteachingplus": "Co-teaching+", "jocor": "JoCoR", "peerlearning": "Peer-learning",
-                 "comining": "Co-mining"}
-
 
 def parse_noise(spec: str) -> tuple[str, float, float | None]:
     """'sym50' → ('symmetric', 0.5, None); 'asym40' → ('asymmetric', 0.4, None);

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from comining import engine, noise_rate
-from comining.config import default_epsilon, resolve
+from comining.config import resolve
+from comining.methods.comining import default_epsilon
 from comining.evidence import plain_probabilities
 from comining.titles import parse_noise
 

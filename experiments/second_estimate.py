@@ -55,14 +55,14 @@ def save_passes(args, name: str, seed: int, overrides: dict) -> None:
                    "method": "comining", "forget_rate": "auto", "seed": seed, "quiet": True, **overrides})
     trainer = engine.Trainer(cfg)
     saved = {}
-    for epoch in range(trainer.method.reestimate_after_epoch):
+    for epoch in range(trainer.method.second_estimate_after):
         record = {"epoch": epoch + 1, **trainer.train_epoch(epoch)}
-        for which, due in enumerate((trainer.method.estimate_after_epoch, trainer.method.reestimate_after_epoch)):
+        for which, due in enumerate((trainer.method.first_estimate_after, trainer.method.second_estimate_after)):
             if epoch + 1 == due:  # 0: after warm-up, 1: at the second estimate
                 probs = evidence.plain_probabilities(trainer.method, trainer.data, trainer.views, trainer.precision, 512)
                 saved[f"probs{which}"] = probs.float().cpu().numpy()
                 saved[f"clean{which}"] = (trainer.ledger.status == CLEAN).cpu().numpy()
-        if trainer.estimate_due(epoch + 1):
+        if trainer.forget.estimate_due(epoch + 1):
             trainer.estimate_forget_rate(record)
         trainer.history.append(record)
     np.savez_compressed(args.out / f"{name}-seed{seed}.npz", given=trainer.data.labels.cpu().numpy(),

@@ -211,9 +211,10 @@ BAD = {
     "crop-larger-than-images": (None, ["--crop-size", "64"], ["crop-size 64", "8-pixel"]),
     # 2 closed classes left: an ε of 0.5 asked for would give both the same smoothed target.
     "epsilon-two-classes": (None, ["--open-ratio", "0.8", "--epsilon", "0.5"], ["epsilon 0.5", "2 classes"]),
-    "score-average-of-two-networks": (None, ["--select-by", "peer", "--score-ema", "0.5"],
-                                      ["score-ema", "select-by self"]),
-    "unknown-selector": (None, ["--select-by", "other"], ["select-by", "peer"]),
+    "removed-flag": (None, ["--select-by", "peer"], ["--select-by", "removed", "docs/METHOD.md"]),
+    "removed-switch": (None, ["--no-tri-confident-bank"], ["--no-tri-confident-bank", "removed", "Rejected ideas"]),
+    "config-removed-key": (lambda root: (root / "settings.json").write_text('{"score_ema": 0.5}'),
+                           ["--config", "{root}/settings.json"], ["score_ema", "removed", "docs/METHOD.md"]),
 }
 
 
@@ -299,3 +300,51 @@ def test_same_seed_same_accuracies_other_seed_differs(run_cli, tmp_path):
         assert len(runs[name]) == 2
     assert runs["first"] == runs["again"]
     assert runs["first"] != runs["other"]
+
+
+# --- 6. the help, the version, and a config file read as the flags are ---------------------------
+
+def test_train_help_is_short_grouped_and_shows_defaults(run_main):
+    result = run_main("train", "--help")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 80, len(lines)
+    for title in ("data and labels:", "model:", "training:", "run and hardware:"):
+        assert title in lines
+    text = " ".join(result.stdout.split())  # as read, whatever the terminal's width wrapped
+    assert "--epochs N" in text and "default 200; digits, fashion-mnist 40; web 60" in text
+    assert "--recipe NAME" in text and "one of default, paper, authors" in text
+    assert "--plk" not in text and "--jocor-lambda" not in text  # research knobs: --help-all only
+
+
+def test_help_all_shows_every_setting_with_the_seeds_spellings(run_main):
+    from comining.config import field_names
+    text = run_main("train", "--help-all").stdout
+    for name in field_names():
+        assert f"--{name.replace('_', '-')}" in text, name
+    for spelling in ("--closeset_ratio", "--w_tri", "--m", "--re_k1", "--n_epoch"):
+        assert spelling in text
+    assert "Co-mining options (--method comining):" in text and "JoCoR options (--method jocor):" in text
+    assert "--select-by" not in text  # a removed flag is not offered
+
+
+def test_other_commands_use_the_same_grouped_help(run_main):
+    for command, title in (("export", "export:"), ("predict", "run and hardware:"), ("review", "review:"),
+                           ("table", "grid:")):
+        result = run_main(command, "--help")
+        assert result.returncode == 0 and title in result.stdout.splitlines(), command
+
+
+def test_version(run_main):
+    from comining import __version__
+    result = run_main("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"comining {__version__}"
+
+
+def test_a_config_file_accepts_what_the_flags_accept(tmp_path):
+    from comining.config import resolve
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"synthetic": "cifar10nc", "closed_rate": 0.5}))
+    cfg = resolve({}, config_file=str(settings))  # as --synthetic-data cifar10nc --closed-rate 0.5
+    assert cfg.dataset == "cifar10" and cfg.synthetic == "cifar10nc" and cfg.closed_rate == 0.5
+    assert cfg.to_dict() == resolve({"synthetic": "cifar10nc", "closed_rate": 0.5}).to_dict()

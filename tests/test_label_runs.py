@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from comining import noise
-from comining.config import effective_forget_rate, resolve
+from comining.config import resolve
+from comining.forget_rate import target_rate
 from comining.data import cifar, load_arrays
 from comining.data.folder import FolderData
 from comining.data.training import InMemoryData
@@ -54,7 +55,7 @@ def test_file_labels_are_trained_on_and_the_data_sets_labels_are_the_truth(tmp_p
     true, given = digits_label_file(tmp_path / "labels.npy")
     cfg = resolve({"dataset": "digits", "labels": str(tmp_path / "labels.npy"), "train_subset": 100})
     assert cfg.closed_rate == 0  # the digits preset's 40 % synthetic noise is not added on top
-    assert effective_forget_rate(cfg) is None  # no protocol fixes the rate: estimated (auto)
+    assert target_rate(cfg) is None  # no protocol fixes the rate: estimated (auto)
     data = InMemoryData(cfg, load_arrays("digits"), "cpu")
     kept = [i for i in range(100) if i not in (3, 7)]  # the file covers the whole set; cut to the subset
     assert data.labels.tolist() == given[kept].tolist()

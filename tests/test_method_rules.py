@@ -16,6 +16,7 @@ from torch import nn
 
 from comining.config import Config
 from comining.errors import UserError
+from comining.forget_rate import ForgetRate
 from comining.methods import METHODS
 from comining.methods import comining as comining_module
 from comining.methods.jocor import default_lambda
@@ -56,7 +57,7 @@ def step(method, n, labels=None, epoch=5):
     """One loss + backward on a batch of n samples (the stubs ignore the images)."""
     labels = torch.zeros(n, dtype=torch.long) if labels is None else torch.as_tensor(labels)
     views = [torch.zeros(n, 1)] * len(method.view_kinds)
-    loss, terms = method.loss(views, labels, torch.arange(n), epoch)
+    loss, terms = method.loss(views, labels, torch.arange(n), epoch, ForgetRate(method.cfg, method).at(epoch))
     loss.backward()
     return loss, terms
 
@@ -333,76 +334,25 @@ def test_comining_relabels_from_real_bank_neighbours():
     assert ledger.pseudo.tolist() == [-1] * 4 + [2, -1, 0, -1]
 
 
-@pytest.mark.parametrize("select_on, clean", [("weak", [0, 1, 2, 3]), ("both", [4, 5, 6, 7])])
-def test_comining_selects_on_the_weak_view_alone_when_asked(select_on, clean):
-    # The weak view's margins as above; the strong view's far lower on 0-3 and at the best margin (log 2) on 4-7. On both
-    # views' losses the strong view's order wins; on the weak view's alone, C is 0-3 as above.
-    net = comining_net()
-    strong = torch.zeros(N, 3)
-    strong[torch.arange(N), torch.tensor(CM_LABELS)] = torch.tensor([-12.0] * 4 + [math.log(2)] * 4)
-    net.logits.data[N:] = strong
-    method, ledger = build("comining", [net], warmup_epochs=1, confident_fraction=0.5, epsilon=0.5, bank=64,
-                           select_on=select_on, select_per_class=False)
-    for bank in method.banks:
-        bank.push(-torch.eye(N)[:3], torch.tensor([2, 2, 1]))
-    step(method, N, labels=CM_LABELS, epoch=1)
-    assert [i for i, s in enumerate(statuses(ledger)) if s == CLEAN] == clean
-    if select_on == "weak":  # the recorded score is the weak view's smoothed cross-entropy
-        target = torch.full((N, 3), 0.25).scatter_(1, torch.tensor(CM_LABELS)[:, None], 0.5)
-        weak_ce = -(target * F.log_softmax(net.logits.detach()[:N], 1)).sum(1)
-        torch.testing.assert_close(ledger.score, weak_ce)
-
-
-def test_comining_peer_selection_trains_each_network_on_the_clean_set_the_other_picks():
-    # The second network's margins are the first's reversed, so its own clean set would be {4..7}.
-    # With --select-by peer the first network trains its labels on {4..7} and the second on {0..3};
-    # the verdicts are the first network's: C = {4..7}, D = {0..3}. w_re 0 so only C gets gradients.
-    first, second = comining_net(), comining_net(CM_MARGINS[::-1])
-    method, ledger = build("comining", [first, second], warmup_epochs=1, confident_fraction=0.5, epsilon=0.5,
-                           bank=64, w_re=0.0, select_by="peer", select_per_class=False)
-    assert len(method.nets) == 2 and len(method.banks) == 4
-    for bank in method.banks:
-        bank.push(-torch.eye(N)[:3], torch.tensor([2, 2, 1]))
-    step(method, N, labels=CM_LABELS, epoch=1)
-    assert trained(first) == {4, 5, 6, 7, N + 4, N + 5, N + 6, N + 7}  # both views of the rows picked for it
-    assert trained(second) == {0, 1, 2, 3, N, N + 1, N + 2, N + 3}
-    assert [i for i, s in enumerate(statuses(ledger)) if s == CLEAN] == [4, 5, 6, 7]
-    # Each network's banks take its confident set H as its peer picked it (e 0.5: the two lowest peer scores).
-    assert method.banks[0].labels[3:].tolist() == [CM_LABELS[7], CM_LABELS[6]]
-    assert method.banks[2].labels[3:].tolist() == [CM_LABELS[0], CM_LABELS[1]]
-
-
-def test_comining_peer_selection_warms_up_both_networks_on_every_sample():
-    first, second = comining_net(), comining_net(CM_MARGINS[::-1])
-    method, ledger = build("comining", [first, second], warmup_epochs=1, epsilon=0.5, bank=64, select_by="peer")
-    step(method, N, labels=CM_LABELS, epoch=0)
-    assert trained(first) == trained(second) == set(range(2 * N))
-    assert statuses(ledger) == [CLEAN] * N and all(bank.count == N for bank in method.banks)
-
-
-@pytest.mark.parametrize("ce_on", ["both", "weak"])
-def test_comining_ce_on_weak_fits_the_labels_on_the_weak_view_alone(ce_on):
+def test_comining_fits_the_labels_on_both_views_alike():
     # Warm-up, so the loss is the cross-entropy alone. Its gradient on a row's logits is (p - target) times the
-    # view's weight over N: 1/2 each with both views, 1 for the weak view and 0 for the strong with ce_on weak.
+    # view's weight over N: 1/2 for each view.
     net = comining_net()
-    method, _ = build("comining", [net], warmup_epochs=1, epsilon=0.5, bank=64, ce_on=ce_on)
+    method, _ = build("comining", [net], warmup_epochs=1, epsilon=0.5, bank=64)
     step(method, N, labels=CM_LABELS, epoch=0)
     target = torch.full((N, 3), 0.25).scatter_(1, torch.tensor(CM_LABELS)[:, None], 0.5)
     residual = (F.softmax(net.logits.detach()[:N], 1) - target) / N
-    weak_weight, strong_weight = {"both": (0.5, 0.5), "weak": (1.0, 0.0)}[ce_on]
-    torch.testing.assert_close(net.logits.grad[:N], weak_weight * residual)
-    torch.testing.assert_close(net.logits.grad[N:], strong_weight * residual)
+    torch.testing.assert_close(net.logits.grad[:N], 0.5 * residual)
+    torch.testing.assert_close(net.logits.grad[N:], 0.5 * residual)
 
 
-@pytest.mark.parametrize("score_target, clean", [("smoothed", [1, 3, 5, 7]), ("given", [0, 2, 4, 6])])
-def test_comining_score_target_decides_whether_a_flat_prediction_looks_clean(score_target, clean):
+def test_comining_scores_against_the_smoothed_target_so_a_flat_prediction_looks_clean():
     # Even rows: margin 2 on the label, so p = (0.787, 0.107, 0.107). Odd rows: flat logits, p = 1/3 each.
     # Against the smoothed target (0.5, 0.25, 0.25): confident 0.5·0.240 + 0.5·2.240 = 1.240 > flat log 3 =
-    # 1.099, so the flat rows look cleaner. Against the given label: confident 0.240 < flat 1.099.
+    # 1.099, so the flat rows look cleaner (against the given label alone it would be the other way round).
     net = comining_net([2.0, 0.0] * 4)
     method, ledger = build("comining", [net], warmup_epochs=1, confident_fraction=0.5, epsilon=0.5, bank=64,
-                           score_target=score_target, select_per_class=False)
+                           select_per_class=False)
     step(method, N, labels=CM_LABELS, epoch=1)
-    assert [i for i, s in enumerate(statuses(ledger)) if s == CLEAN] == clean
-    expected = {"smoothed": [1.2395, 1.0986], "given": [0.2395, 1.0986]}[score_target] * 4
-    torch.testing.assert_close(ledger.score, torch.tensor(expected), atol=1e-4, rtol=0)
+    assert [i for i, s in enumerate(statuses(ledger)) if s == CLEAN] == [1, 3, 5, 7]
+    torch.testing.assert_close(ledger.score, torch.tensor([1.2395, 1.0986] * 4), atol=1e-4, rtol=0)

@@ -54,7 +54,7 @@ def test_training_step_makes_no_host_synchronisation(method):
     index, images, labels = next(trainer.data.batches(epoch, cfg.batch_size, cfg.seed))
     with RefuseSync():  # the views (crop, flip, per-image AutoAugment), the loss and its gradient
         views = [trainer.views(images, kind) for kind in trainer.method.view_kinds]
-        loss, terms = trainer.method.loss(views, labels, index, epoch)
+        loss, terms = trainer.method.loss(views, labels, index, epoch, trainer.forget.at(epoch))
         loss.backward()
     assert torch.isfinite(loss)
     if method == "comining":
@@ -72,7 +72,7 @@ def test_cuda_step_under_sync_debug_mode():
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        loss, _ = trainer.method.loss(views, labels, index, 1)
+        loss, _ = trainer.method.loss(views, labels, index, 1, trainer.forget.at(1))
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()

@@ -2,39 +2,40 @@
 
 import csv
 import json
-import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from comining.config import RECIPES, Config, from_stored, resolve
+from comining.config import Config, from_stored, recipe_values, resolve
 from comining.errors import UserError
-from comining.methods import build_method
-from comining.methods.comining import split_by_score, within_class_order
-from comining.metrics import Ledger
-from comining.mining import MemoryBank, semi_hard_triplet
+from comining.methods.comining import RECIPES, CoMiningOptions, split_by_score, within_class_order
 from comining.noise_rate import (CLASS_DEPENDENT, NoiseEstimate, anchor_noise_rate, confident_joint_noise_rate,
                                  disagreement_concentration, without_split,
                                  estimate_noise_rate, why_first_holds)
 from comining.table import aggregate, markdown_table, run_grid, write_table
 
-RECIPE_KEYS = set(RECIPES["paper"])
+RECIPE_KEYS = {"w_pc", "w_tri", "w_re", "aug", "select_per_class", "forget_ramp"}
 
 
 # --- recipes ---------------------------------------------------------------------------------
+
+def test_recipes_are_named_instances_of_the_options_and_set_only_the_recipe_options():
+    assert all(isinstance(r, CoMiningOptions) for r in RECIPES.values())
+    assert RECIPES["default"] == CoMiningOptions()  # the options' defaults are the default recipe
+    for name in RECIPES:
+        assert set(recipe_values(name)) == RECIPE_KEYS  # never σ, the margin or the bank: the data set's
+    assert recipe_values("paper") == {"w_pc": 1.0, "w_tri": 3.0, "w_re": 0.01, "aug": "ws",
+                                      "select_per_class": False, "forget_ramp": False}
+    assert recipe_values("authors") == {**recipe_values("paper"), "w_tri": 0.0}
+
 
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_each_recipe_resolves_to_its_settings(name):
     cfg = resolve({"recipe": name})
     assert cfg.recipe == name
-    assert {k: getattr(cfg, k) for k in RECIPES[name]} == RECIPES[name]
-
-
-def test_every_recipe_names_the_same_settings():
-    assert all(set(r) == RECIPE_KEYS for r in RECIPES.values())
-    assert RECIPES["authors"] == {**RECIPES["paper"], "w_tri": 0.0}
+    assert {k: getattr(cfg, k) for k in RECIPE_KEYS} == recipe_values(name)
 
 
 def test_recipe_sits_between_presets_and_the_users_settings(tmp_path):
@@ -44,12 +45,13 @@ def test_recipe_sits_between_presets_and_the_users_settings(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"w_tri": 0.5}))
     assert resolve({"recipe": "paper"}, config_file=str(config)).w_tri == 0.5
-    # ... and the recipe overrides a data set's preset, which leaves the data set's own settings alone.
-    web = resolve({"dataset": "folder", "recipe": "authors"})
-    assert web.w_tri == 0.0 and web.margin == 0.4 and web.re_sigma == 0.5
+    # ... and the recipe overrides a data set's preset, which keeps the data set's own settings.
+    web = resolve({"dataset": "folder", "recipe": "paper"})
+    assert web.w_tri == 3.0 and web.margin == 0.4 and web.re_sigma == 0.5
+    assert resolve({"dataset": "folder", "recipe": "default"}).re_sigma == 0.5
     # A recipe named in the config file counts as the user's choice too.
     config.write_text(json.dumps({"recipe": "authors"}))
-    assert resolve({}, config_file=str(config)).w_tri == 0.0
+    assert resolve({}, config_file=str(config)).w_pc == 1.0
 
 
 def test_unknown_recipe_is_a_one_line_error():
@@ -61,18 +63,20 @@ def test_a_run_made_before_recipes_reads_as_paper():
     old = {k: v for k, v in Config(w_tri=3.0).to_dict().items() if k not in RECIPE_KEYS | {"recipe"}}
     stored = from_stored(old)
     assert stored["recipe"] == "paper"
-    assert {k: stored[k] for k in RECIPE_KEYS} == RECIPES["paper"]
+    assert {k: stored[k] for k in RECIPE_KEYS} == recipe_values("paper")
     assert from_stored({**old, "recipe": "authors"})["recipe"] == "authors"  # newer runs keep theirs
 
 
-@pytest.mark.parametrize("setting, paper, other", [("select_on", "both", "weak"), ("select_by", "self", "peer"),
-                                                   ("score_target", "smoothed", "given"), ("ce_on", "both", "weak")])
-def test_a_recipe_setting_added_later_reads_as_its_paper_value_in_older_runs(setting, paper, other):
-    # A `default` run stored before the setting existed ran the paper's rule (one network, both views'
-    # smoothed score).
-    stored_default = {k: v for k, v in Config(recipe="default").to_dict().items() if k != setting}
-    assert from_stored(stored_default)[setting] == RECIPES["paper"][setting] == paper
-    assert from_stored({**stored_default, setting: other})[setting] == other  # stored wins
+@pytest.mark.parametrize("retired, kept_value, other", [("select_on", "both", "weak"), ("select_by", "self", "peer"),
+                                                        ("score_target", "smoothed", "given"), ("ce_on", "both", "weak"),
+                                                        ("tri_positives", "least", "most"), ("score_ema", 0.0, 0.5),
+                                                        ("tri_confident_bank", False, True),
+                                                        ("re_confident_bank", False, True)])
+def test_a_stored_run_with_a_retired_option_reads_only_at_the_value_every_run_now_uses(retired, kept_value, other):
+    stored = {**Config(recipe="default").to_dict(), retired: kept_value}
+    assert retired not in from_stored(stored) and Config(**from_stored(stored)).w_tri == 0.0
+    with pytest.raises(UserError, match=f"this run used {retired} = .* removed: see docs/METHOD.md"):
+        from_stored({**stored, retired: other})
 
 
 # --- the study's options -----------------------------------------------------------------------
@@ -88,53 +92,6 @@ def test_within_class_order_takes_the_same_share_of_each_label():
     clean, confident, noisy = split_by_score(score, 0.5, 0.5, labels, 3)
     assert sorted(clean.tolist()) == [0, 1, 4, 5] and sorted(noisy.tolist()) == [2, 3, 6, 7]
     assert sorted(confident.tolist()) == [0, 4]
-
-
-def test_memory_bank_newest_entries_wrap_around():
-    bank = MemoryBank(4, 2)
-    for value in range(6):  # pushes 0..5: slots hold 4, 5, 2, 3
-        bank.push(torch.tensor([[1.0, float(value)]]), torch.tensor([value]))
-    _, labels = bank.newest(3)
-    assert labels.tolist() == [3, 4, 5]
-    assert bank.newest(0)[1].numel() == 0 and bank.newest(10)[1].tolist() == [2, 3, 4, 5]
-    assert bank.pushed == 6
-
-
-def test_positives_from_the_most_similar():
-    anchor = torch.tensor([[1.0, 0.0]])
-    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # similarities 1, 0, -1
-    labels = torch.tensor([0, 0, 1])
-    # One positive of rank [0, 1): the least similar positive has similarity 0, the most similar 1;
-    # the one negative has similarity -1. Loss = max(0, s_n - s_p + m) with m = 1.5.
-    least = semi_hard_triplet(anchor, torch.tensor([0]), bank, labels, 1.5, (0, 1), (0, 1))
-    most = semi_hard_triplet(anchor, torch.tensor([0]), bank, labels, 1.5, (0, 1), (0, 1), positives_from="most")
-    assert least.item() == pytest.approx(0.5) and most.item() == pytest.approx(0.0)
-
-
-def test_ledger_average_over_epochs():
-    ledger = Ledger(3, "cpu")
-    index = torch.tensor([0, 2])
-    first = ledger.update_average(index, torch.tensor([1.0, 4.0]), 0.5)
-    assert first.tolist() == [1.0, 4.0]  # a first score starts the average
-    second = ledger.update_average(index, torch.tensor([3.0, 0.0]), 0.5)
-    assert second.tolist() == [2.0, 2.0]
-    assert math.isnan(ledger.average[1])
-
-
-def _comining(**settings):
-    cfg = Config(**{"dataset": "digits", "arch": "small", "warmup_epochs": 2, "num_gradual": 4, **settings})
-    from comining.models import build_model
-    return build_method(cfg, 10, lambda: build_model("small", 1, 10, 8), Ledger(10, "cpu"))
-
-
-def test_forget_rate_ramp_after_warm_up_and_unknown_rate():
-    flat = _comining(forget_rate=0.4, forget_ramp=False)
-    assert [flat.forget_rate(e) for e in (0, 2, 9)] == [0.4, 0.4, 0.4]
-    ramped = _comining(forget_rate=0.4, forget_ramp=True)
-    assert [round(ramped.forget_rate(e), 6) for e in (1, 2, 3, 5, 9)] == [0.0, 0.1, 0.2, 0.4, 0.4]
-    auto = _comining(forget_rate="auto")
-    assert auto.target_forget_rate is None and auto.forget_rate(5) == 0.0
-    assert auto.estimate_after_epoch == 2
 
 
 # --- the noise-rate estimate -------------------------------------------------------------------
@@ -316,7 +273,7 @@ def test_a_first_estimate_that_does_not_separate_is_counted_by_the_confident_joi
     assert first["anchor_noise_rate"] < first["confident_joint_noise_rate"]  # sure of every label it kept
     # A first estimate made without a clear split is not lowered: the second (after epoch 2), clear
     # but lower, is recorded and not used.
-    assert trainer.method.reestimate_after_epoch == 2 and len(calls) == 2
+    assert trainer.method.second_estimate_after == 2 and len(calls) == 2
     second = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1])
     assert second["noise_separation"] >= 2 and second["unused_noise_rate"] == pytest.approx(0.2, abs=0.03)
 
@@ -335,7 +292,7 @@ def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["recipe"] == "default"
     # A resumed run keeps the estimate instead of training with no forget rate.
     resumed = engine.Trainer.resume(tmp_path / "run")
-    assert resumed.method.target_forget_rate == results["estimated_noise_rate"]
+    assert resumed.forget.target == results["estimated_noise_rate"]
 
 
 def probabilities_with_disagreements(labels, classes, flips: bool):
@@ -380,7 +337,7 @@ def test_auto_re_estimates_once_replacing_under_class_dependent_noise_and_only_r
     trainer = engine.Trainer(cfg, tmp_path / "run")
     probs = probabilities_with_disagreements(trainer.data.labels.cpu().numpy(), trainer.method.num_classes, flips)
     monkeypatch.setattr(evidence, "plain_probabilities", lambda *a: probs)
-    assert trainer.method.reestimate_after_epoch == 4
+    assert trainer.method.second_estimate_after == 4
     results = trainer.fit()
     assert calls == [0, 1]  # after warm-up (epoch 2) and once more (epoch 4), not every epoch
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -396,7 +353,7 @@ def test_auto_re_estimates_once_replacing_under_class_dependent_noise_and_only_r
     assert history[4]["forget_rate"] == pytest.approx(expected, abs=0.03 if used else 0)
     assert results["estimated_noise_rate"] == results["forget_rate"] == history[4]["forget_rate"]
     # Resumed after the second estimate, the run keeps the rate in use.
-    assert engine.Trainer.resume(tmp_path / "run").method.target_forget_rate == results["forget_rate"]
+    assert engine.Trainer.resume(tmp_path / "run").forget.target == results["forget_rate"]
 
 
 def test_a_baseline_estimates_once_after_its_first_epoch(monkeypatch):
@@ -461,10 +418,10 @@ def test_a_baseline_cell_serves_any_recipe(tmp_path):
     from dataclasses import replace
     from comining.table import check_cell
     base = resolve({"quiet": True, "method": "standard"})
-    _fake_run(tmp_path / "cell", replace(base, recipe="paper", **RECIPES["paper"]), 70.0, 1)
-    check_cell(tmp_path / "cell", replace(base, recipe="authors", **RECIPES["authors"]))  # no error
+    _fake_run(tmp_path / "cell", replace(base, recipe="paper", **recipe_values("paper")), 70.0, 1)
+    check_cell(tmp_path / "cell", replace(base, recipe="authors", **recipe_values("authors")))  # no error
     with pytest.raises(UserError, match="other settings"):
-        check_cell(tmp_path / "cell", replace(base, method="comining", recipe="authors", **RECIPES["authors"]))
+        check_cell(tmp_path / "cell", replace(base, method="comining", recipe="authors", **recipe_values("authors")))
 
 
 def test_a_cell_stored_with_the_old_explicit_epsilon_matches_the_default(tmp_path):
@@ -484,4 +441,4 @@ def test_a_cell_stored_with_the_old_explicit_epsilon_matches_the_default(tmp_pat
 
 def test_the_settings_defaults_are_the_default_recipe():
     # Config() built directly (the Python API) must mean what its recipe field says.
-    assert {k: getattr(Config(), k) for k in RECIPE_KEYS} == RECIPES[Config().recipe]
+    assert {k: getattr(Config(), k) for k in RECIPE_KEYS} == recipe_values(Config().recipe)

@@ -63,9 +63,6 @@ def test_train_review_retrain_predict(tmp_path, watched):
     assert decided["train/cat/" + HOSTILE] == "" and decided["train/dog/00.png"] == "owl"
     assert sorted(decided) == sorted(samples)
 
-    help_text = run("train", "--help").stdout
-    if "--labels" not in help_text:
-        pytest.skip("`comining train --labels` is not in this version yet: the loop stops after the review")
     retrained = run("train", "--dataset", "folder", "--data-root", root, "--epochs", "2", "--workers", "0",
                     "--labels", labels, "--out", second, *SMALL)
     assert retrained.returncode == 0, retrained.stdout + retrained.stderr

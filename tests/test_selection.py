@@ -1,17 +1,14 @@
-"""Memory bank, clean/noisy split, forget-rate schedules and the learning-rate schedule."""
+"""Memory bank, clean/noisy split and the learning-rate schedule."""
 import math
 
-import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from comining.config import Config
 from comining.engine import schedule
-from comining.methods import METHODS, num_kept
+from comining.methods import num_kept
 from comining.methods.comining import split_by_score
 from comining.mining import MemoryBank
-from comining.models import build_model
 
 
 def _rows(labels):
@@ -118,33 +115,6 @@ def test_num_kept_floors():
     assert num_kept(10, 0.0) == 10
     assert num_kept(3, 0.99) == 1  # ⌊0.03⌋ = 0, but a non-empty batch keeps one sample
     assert num_kept(0, 0.5) == 0
-
-
-def _method(name, **cfg):
-    make = (lambda: build_model("small", 1, 10, 8)) if name == "comining" else (lambda: nn.Linear(2, 10))
-    return METHODS[name](Config(method=name, **cfg), 10, make, ledger=None)
-
-
-def test_baseline_forget_rate_ramps_over_num_gradual():
-    # Co-teaching's schedule: np.linspace(0, r, num_gradual) over the first epochs, then r.
-    m = _method("standard", closed_rate=0.5, num_gradual=10)
-    ramp = np.linspace(0, 0.5, 10)
-    for epoch in range(10):
-        assert m.forget_rate(epoch) == pytest.approx(ramp[epoch])
-    assert m.forget_rate(1) == pytest.approx(0.5 / 9)
-    assert m.forget_rate(10) == m.forget_rate(150) == pytest.approx(0.5)
-    assert _method("standard", closed_rate=0.5, num_gradual=0).forget_rate(0) == pytest.approx(0.5)
-
-
-def test_comining_forget_rate_constant_as_the_paper_or_ramped_after_warm_up():
-    # cifar80no sym20: r = 0.2 + 0.2·0.8 = 0.36. The paper's rate is constant from the first epoch on
-    # (the warm-up selects nothing); --forget_rate overrides.
-    m = _method("comining", closed_rate=0.2, open_ratio=0.2, forget_ramp=False)
-    assert [m.forget_rate(e) for e in (0, 1, 9, 10, 199)] == pytest.approx([0.36] * 5)
-    assert _method("comining", closed_rate=0.2, forget_rate=0.3, forget_ramp=False).forget_rate(0) == pytest.approx(0.3)
-    # The default ramps it in after the 10 warm-up epochs over 10 more: 0.036 in epoch 10, all of it from 19.
-    m = _method("comining", closed_rate=0.2, open_ratio=0.2)
-    assert [m.forget_rate(e) for e in (9, 10, 14, 19, 199)] == pytest.approx([0.0, 0.036, 0.18, 0.36, 0.36])
 
 
 # --- learning-rate schedule -------------------------------------------------------------------

@@ -1,19 +1,22 @@
 """Method registry and the base class every training method extends.
 
-A method owns its network(s) and turns one batch of views into a loss; the engine does everything
-else (data, optimiser, schedule, evaluation, checkpoints). A new method is one new file here that
-subclasses ``Method`` and decorates it with ``@register("name")``.
+A method owns its network(s), its options and its title, and turns one batch of views into a
+loss; the engine does everything else (data, optimiser, schedule, forget rate, evaluation,
+checkpoints). A new method is one new file in this folder that subclasses ``Method`` and decorates
+it with ``@register("name")``: the registry imports every module here.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+import pkgutil
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from comining.config import Config, effective_forget_rate
+from comining import forget_rate
 from comining.errors import UserError
 from comining.metrics import CLEAN, DISCARDED
 
@@ -36,29 +39,38 @@ def num_kept(n: int, rate: float) -> int:
 
 
 class Method(nn.Module):
-    """Base of all methods: ``num_networks`` models built by ``make_model``, a ledger of verdicts.
+    """Base of all methods: ``num_networks`` models built by ``make_model``, a ledger of selections.
 
-    Subclasses implement ``loss(views, labels, index, epoch) -> (loss, terms)``: views are the
+    Subclasses implement ``loss(views, labels, index, epoch, rate) -> (loss, terms)``: views are the
     augmented batches named by ``view_kinds``, labels the given (noisy) labels, index the samples'
-    positions in the training set, terms a dict of scalar tensors to log. ``loss`` must stay on the
-    device: no ``.item()``, ``.cpu()`` or data-dependent shapes, so a step never waits on the host.
+    positions in the training set, rate the epoch's forget rate (from ``comining.forget_rate``),
+    terms a dict of scalar tensors to log. ``loss`` must stay on the device: no ``.item()``,
+    ``.cpu()`` or data-dependent shapes, so a step never waits on the host.
+
+    Class attributes a method sets: ``title`` (as the paper's tables print it), ``paper_column``
+    (its column in the paper's tables; None for methods outside them), ``Options`` (a dataclass of
+    its own settings, with a ``validate(cfg)`` classmethod; None if it has none), and how it uses the
+    forget rate (``ramp``, ``first_estimate_after``, ``second_estimate_after``, ``counts_without_split``).
     """
 
     name = "base"
+    title = "base"
+    paper_column: int | None = None
+    Options = None
     num_networks = 1
     uses_baseline_aug = True  # False for methods that choose their own views (Co-mining's --aug)
-    uses_recipe = False  # True for Co-mining, whose settings --recipe names
+    uses_recipe = False  # True for Co-mining, whose options --recipe names
     epsilon = 0.0  # the label smoothing of the targets the networks fit (Co-mining's ε; the baselines' none)
+    ramp = forget_rate.FROM_START
     # Whether --forget-rate auto counts the wrong labels without a split (the confident joint, anchor
     # points) where the losses do not separate: both need a network fitted to the labels (Co-mining's
     # after warm-up); one epoch in, a baseline's may be near chance, where they read every label as wrong.
     counts_without_split = False
 
-    def __init__(self, cfg: Config, num_classes: int, make_model, ledger):
+    def __init__(self, cfg, num_classes: int, make_model, ledger):
         super().__init__()
         self.cfg, self.num_classes, self.ledger = cfg, num_classes, ledger
         self.nets = nn.ModuleList(make_model() for _ in range(self.num_networks))
-        self.target_forget_rate = effective_forget_rate(cfg)
 
     @property
     def view_kinds(self) -> tuple[str, ...]:
@@ -66,28 +78,18 @@ class Method(nn.Module):
         return ("plain",) if self.cfg.baseline_aug == "none" else ("weak",)
 
     @property
-    def estimate_after_epoch(self) -> int:
+    def first_estimate_after(self) -> int:
         """With --forget-rate auto, the epoch after which the noise rate is estimated from the losses:
-        the first, while the ramp below has not yet used the rate."""
+        the first, while the ramp has not yet used the rate."""
         return 1
 
     @property
-    def reestimate_after_epoch(self) -> int | None:
+    def second_estimate_after(self) -> int | None:
         """With --forget-rate auto, the epoch after which the noise rate is estimated once more, from
         networks that have trained with selection (None: the first estimate holds)."""
         return None
 
-    def forget_rate(self, epoch: int) -> float:
-        """Linear ramp from 0 to the target over the first --num_gradual epochs (Co-teaching's schedule);
-        0 while an ``auto`` rate has not been estimated yet."""
-        if self.target_forget_rate is None:
-            return 0.0
-        ramp = self.cfg.num_gradual
-        if ramp == 0:
-            return self.target_forget_rate
-        return self.target_forget_rate * min(epoch / max(ramp - 1, 1), 1.0)  # = linspace(0, r, ramp)[epoch]
-
-    def loss(self, views, labels, index, epoch):
+    def loss(self, views, labels, index, epoch, rate):
         raise NotImplementedError
 
 
@@ -127,15 +129,24 @@ class TwoNetworks(Method):
         return z1, z2, F.cross_entropy(z1, labels, reduction="none"), F.cross_entropy(z2, labels, reduction="none")
 
     def record(self, index, trained: torch.Tensor, score: torch.Tensor) -> None:
-        """Verdicts of a two-network step: clean if at least one network trained on the given label."""
+        """Selections of a two-network step: clean if at least one network trained on the given label."""
         self.ledger.record(index, torch.where(trained, CLEAN, DISCARDED), score)
 
 
-def build_method(cfg: Config, num_classes: int, make_model, ledger) -> Method:
+def build_method(cfg, num_classes: int, make_model, ledger) -> Method:
     if cfg.method not in METHODS:
         raise UserError(f"unknown method '{cfg.method}': choose one of {', '.join(sorted(METHODS))}")
     return METHODS[cfg.method](cfg, num_classes, make_model, ledger)
 
 
-from comining.methods import (  # noqa: E402,F401  (each module registers its method)
-    comining, coteaching, coteachingplus, decoupling, jocor, peerlearning, standard)
+def paper_methods() -> list[str]:
+    """The methods of the paper's tables, in their column order."""
+    return sorted((m for m in METHODS if METHODS[m].paper_column is not None), key=lambda m: METHODS[m].paper_column)
+
+
+def titles() -> dict[str, str]:
+    return {name: cls.title for name, cls in METHODS.items()}
+
+
+for _module in pkgutil.iter_modules(__path__):  # each module registers its method
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -3,25 +3,88 @@
 Per batch: a clean set C (lowest scores) trains with label-smoothed cross-entropy and prediction
 consistency; its most confident part H also pulls features towards same-label bank entries
 (semi-hard triplet) and feeds the memory banks; the rest D is relabelled from k-reciprocal bank
-neighbours when both views agree, and otherwise discarded for this step. With ``--select-by peer``
-two networks take this step side by side, each on the split the other's score makes (Co-teaching's
-exchange); the verdicts are the first network's.
+neighbours when both views agree, and otherwise discarded for this step.
+
+Its options are ``CoMiningOptions``; the recipes (``--recipe``) are named instances of them.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from comining import distributed
-from comining.config import default_epsilon
+from comining import distributed, forget_rate
 from comining.errors import UserError
 from comining.losses import smooth_labels, soft_cross_entropy, symmetric_kl
 from comining.methods import Method, num_kept, register
 from comining.metrics import CLEAN, DISCARDED, RELABELLED
 from comining.mining import MemoryBank, reciprocal_relabel, semi_hard_triplet
+from comining.setting import setting
+
+
+@dataclass(frozen=True)
+class CoMiningOptions:
+    """Co-mining's own settings. Those marked ``recipe`` are what a recipe sets; the rest (σ and the
+    margin differ between CIFAR-style and web data) keep the data set's preset."""
+
+    epsilon: float | None = setting(None, "label-smoothing mass ε (default: the paper's 0.5; 0.2 with two classes)")
+    confident_fraction: float = setting(0.5, "share e of the clean set used as high-confidence anchors",
+                                        metavar="E")
+    w_pc: float = setting(0.0, "weight of the prediction-consistency loss (the paper's 1)", recipe=True, metavar="W")
+    w_tri: float = setting(0.0, "weight of the semi-hard triplet loss (the paper's 3)", recipe=True, metavar="W")
+    w_re: float = setting(0.01, "weight of the relabelling loss", recipe=True, metavar="W")
+    margin: float = setting(0.0, "triplet margin m (web data 0.4)", flags=("--m",), metavar="M")
+    plk: int = setting(0, "lowest positive rank", metavar="K")
+    puk: int = setting(5, "positive ranks end (exclusive)", metavar="K")
+    nlk: int = setting(0, "lowest negative rank", metavar="K")
+    nuk: int = setting(5, "negative ranks end (exclusive)", metavar="K")
+    re_k: int = setting(15, "k of the k-reciprocal neighbours", flags=("--re_k1", "--re-k1"), metavar="K")
+    re_sigma: float = setting(0.15, "in-distribution threshold σ on the soft label (web data 0.5)", metavar="σ")
+    bank: int = setting(4096, "memory bank size per view", metavar="N")
+    aug: str = setting("ws", "the two views: ws (weak+strong), ww, ss", choices=("ws", "ww", "ss"), recipe=True)
+    select_per_class: bool = setting(True, "split clean / noisy within each given label instead of across the "
+                                     "batch", recipe=True)
+    forget_ramp: bool = setting(True, "ramp the forget rate in over --num-gradual epochs after warm-up "
+                                "(--no-forget-ramp jumps to it, as the paper)", recipe=True)
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        """UserError naming the first of these options of ``cfg`` that is out of range."""
+        checks = [
+            (cfg.epsilon is None or 0 <= cfg.epsilon < 1, f"--epsilon {cfg.epsilon} is outside [0, 1): the "
+             "label-smoothing mass, e.g. 0.5"),
+            (0 < cfg.confident_fraction <= 1, f"--confident-fraction {cfg.confident_fraction} is outside (0, 1]"),
+            *((getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} {getattr(cfg, name)} must not be negative")
+              for name in ("w_pc", "w_tri", "w_re", "margin")),
+            (0 <= cfg.plk < cfg.puk, f"--plk {cfg.plk} --puk {cfg.puk}: need 0 <= plk < puk (a rank range)"),
+            (0 <= cfg.nlk < cfg.nuk, f"--nlk {cfg.nlk} --nuk {cfg.nuk}: need 0 <= nlk < nuk (a rank range)"),
+            (cfg.re_k >= 1, f"--re-k {cfg.re_k} must be at least 1"),
+            (0 <= cfg.re_sigma <= 1, f"--re-sigma {cfg.re_sigma} is outside [0, 1]"),
+            (cfg.bank >= 1, f"--bank {cfg.bank} must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+
+RECIPES = {
+    # The study's choice (docs/RESULTS.md): no triplet term, selection within each given label, no
+    # prediction-consistency term (on clean labels it alone cost 2.9 points), and the forget rate
+    # ramped in after warm-up (at symmetric 80 % a jump to it loses classes in the first epoch).
+    "default": CoMiningOptions(),
+    "paper": CoMiningOptions(w_pc=1.0, w_tri=3.0, select_per_class=False, forget_ramp=False),  # DESIGN.md §2
+    "authors": CoMiningOptions(w_pc=1.0, w_tri=0.0, select_per_class=False, forget_ramp=False),  # its triplet term is 0
+}
+
+
+def default_epsilon(num_classes: int) -> float:
+    """The label-smoothing mass where --epsilon is not given: the paper's 0.5, or 0.2 with two classes,
+    where 0.5 would give both classes the same target (0.2 keeps the label four times as likely)."""
+    return 0.5 if num_classes > 2 else 0.2
+
 
 VIEWS = {"ws": ("weak", "strong"), "ww": ("weak", "weak"), "ss": ("strong", "strong")}
 
@@ -68,6 +131,8 @@ def lexsort_pair(primary: torch.Tensor, secondary: torch.Tensor) -> torch.Tensor
 
 @register("comining")
 class CoMining(Method):
+    title, paper_column = "Co-mining", 6
+    Options = CoMiningOptions
     uses_baseline_aug = False
     uses_recipe = True
     counts_without_split = True
@@ -84,115 +149,68 @@ class CoMining(Method):
         super().__init__(cfg, num_classes, make_model, ledger)
         dim = self.nets[0].feature_dim
         device = next(self.nets[0].parameters()).device
-        self.banks = [MemoryBank(cfg.bank, dim, device) for _ in range(2 * self.num_networks)]  # per net and view
-        self.confident_pushed = 0  # rows pushed per bank after warm-up (the confident set H only)
-
-    @property
-    def num_networks(self):
-        """Two with --select-by peer (each picks the other's clean set), else the paper's one."""
-        return 2 if self.cfg.select_by == "peer" else 1
+        self.banks = [MemoryBank(cfg.bank, dim, device) for _ in range(2)]  # one per view
 
     @property
     def view_kinds(self):
         return VIEWS[self.cfg.aug]
 
-    def forget_rate(self, epoch: int) -> float:
-        """Constant after warm-up (no selection happens during it), or ramped from 0 with --forget-ramp;
-        0 while an ``auto`` rate has not been estimated yet."""
-        if self.target_forget_rate is None:
-            return 0.0
-        if self.cfg.forget_ramp and self.cfg.num_gradual:
-            ramped = max(epoch - self.cfg.warmup_epochs + 1, 0) / self.cfg.num_gradual
-            return self.target_forget_rate * min(ramped, 1.0)
-        return self.target_forget_rate
+    @property
+    def ramp(self) -> str:
+        return forget_rate.AFTER_WARMUP if self.cfg.forget_ramp else forget_rate.AT_ONCE
 
     @property
-    def estimate_after_epoch(self) -> int:
+    def first_estimate_after(self) -> int:
         return max(self.cfg.warmup_epochs, 1)
 
     @property
-    def reestimate_after_epoch(self) -> int:
+    def second_estimate_after(self) -> int:
         """As many epochs of selection after the first estimate as the warm-up had: a network trained on
         its clean sets has not learned pair flips as a second cluster the way the warm-up's has, so its
         losses split clean from wrong where the warm-up's do not (docs/METHOD.md)."""
-        return 2 * self.estimate_after_epoch
+        return 2 * self.first_estimate_after
 
-    def bank_entries(self, bank: MemoryBank, confident_only: bool):
-        """The bank's entries to mine: all of them, or only those pushed after warm-up (from H)."""
-        if confident_only:
-            return bank.newest(self.confident_pushed)
-        return bank.feats, bank.labels
-
-    def view_outputs(self, net, views, labels, target):
-        """One network's per-sample terms on both views (one forward, one DDP forward per backward)."""
-        cfg = self.cfg
-        logits, feats = net(torch.cat(views))
+    def view_outputs(self, views, target):
+        """Per-sample terms on both views (one forward, one DDP forward per backward)."""
+        logits, feats = self.nets[0](torch.cat(views))
         z1, z2 = logits.float().chunk(2)
         h1, h2 = F.normalize(feats.float(), dim=1).chunk(2)
-        ce1, ce2 = soft_cross_entropy(z1, target), soft_cross_entropy(z2, target)
-        l_ce = 0.5 * (ce1 + ce2)
+        l_ce = 0.5 * (soft_cross_entropy(z1, target) + soft_cross_entropy(z2, target))
         l_pc = symmetric_kl(z1, z2, base=2)
-        # The paper fits the labels on both views; "weak" fits them on the weak view alone and leaves the
-        # strong view to the consistency term (w_pc > 0), so a crop that hides the class is not pushed to the label.
-        train_ce = l_ce if cfg.ce_on == "both" else ce1
-        with torch.no_grad():
-            # The paper ranks on the smoothed targets it trains with. Against them a flat prediction scores
-            # as well as a confident right one; "given" ranks on the given label's own cross-entropy.
-            rank_ce1, rank_ce = ce1, l_ce
-            if cfg.score_target == "given":
-                rank_ce1 = F.cross_entropy(z1, labels, reduction="none")
-                rank_ce = 0.5 * (rank_ce1 + F.cross_entropy(z2, labels, reduction="none"))
-            # The paper ranks on both views' losses; "weak" ranks on the first (weak) view's alone, so a
-            # strong crop that hides a clean image's class does not push the image out of C.
-            score = rank_ce + cfg.w_pc * l_pc if cfg.select_on == "both" else rank_ce1
-        return {"z": (z1, z2), "h": (h1, h2), "ce": train_ce, "pc": l_pc, "score": score}
+        score = (l_ce + self.cfg.w_pc * l_pc).detach()  # the selection score, lower = more trusted
+        return {"z": (z1, z2), "h": (h1, h2), "ce": l_ce, "pc": l_pc, "score": score}
 
-    def loss(self, views, labels, index, epoch):
+    def loss(self, views, labels, index, epoch, rate):
         cfg = self.cfg
         target = smooth_labels(labels, self.num_classes, self.epsilon)
-        outs = [self.view_outputs(net, views, labels, target) for net in self.nets]
-
+        out = self.view_outputs(views, target)
         if epoch < cfg.warmup_epochs:
-            for out, banks in zip(outs, self.bank_pairs):
-                self.push(banks, labels, *out["h"])
-            self.ledger.record(index, CLEAN, outs[0]["score"])
-            loss = sum(out["ce"].mean() for out in outs)
-            return loss, {"ce": loss / len(outs)}
+            self.push(labels, *out["h"])
+            self.ledger.record(index, CLEAN, out["score"])
+            loss = out["ce"].mean()
+            return loss, {"ce": loss}
+        clean, confident, noisy = split_by_score(out["score"], rate, cfg.confident_fraction,
+                                                 labels if cfg.select_per_class else None, self.num_classes)
+        loss, terms, agree, pseudo = self.split_loss(out, labels, clean, confident, noisy)
+        self.push(labels[confident], *(h[confident] for h in out["h"]))
+        self.ledger.record(index, CLEAN, out["score"])
+        self.ledger.record(index[noisy], torch.where(agree, RELABELLED, DISCARDED), out["score"][noisy],
+                           torch.where(agree, pseudo, -1))
+        return loss, terms
 
-        # Each network trains on the split its selector's score makes: its own (--select-by self), or
-        # the other network's (peer), so it does not confirm its own mistakes (Co-teaching's exchange).
-        selectors = outs[::-1]  # with one network, its own; with two, each the other's
-        # Selection may rank an average over epochs; the ledger keeps the step's own score.
-        rank_by = self.ledger.update_average(index, outs[0]["score"], cfg.score_ema) if cfg.score_ema else None
-        losses, terms = [], []
-        for n, (out, selector, banks) in enumerate(zip(outs, selectors, self.bank_pairs)):
-            clean, confident, noisy = split_by_score(selector["score"] if rank_by is None else rank_by,
-                                                     self.forget_rate(epoch), cfg.confident_fraction,
-                                                     labels if cfg.select_per_class else None, self.num_classes)
-            loss, net_terms, agree, pseudo = self.split_loss(out, banks, labels, clean, confident, noisy)
-            losses.append(loss)
-            terms.append(net_terms)
-            self.push(banks, labels[confident], *(h[confident] for h in out["h"]))
-            if n == 0:  # the verdicts are those of the first network's training
-                self.ledger.record(index, CLEAN, selector["score"])
-                self.ledger.record(index[noisy], torch.where(agree, RELABELLED, DISCARDED),
-                                   selector["score"][noisy], torch.where(agree, pseudo, -1))
-        self.confident_pushed += confident.shape[0] * distributed.world_size()  # H's size is the same for each
-        return sum(losses), {k: sum(t[k] for t in terms) / len(terms) for k in terms[0]}
-
-    def split_loss(self, out, banks, labels, clean, confident, noisy):
-        """One network's loss on a split: C trains on its labels, H mines the banks, D is relabelled where
-        both views' reciprocal neighbours agree. Returns (loss, terms, agree [|D|], pseudo-labels [|D|])."""
+    def split_loss(self, out, labels, clean, confident, noisy):
+        """The loss on a split: C trains on its labels, H mines the banks, D is relabelled where both
+        views' reciprocal neighbours agree. Returns (loss, terms, agree [|D|], pseudo-labels [|D|])."""
         cfg = self.cfg
         (z1, z2), (h1, h2) = out["z"], out["h"]
         l_tri = torch.cat([
-            semi_hard_triplet(h[confident], labels[confident], *self.bank_entries(bank, cfg.tri_confident_bank),
-                              cfg.margin, (cfg.plk, cfg.puk), (cfg.nlk, cfg.nuk), cfg.tri_positives)
-            for h, bank in zip((h1, h2), banks)]).mean()
+            semi_hard_triplet(h[confident], labels[confident], bank.feats, bank.labels, cfg.margin,
+                              (cfg.plk, cfg.puk), (cfg.nlk, cfg.nuk))
+            for h, bank in zip((h1, h2), self.banks)]).mean()
 
         (soft1, id1, pseudo1), (soft2, id2, pseudo2) = (
-            reciprocal_relabel(h[noisy].detach(), *self.bank_entries(bank, cfg.re_confident_bank), cfg.re_k,
-                               cfg.re_sigma, self.num_classes) for h, bank in zip((h1, h2), banks))
+            reciprocal_relabel(h[noisy].detach(), bank.feats, bank.labels, cfg.re_k, cfg.re_sigma, self.num_classes)
+            for h, bank in zip((h1, h2), self.banks))
         agree = id1 & id2 & (pseudo1 == pseudo2)
         relabel_target = 0.5 * (soft1 + soft2)
         l_re = 0.5 * (soft_cross_entropy(z1[noisy], relabel_target) + soft_cross_entropy(z2[noisy], relabel_target))
@@ -202,23 +220,17 @@ class CoMining(Method):
         loss = ce + cfg.w_pc * pc + cfg.w_tri * l_tri + cfg.w_re * l_re
         return loss, {"ce": ce, "pc": pc, "tri": l_tri, "re": l_re}, agree, pseudo1
 
-    @property
-    def bank_pairs(self):
-        """Each network's two banks (one per view)."""
-        return [self.banks[2 * n: 2 * n + 2] for n in range(len(self.nets))]
-
-    def push(self, banks, labels, h1, h2):
+    def push(self, labels, h1, h2):
         """Into each view's bank; under DDP the features of every rank, so all banks stay identical."""
         labels = distributed.gather_rows(labels)
-        for bank, h in zip(banks, (h1, h2)):
+        for bank, h in zip(self.banks, (h1, h2)):
             bank.push(distributed.gather_rows(h.detach()), labels)
 
     def get_extra_state(self):
-        return {"banks": [bank.state_dict() for bank in self.banks], "confident_pushed": self.confident_pushed}
+        return {"banks": [bank.state_dict() for bank in self.banks]}
 
     def set_extra_state(self, state):
-        if isinstance(state, list):  # saved before the count of confident pushes existed
-            state = {"banks": state, "confident_pushed": 0}
+        if isinstance(state, list):  # checkpoints whose extra state was the list of banks alone
+            state = {"banks": state}
         for bank, bank_state in zip(self.banks, state["banks"]):
             bank.load_state_dict(bank_state)
-        self.confident_pushed = int(state["confident_pushed"])

@@ -15,8 +15,10 @@ def exchange_losses(ce1, ce2, rate, among=None):
 
 @register("coteaching")
 class CoTeaching(TwoNetworks):
-    def loss(self, views, labels, index, epoch):
+    title, paper_column = "Co-teaching", 2
+
+    def loss(self, views, labels, index, epoch, rate):
         z1, z2, ce1, ce2 = self.forward_ce(views[0], labels)
-        loss1, loss2, picked1, picked2 = exchange_losses(ce1, ce2, self.forget_rate(epoch))
+        loss1, loss2, picked1, picked2 = exchange_losses(ce1, ce2, rate)
         self.record(index, picked1 | picked2, ce1)
         return loss1 + loss2, {"ce1": loss1, "ce2": loss2}

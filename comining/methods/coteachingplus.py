@@ -12,9 +12,10 @@ from comining.methods.coteaching import exchange_losses
 
 @register("coteachingplus")
 class CoTeachingPlus(TwoNetworks):
-    def loss(self, views, labels, index, epoch):
+    title, paper_column = "Co-teaching+", 3
+
+    def loss(self, views, labels, index, epoch, rate):
         z1, z2, ce1, ce2 = self.forward_ce(views[0], labels)
-        rate = self.forget_rate(epoch)
         disagree = z1.argmax(1) != z2.argmax(1)
         loss1, loss2, picked1, picked2 = exchange_losses(ce1, ce2, rate, among=disagree)
         fallback = disagree.sum() * (1.0 - rate) < 1  # not one sample would be kept

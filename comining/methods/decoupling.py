@@ -4,15 +4,16 @@ Samples both networks already classify alike carry little new information and, u
 often the ones whose wrong label both have memorised; so each network trains on the disagreements.
 """
 
+from comining import forget_rate
 from comining.methods import TwoNetworks, masked_mean, register
 
 
 @register("decoupling")
 class Decoupling(TwoNetworks):
-    def forget_rate(self, epoch: int) -> float:
-        return 0.0  # selects by disagreement, not by loss
+    title, paper_column = "Decoupling", 1
+    ramp = forget_rate.UNUSED  # selects by disagreement, not by loss
 
-    def loss(self, views, labels, index, epoch):
+    def loss(self, views, labels, index, epoch, rate):
         z1, z2, ce1, ce2 = self.forward_ce(views[0], labels)
         disagree = z1.argmax(1) != z2.argmax(1)
         loss1, loss2 = masked_mean(ce1, disagree), masked_mean(ce2, disagree)

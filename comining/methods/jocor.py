@@ -4,10 +4,16 @@ Instead of exchanging picks, both networks are pulled towards agreement and sele
 they agree on which samples are clean.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 
+from comining.errors import UserError
 from comining.losses import symmetric_kl
 from comining.methods import TwoNetworks, pick_smallest, masked_mean, register
+from comining.setting import setting
 
 
 def default_lambda(num_classes: int, closed_rate: float) -> float:
@@ -23,16 +29,30 @@ def joint_loss(z1, z2, labels, lam):
     return (1 - lam) * ce + lam * symmetric_kl(z1, z2)
 
 
+@dataclass
+class JoCoROptions:
+    jocor_lambda: float | None = setting(None, "co-regularisation weight λ (default: the paper's rule)",
+                                         metavar="λ")
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        if cfg.jocor_lambda is not None and not 0 <= cfg.jocor_lambda <= 1:
+            raise UserError(f"--jocor-lambda {cfg.jocor_lambda} is outside [0, 1]")
+
+
 @register("jocor")
 class JoCoR(TwoNetworks):
+    title, paper_column = "JoCoR", 4
+    Options = JoCoROptions
+
     def __init__(self, cfg, num_classes, make_model, ledger):
         super().__init__(cfg, num_classes, make_model, ledger)
         self.lam = cfg.jocor_lambda if cfg.jocor_lambda is not None else default_lambda(num_classes, cfg.closed_rate)
 
-    def loss(self, views, labels, index, epoch):
+    def loss(self, views, labels, index, epoch, rate):
         z1, z2 = self.forward_both(views[0])
         joint = joint_loss(z1, z2, labels, self.lam)
-        kept = pick_smallest(joint, self.forget_rate(epoch))
+        kept = pick_smallest(joint, rate)
         loss = masked_mean(joint, kept)
         self.record(index, kept, joint)
         return loss, {"joint": loss}

@@ -9,9 +9,10 @@ from comining.methods import TwoNetworks, masked_mean, pick_smallest, register
 
 @register("peerlearning")
 class PeerLearning(TwoNetworks):
-    def loss(self, views, labels, index, epoch):
+    title, paper_column = "Peer-learning", 5
+
+    def loss(self, views, labels, index, epoch, rate):
         z1, z2, ce1, ce2 = self.forward_ce(views[0], labels)
-        rate = self.forget_rate(epoch)
         agree = z1.argmax(1) == z2.argmax(1)
         picked1 = pick_smallest(ce1, rate, among=agree)  # handed to network 2
         picked2 = pick_smallest(ce2, rate, among=agree)  # handed to network 1

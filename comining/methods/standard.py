@@ -8,7 +8,9 @@ from comining.metrics import CLEAN
 
 @register("standard")
 class Standard(Method):
-    def loss(self, views, labels, index, epoch):
+    title, paper_column = "Standard", 0
+
+    def loss(self, views, labels, index, epoch, rate):
         logits, _ = self.nets[0](views[0])
         per_sample = F.cross_entropy(logits.float(), labels, reduction="none")
         self.ledger.record(index, CLEAN, per_sample)

@@ -1,0 +1,129 @@
+"""The forget rate: the share of each batch that a method sets aside as suspect, over a whole run.
+
+One object per run (``ForgetRate``) owns everything about it: the target (``--forget-rate``, or
+the rate the synthetic noise implies, or an estimate where it is unknown), the ramp that brings it
+in, when the noise rate is estimated (``--forget-rate auto``) and what survives a second estimate,
+its recovery on ``--resume``, and the prior share of wrong labels that the final verdicts use.
+The engine asks it for the epoch's rate once per epoch; the estimators are in ``noise_rate``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from comining import noise_rate
+
+# How a method brings its target rate in (``Method.ramp``):
+FROM_START = "from_start"  # linearly over the first --num-gradual epochs (Co-teaching's schedule)
+AFTER_WARMUP = "after_warmup"  # linearly over --num-gradual epochs once warm-up ends (Co-mining's default)
+AT_ONCE = "at_once"  # the whole target from the first epoch that selects (the paper's Co-mining)
+UNUSED = "unused"  # the method selects by something else (Decoupling): always 0
+
+
+def rate_is_unknown(cfg) -> bool:
+    """Whether the labels carry real noise of unknown rate (image sets, label files) rather than a
+    synthetic protocol's, whose rate is known."""
+    from comining.config import FOLDER_DATASETS
+    return cfg.dataset in FOLDER_DATASETS or cfg.labels is not None
+
+
+def target_rate(cfg) -> float | None:
+    """--forget-rate if given; else the share of wrong labels the noise protocol implies. None where
+    the rate is to be estimated (``auto``, the default where no protocol fixes it)."""
+    from comining.noise import forget_rate
+    if cfg.forget_rate == "auto" or (cfg.forget_rate is None and rate_is_unknown(cfg)):
+        return None
+    if cfg.forget_rate is not None:
+        return cfg.forget_rate
+    return forget_rate(cfg.closed_rate, cfg.open_ratio)
+
+
+def ramped(target: float, epoch: int, ramp: str, num_gradual: int, warmup_epochs: int) -> float:
+    """The rate of ``epoch`` (0-based) on the way to ``target``."""
+    if ramp == UNUSED:
+        return 0.0
+    if ramp == FROM_START and num_gradual:
+        return target * min(epoch / max(num_gradual - 1, 1), 1.0)  # = linspace(0, r, num_gradual)[epoch]
+    if ramp == AFTER_WARMUP and num_gradual:
+        return target * min(max(epoch - warmup_epochs + 1, 0) / num_gradual, 1.0)
+    return target
+
+
+class ForgetRate:
+    """The forget rate of one run of ``method`` (its ``ramp``, ``first_estimate_after``,
+    ``second_estimate_after`` and ``counts_without_split`` say how it uses the rate)."""
+
+    def __init__(self, cfg, method):
+        self.cfg, self.method = cfg, method
+        self.estimated = target_rate(cfg) is None  # --forget-rate auto
+        self.target: float | None = target_rate(cfg)  # None until an auto rate has been estimated
+
+    def at(self, epoch: int) -> float:
+        """The rate the method uses in ``epoch``; 0 while an auto rate has not been estimated yet."""
+        if self.target is None:
+            return 0.0
+        return ramped(self.target, epoch, self.method.ramp, self.cfg.num_gradual, self.cfg.warmup_epochs)
+
+    def estimate_due(self, epochs_done: int) -> bool:
+        """Whether the noise rate is estimated after this many epochs: at the method's first estimate
+        (or the first epoch after it, on a resumed run), and at its second where it has one."""
+        if not self.estimated:
+            return False
+        if self.target is None:
+            return epochs_done >= self.method.first_estimate_after
+        return epochs_done == self.method.second_estimate_after
+
+    def read(self, losses: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> noise_rate.NoiseEstimate:
+        """The noise rate as the networks see it now, from ``losses`` [N], each training sample's
+        cross-entropy of its given label (``evidence.given_label_losses``), ``probs`` [N×C], the
+        un-augmented class probabilities they came from (NaN rows: unreadable images), and the given
+        ``labels``. A first estimate whose losses do not separate counts the wrong labels without a
+        split where the method allows; a second one measures how concentrated the disagreements are."""
+        estimate = noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed)
+        if self.target is None:
+            if not estimate.separated and self.method.counts_without_split:
+                estimate = noise_rate.without_split(estimate, probs, labels, self.method.epsilon)
+            return estimate
+        return noise_rate.with_concentration(estimate, probs, labels)
+
+    def adopt(self, estimate: noise_rate.NoiseEstimate, history: list[dict], record: dict) -> str:
+        """Make ``estimate`` (from ``read``; under DDP rank 0's, so all ranks agree) the target from the
+        next epoch on, unless it is a second estimate that ``noise_rate.why_first_holds`` finds a
+        reason against. Adds the readings to ``record`` (the epoch's metrics); returns the line to print."""
+        record.update(noise_separation=estimate.separation)
+        if estimate.concentration is not None:
+            record.update(disagreement_concentration=estimate.concentration)
+        if self.target is not None:
+            first_record = next(r for r in history if "estimated_noise_rate" in r)
+            held_by = noise_rate.why_first_holds(estimate, self.target, first_record.get("noise_separation", 0.0))
+            if held_by is not None:
+                record.update(unused_noise_rate=estimate.rate)
+                return (f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: "
+                        f"the forget rate stays {self.target:.3f}")
+        self.target = estimate.rate
+        record.update(estimated_noise_rate=estimate.rate)
+        if estimate.confident_joint_rate is not None:
+            record.update(confident_joint_noise_rate=estimate.confident_joint_rate, anchor_noise_rate=estimate.anchor_rate)
+        if estimate.mixture_rate is not None:  # the count without a split replaced the mixture's
+            record.update(mixture_noise_rate=estimate.mixture_rate)
+        return f"{estimate.describe()}; forget rate {estimate.rate:.3f}"
+
+    def restore(self, history: list[dict]) -> None:
+        """On --resume: an estimated rate holds for the rest of the run."""
+        rate = estimated_noise_rate(history)
+        if rate is not None:
+            self.target = rate
+
+    def prior(self, probs: np.ndarray, labels: np.ndarray) -> float:
+        """The share of wrong labels the final verdicts expect: the target, or (an auto run too short
+        to have estimated it) the mixture's estimate from the final network's ``probs`` [N×C]."""
+        if self.target is not None:
+            return float(self.target)
+        given = probs[np.arange(len(labels)), labels]
+        return float(noise_rate.estimate_noise_rate(-np.log(np.clip(given, 1e-12, 1)), seed=self.cfg.seed).rate)
+
+
+def estimated_noise_rate(history: list[dict]) -> float | None:
+    """The noise rate that --forget-rate auto estimated during the run (None if it made none)."""
+    estimates = [r["estimated_noise_rate"] for r in history if "estimated_noise_rate" in r]
+    return estimates[-1] if estimates else None
