@@ -15,6 +15,7 @@ import shlex
 import shutil
 import sys
 import textwrap
+from pathlib import Path
 
 from comining import __version__
 from comining.config import PRESETS, REMOVED_HINT, RETIRED, SECTIONS, choices_of, method_options, settings_fields
@@ -305,10 +306,15 @@ def print_summary(cfg, results: dict, out: str) -> None:
     left_out = results.get("left_out")
     if left_out:
         head += f"; {left_out} sample{'s' if left_out != 1 else ''} left out of training (no label in the label file)"
-    lines = [head,
-             f"test accuracy {results['last10_mean']:.2f} ± {results['last10_std']:.2f} % "
+    lines = [head]
+    if cfg.train_csv and cfg.val_csv and Path(cfg.train_csv).resolve() == Path(cfg.val_csv).resolve():
+        lines.append("warning: --train-csv and --val-csv are the same file, so the test accuracy below is "
+                     "training accuracy: list held-out images in --val-csv")
+    lines += [f"test accuracy {results['last10_mean']:.2f} ± {results['last10_std']:.2f} % "
              f"(last {min(10, results['epochs'])} epochs; best {results['best_acc']:.2f} at epoch {results['best_epoch']}; "
              f"{results['precision']} on {results['device']}, {results['seconds']:.0f} s)"]
+    if results.get("precision_reason"):
+        lines.append(f"precision {results['precision_reason']}")
     if "estimated_noise_rate" in results:
         lines.append(f"noise rate estimated from the losses: {results['estimated_noise_rate']:.1%}"
                      + (f" (realised {noise['wrong_labels']:.1%})" if "wrong_labels" in noise else "")

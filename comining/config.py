@@ -50,7 +50,8 @@ class DataSettings:
     train_subset: int | None = setting(None, "train on the first N images of the training set's fixed order "
                                        "(in-memory sets: theirs; image sets: a seeded shuffle, so no class "
                                        "is left out)", main=True, metavar="N")
-    test_subset: int | None = setting(None, "evaluate on the first N test images only", metavar="N")
+    test_subset: int | None = setting(None, "evaluate on the first N images of the evaluation split's fixed "
+                                      "order (as --train-subset)", metavar="N")
     labels: str | None = setting(None, "label file replacing the training labels: .csv, .npy or CIFAR-N .pt",
                                  main=True, metavar="FILE")
     label_key: str | None = setting(None, "the array of a CIFAR-N .pt label file (default aggre_label or "

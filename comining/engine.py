@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from comining import distributed, evidence, hardware, label_issues, report
+from comining import distributed, evidence, hardware, label_issues, noise_rate, report
 from comining.config import Config, from_stored, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
-from comining.data.folder import FolderData, is_folder_dataset
-from comining.data.training import InMemoryData
+from comining.data.image_set import FolderData, is_folder_dataset
+from comining.data.in_memory import InMemoryData
 from comining.errors import UserError
 from comining.forget_rate import ForgetRate, estimated_noise_rate
 from comining.guards import Interrupted, LossMonitor, NonFiniteLoss, stop_on_signals  # noqa: F401
@@ -67,6 +67,16 @@ def progress_postfix(record: dict) -> dict:
     return postfix
 
 
+def check_enough_samples(labels: torch.Tensor, classes: list[str]) -> None:
+    """UserError, before anything trains, where too little is left to train on: fewer samples than the
+    noise-rate estimate needs, or samples of fewer than two classes (a label file that keeps a few)."""
+    kept, present = int(labels.numel()), int(torch.unique(labels).numel())
+    if kept < noise_rate.MIN_SAMPLES or present < 2:
+        raise UserError(f"only {kept} training sample{'s' if kept != 1 else ''} of {present} class"
+                        f"{'es' if present != 1 else ''} kept: a run needs at least {noise_rate.MIN_SAMPLES} samples "
+                        "of at least 2 classes; give labels to more samples (label file, folders or CSV list)")
+
+
 class Trainer:
     """Everything one run needs; ``fit()`` trains, ``Trainer.resume(path)`` continues a run."""
 
@@ -82,7 +92,7 @@ class Trainer:
         if cfg.batch_size % self.world:
             raise UserError(f"--batch-size {cfg.batch_size} does not split evenly over {self.world} processes: "
                             f"use a multiple of {self.world}")
-        self.precision = hardware.resolve_precision(cfg.precision, self.device)
+        self.precision, self.precision_reason = hardware.precision_choice(cfg.precision, self.device)
         self.channels_last = True  # faster convolutions on GPUs and on this project's CPUs alike
         self.pretrained = not resuming  # a resumed run takes its weights from the checkpoint
         hardware.seed_everything(cfg.seed + self.rank)  # DDP copies rank 0's weights; views differ per rank
@@ -90,6 +100,7 @@ class Trainer:
         if self.data.num_classes < 2:
             raise UserError(f"the training set has {self.data.num_classes} class: a classifier needs at least 2 "
                             "classes (class folders, or closed classes left by --open-ratio)")
+        check_enough_samples(self.data.labels, self.data.classes)
         self.ledger = Ledger(len(self.data), self.device)
         self.method = build_method(cfg, self.data.num_classes, self.make_model, self.ledger)
         self.forget = ForgetRate(cfg, self.method)
@@ -221,9 +232,9 @@ class Trainer:
                 if self.stop_requested():
                     raise Interrupted(self.stop_signal or "SIGTERM", epoch + 1, 0, self.run)
         if self.world > 1 and self.data.reads_files:  # files that broke on any rank
-            for skipped, failed in distributed.gather_objects((self.data.skipped, self.data.failed)):
-                self.data.skipped.update(skipped)
-                self.data.failed.update(failed)
+            for skipped, failed in distributed.gather_objects((self.data.skipped_files, self.data.failed_positions)):
+                self.data.skipped_files.update(skipped)
+                self.data.failed_positions.update(failed)
         self.final = label_issues.decide(evidence.gather(self.method, self.data, self.views, self.ledger,
                                                          self.precision, cfg.eval_batch_size, cfg.seed,
                                                          self.forget.prior))
@@ -309,12 +320,12 @@ class Trainer:
                    "method": self.cfg.method, "dataset": self.cfg.dataset, "precision": self.precision,
                    "device": str(self.device), "noise": self.data.noise, "train_size": len(self.data),
                    "label_precision": self.history[-1].get("label_precision"), "recipe": self.cfg.recipe,
-                   "forget_rate": self.forget.target}
+                   "forget_rate": self.forget.target, "precision_reason": self.precision_reason}
         estimate = estimated_noise_rate(self.history)
         if estimate is not None:
             results["estimated_noise_rate"] = estimate
         if self.data.reads_files:
-            results["skipped_files"] = len(self.data.skipped)
+            results["skipped_files"] = len(self.data.skipped_files)
         if self.cfg.labels or self.data.left_out:  # a -1 or empty label, or an unlisted path
             results["left_out"] = self.data.left_out
         if self.final is not None:

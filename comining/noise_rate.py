@@ -32,6 +32,7 @@ from sklearn.mixture import GaussianMixture
 
 # Ashman's D between the two components below which they are not two populations but one.
 MIN_SEPARATION = 2.0
+MIN_SAMPLES = 10  # the fewest losses a two-component mixture is fitted to
 N_INIT = 3
 # Where among the samples labelled j the anchors of class j sit: a high quantile of p(j), not the
 # maximum, which one memorised wrong label would set (docs/METHOD.md compares 0.75, 0.9 and 0.95).
@@ -85,8 +86,8 @@ def estimate_noise_rate(losses, seed: int = 0) -> NoiseEstimate:
     """
     values = np.asarray(losses, dtype=np.float64).ravel()
     values = values[np.isfinite(values)]
-    if values.size < 10:
-        raise ValueError(f"need at least 10 finite losses to estimate a noise rate, got {values.size}")
+    if values.size < MIN_SAMPLES:
+        raise ValueError(f"need at least {MIN_SAMPLES} finite losses to estimate a noise rate, got {values.size}")
     given = np.exp(-np.clip(values, 0, None))  # probability of the given label
     span = np.ptp(given)
     if span <= 1e-9:

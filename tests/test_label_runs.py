@@ -17,8 +17,8 @@ from comining import noise
 from comining.config import resolve
 from comining.forget_rate import target_rate
 from comining.data import cifar, load_arrays
-from comining.data.folder import FolderData
-from comining.data.training import InMemoryData
+from comining.data.image_set import FolderData
+from comining.data.in_memory import InMemoryData
 from comining.errors import UserError
 from comining.export import export_run
 from conftest import cli_runner, write_cifar10, write_cifar100

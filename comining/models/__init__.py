@@ -7,6 +7,9 @@ are the input of the final linear layer (what Co-mining's memory banks store), a
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from comining.errors import UserError
 
 MODELS: dict = {}
@@ -26,4 +29,6 @@ def build_model(name: str, in_channels: int, num_classes: int, image_size: int):
     return MODELS[name](in_channels=in_channels, num_classes=num_classes, image_size=image_size)
 
 
-from comining.models import cnn, resnet  # noqa: E402,F401  (registers their models)
+for _module in pkgutil.iter_modules(__path__):  # each architecture's module registers its builder
+    if _module.name != "weights":
+        importlib.import_module(f"{__name__}.{_module.name}")
