@@ -59,7 +59,7 @@ def run_comining(cfg, out: Path, save_evidence: bool):
     trainer.fit()
     seconds = time.process_time() - start
     if save_evidence:  # for choosing the rule offline (docs/METHOD.md, "Final verdicts")
-        ev = gather(trainer.method, trainer.data, trainer.views, trainer.ledger, trainer.precision,
+        ev = gather(trainer.method, trainer.data, trainer.views, trainer.selections, trainer.precision,
                     cfg.eval_batch_size, cfg.seed)
         np.savez(out / "evidence.npz", probs=ev.probs, kinds=np.array(final_view_kinds(trainer.method)), labels=ev.labels, history=ev.history,
                  votes=ev.votes if ev.votes is not None else np.zeros(0), prior_rate=ev.prior_rate,
@@ -140,7 +140,7 @@ def rescore(out: Path, previous: dict) -> dict:
     """A row again from a finished row's saved evidence and cleanlab probabilities, with the current
     rule (``decide`` is a pure function of the evidence, so this equals training again); the CPU
     times are the ones measured when the row ran."""
-    from comining.label_issues import decide
+    from comining.verdicts import decide
     from comining.evidence import Evidence
 
     saved = np.load(out / "evidence.npz")

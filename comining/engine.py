@@ -1,6 +1,6 @@
 """The training engine: one epoch loop for every method and data set.
 
-``Trainer`` builds the data, the method (its networks and ledger), the optimiser and the views from
+``Trainer`` builds the data, the method (its networks), the selection log, the optimiser and the views from
 a Config; ``fit()`` runs the epochs, evaluates after each, and keeps the run directory current
 (metrics.jsonl and checkpoint.pt every epoch; results.json, verdicts.csv and plots at the end).
 """
@@ -15,17 +15,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from comining import distributed, evidence, hardware, label_issues, noise_rate, report
+from comining import distributed, evidence, hardware, noise_rate, report, verdicts
 from comining.config import Config, from_stored, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
 from comining.data.image_set import FolderData, is_folder_dataset
 from comining.data.in_memory import InMemoryData
+from comining.data.training_set import check_same_data
 from comining.errors import UserError
 from comining.forget_rate import ForgetRate, estimated_noise_rate
 from comining.guards import Interrupted, LossMonitor, NonFiniteLoss, stop_on_signals  # noqa: F401
 from comining.methods import build_method
-from comining.metrics import Ledger, last_k_stats, selection_metrics, verdict_summary
+from comining.metrics import last_k_stats
+from comining.selection import SelectionLog, selection_metrics
 from comining.models import build_model
 from comining.models.weights import load_weights
 from comining.rundir import RunDir, atomic_json, atomic_torch_save, write_data_files, write_verdicts
@@ -101,8 +103,8 @@ class Trainer:
             raise UserError(f"the training set has {self.data.num_classes} class: a classifier needs at least 2 "
                             "classes (class folders, or closed classes left by --open-ratio)")
         check_enough_samples(self.data.labels, self.data.classes)
-        self.ledger = Ledger(len(self.data), self.device)
-        self.method = build_method(cfg, self.data.num_classes, self.make_model, self.ledger)
+        self.selections = SelectionLog(len(self.data), self.device)
+        self.method = build_method(cfg, self.data.num_classes, self.make_model, self.selections)
         self.forget = ForgetRate(cfg, self.method)
         self.optimizer = make_optimizer(cfg, self.method.parameters())
         plain = self.method.view_kinds == ("plain",)  # the authors' baselines: tensor conversion only
@@ -116,7 +118,7 @@ class Trainer:
         self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: stop after the current step
         self.ddp_wrapped = False
         self.partial = None  # (steps done, LossMonitor) of an epoch interrupted mid-way
-        self.final: label_issues.Verdicts | None = None  # the final verdicts, once training is done
+        self.final: verdicts.Verdicts | None = None  # the final verdicts, once training is done
 
     def make_model(self):
         model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
@@ -138,7 +140,7 @@ class Trainer:
         method.train()
         start, monitor = self.partial or (0, LossMonitor(self.device, self.monitor_every))
         if self.partial is None:
-            self.ledger.new_epoch()
+            self.selections.new_epoch()
         self.partial = None
         batches = self.data.batches(epoch, cfg.batch_size, cfg.seed, rank=self.rank, world=self.world, start=start)
         for step, (index, images, labels) in enumerate(batches, start):
@@ -156,8 +158,8 @@ class Trainer:
                 self.save(epoch, step=step + 1, monitor=monitor)
                 raise Interrupted(self.stop_signal or "SIGTERM", epoch, step + 1, self.run)
         monitor.check(epoch)
-        self.ledger.merge_ranks()
-        self.ledger.end_epoch()
+        self.selections.merge_ranks()
+        self.selections.end_epoch()
         distributed.broadcast_buffers(self.method)
         return {"lr": lr, "forget_rate": rate, "loss": monitor.means()}
 
@@ -221,7 +223,7 @@ class Trainer:
                 accs = self.evaluate()
                 record.update(test_acc=float(np.mean(accs)), test_acc_nets=accs)
                 if self.data.true_labels is not None:
-                    record.update(selection_metrics(self.ledger, self.data.labels, self.data.true_labels,
+                    record.update(selection_metrics(self.selections, self.data.labels, self.data.true_labels,
                                                     self.data.num_classes))
                 if self.forget.estimate_due(epoch + 1):
                     self.estimate_forget_rate(record)
@@ -235,13 +237,13 @@ class Trainer:
             for skipped, failed in distributed.gather_objects((self.data.skipped_files, self.data.failed_positions)):
                 self.data.skipped_files.update(skipped)
                 self.data.failed_positions.update(failed)
-        self.final = label_issues.decide(evidence.gather(self.method, self.data, self.views, self.ledger,
+        self.final = verdicts.decide(evidence.gather(self.method, self.data, self.views, self.selections,
                                                          self.precision, cfg.eval_batch_size, cfg.seed,
                                                          self.forget.prior))
         results = self.results(time.time() - started)
         if self.run is not None:
             atomic_json(self.run.results, results)
-            write_verdicts(self.run, self.ledger, self.data, self.final)
+            write_verdicts(self.run, self.selections, self.data, self.final)
             write_data_files(self.run, cfg.dataset, self.data, self.views.normalize)  # files broken meanwhile
             report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
         return results
@@ -272,7 +274,9 @@ class Trainer:
             "config": self.cfg.to_dict(), "epoch": epoch, "step": step,
             "monitor": monitor.state_dict() if monitor is not None else None,
             "method": self.method_state(), "optimizer": self.optimizer.state_dict(),
-            "ledger": self.ledger.state_dict(), "rng": rng[0], "rng_ranks": rng, "history": self.history})
+            # "ledger": the selection log's key in every checkpoint, older ones included
+            "ledger": self.selections.state_dict(), "rng": rng[0], "rng_ranks": rng, "history": self.history,
+            "data": self.data.fingerprint()})
 
     @classmethod
     def resume(cls, path, overrides: dict | None = None) -> "Trainer":
@@ -290,10 +294,11 @@ class Trainer:
             raise UserError(f"checkpoint {run.checkpoint} holds settings this version cannot use ({err}): "
                             "resume it with the version that wrote it, or start a new run") from None
         trainer = cls(cfg, out=path, resuming=True)
+        check_same_data(run.checkpoint, state.get("data"), trainer.data)  # before a state sized for other data loads
         try:
             trainer.method.load_state_dict(state["method"])
             trainer.optimizer.load_state_dict(state["optimizer"])
-            trainer.ledger.load_state_dict(state["ledger"])
+            trainer.selections.load_state_dict(state["ledger"])
             if state["step"]:
                 trainer.partial = (state["step"], LossMonitor.from_state(state["monitor"], trainer.device,
                                                                          trainer.monitor_every))
@@ -329,7 +334,7 @@ class Trainer:
         if self.cfg.labels or self.data.left_out:  # a -1 or empty label, or an unlisted path
             results["left_out"] = self.data.left_out
         if self.final is not None:
-            results.update(verdict_summary(self.final, self.data))
+            results.update(verdicts.verdict_summary(self.final, self.data))
         return results
 
 

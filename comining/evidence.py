@@ -1,8 +1,8 @@
 """What a finished run knows about each training sample, gathered once at the end of training.
 
 ``gather(method, data, views, ...)`` makes one pass over the training set in order with the final
-network(s) and returns an ``Evidence`` (NumPy arrays on the host) for ``comining.label_issues``:
-class probabilities under each of the method's views and un-augmented, the ledger's running record
+network(s) and returns an ``Evidence`` (NumPy arrays on the host) for ``comining.verdicts``:
+class probabilities under each of the method's views and un-augmented, the selection log's running record
 of selection scores, and, for methods with memory banks, the k-reciprocal neighbours' label votes.
 """
 
@@ -49,7 +49,7 @@ def final_view_kinds(method) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def gather(method, data, views, ledger, precision: str, batch_size: int, seed: int, prior) -> Evidence:
+def gather(method, data, views, selections, precision: str, batch_size: int, seed: int, prior) -> Evidence:
     """Evidence from the trained ``method`` on every training sample of ``data`` (see module doc).
 
     The weak view's random crops are drawn after seeding torch with ``seed`` inside ``fork_rng``,
@@ -57,7 +57,7 @@ def gather(method, data, views, ledger, precision: str, batch_size: int, seed: i
     ``prior(probs, labels)`` gives the expected share of wrong labels (``ForgetRate.prior``) from the
     un-augmented probabilities [N×C] and the given labels.
     """
-    device = ledger.status.device
+    device = selections.status.device
     n, num_classes = len(data), method.num_classes
     kinds = final_view_kinds(method)
     probs = torch.full((len(kinds), n, num_classes), 1.0 / num_classes, device=device)
@@ -79,7 +79,7 @@ def gather(method, data, views, ledger, precision: str, batch_size: int, seed: i
                     feats = outputs[0][1].float()
                     votes[index] = neighbour_votes(feats, banks, method.cfg.re_k, method.cfg.re_sigma, num_classes)
     method.train(was_training)
-    history = torch.where(ledger.epochs_ranked > 0, ledger.rank_mean, float("nan"))
+    history = torch.where(selections.epochs_ranked > 0, selections.rank_mean, float("nan"))
     probs, labels = probs.cpu().numpy(), data.labels.cpu().numpy()
     return Evidence(probs=probs, labels=labels, history=history.cpu().numpy(),
                     votes=None if votes is None else votes.cpu().numpy(), prior_rate=prior(probs[-1], labels))

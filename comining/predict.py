@@ -15,7 +15,7 @@ import torch
 
 from comining import hardware
 from comining.data.augment import Views
-from comining.data.folder import ImageFiles, loader
+from comining.data.decode import ImageFiles, loader
 from comining.errors import UserError
 from comining.rundir import RunDir, atomic_csv
 

@@ -10,7 +10,7 @@ A run directory (``comining train --out RUN``) holds:
                     written when training starts or resumes and again at its end
   metrics.jsonl     one JSON object per finished epoch (epoch, test_acc, losses, selection metrics, ...);
                     replaced as a whole after every epoch
-  checkpoint.pt     what resuming needs (config, epoch, step, method, optimizer, ledger, rng, history);
+  checkpoint.pt     what resuming needs (config, epoch, step, method, optimizer, ledger: the selection log, rng, history);
                     weights-only torch.save, replaced after every epoch and on a stop
   results.json      the run's summary (test accuracy, noise, verdict counts); written at the end
   verdicts.csv      per training sample: sample, given_label, [true_label], verdict, suggested_label,
@@ -53,7 +53,8 @@ import torch
 
 from comining.config import Config, noise_tag
 from comining.errors import UserError
-from comining.metrics import SELECTIONS
+from comining.selection import SELECTIONS
+from comining.verdicts import VERDICTS
 
 FORMAT = 1  # data.json's "format"; raise it when a file changes in a way older readers would misread
 
@@ -124,27 +125,27 @@ def atomic_csv(path: Path, header: list[str], rows) -> None:
     atomic_write(path, text.getvalue().encode())
 
 
-def write_verdicts(run: "RunDir", ledger, data, final) -> None:
+def write_verdicts(run: "RunDir", selections, data, final) -> None:
     """verdicts.csv and pred_probs.npy of a finished run.
 
     verdicts.csv has, per training sample: sample, given_label, [true_label], verdict (the final
     verdict), suggested_label, label_quality, outlier_score, selection (the last step's selection)
-    and score (its selection score); ``final`` is a ``comining.label_issues.Verdicts``.
+    and score (its selection score); ``final`` is a ``comining.verdicts.Verdicts``.
     pred_probs.npy holds ``final.pred_probs`` (N×C float32, one row per training sample).
     """
     classes = data.classes
-    status, score = ledger.status.tolist(), ledger.score.tolist()
+    status, score = selections.status.tolist(), selections.score.tolist()
     verdict, suggested = final.verdict.tolist(), final.suggested.tolist()
     quality, outlier = final.label_quality.tolist(), final.outlier_score.tolist()
     given = data.labels.tolist()
     true = data.true_labels.tolist() if data.true_labels is not None else None
     names = data.sample_names()
-    failed = getattr(data, "failed", ())  # image files that broke during training
+    failed = data.failed_positions  # image files that broke during training
 
     def name(label):
         return classes[label] if 0 <= label < len(classes) else f"open:{label}"
 
-    rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), SELECTIONS[verdict[i]],
+    rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), VERDICTS[verdict[i]],
              name(suggested[i]) if suggested[i] >= 0 else "", f"{quality[i]:.4f}", f"{outlier[i]:.4f}",
              SELECTIONS[status[i]], "" if math.isnan(score[i]) else f"{score[i]:.4f}"]
             for i in range(len(names)) if i not in failed]
@@ -159,15 +160,15 @@ def write_verdicts(run: "RunDir", ledger, data, final) -> None:
 def write_data_files(run: "RunDir", dataset: str, data, normalize) -> None:
     """data.json (what predict and inspect need: classes, image geometry, the evaluation view's
     normalisation, the data root) and, for image folders, skipped_files.txt (path<TAB>reason)."""
-    root = getattr(data, "root", None)
+    root = data.root
     atomic_json(run.data_info, {
         "format": FORMAT, "dataset": dataset, "root": str(root.resolve()) if root is not None else None,
         "classes": list(data.classes), "channels": data.channels, "image_size": data.image_size,
         "crop_size": data.crop_size, "normalize": normalize, "train_size": len(data),
-        "full_train_size": getattr(data, "full_size", len(data)),  # what a label file covers (export)
-        "skipped_files": len(getattr(data, "skipped", ()))})
-    if hasattr(data, "skipped"):
-        lines = "".join(f"{path}\t{reason}\n" for path, reason in data.skipped.items())
+        "full_train_size": data.full_size,  # what a label file covers (export)
+        "skipped_files": len(data.skipped_files)})
+    if data.reads_files:
+        lines = "".join(f"{path}\t{reason}\n" for path, reason in data.skipped_files.items())
         atomic_write(run.path / "skipped_files.txt", lines.encode())
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from comining.errors import UserError
-from comining.metrics import VERDICTS
+from comining.verdicts import VERDICTS
 from comining.rundir import read_run
 
 THUMB = 96  # tile side in pixels

@@ -37,7 +37,7 @@ from sklearn.mixture import GaussianMixture
 
 from comining import engine, evidence, noise_rate
 from comining.config import resolve
-from comining.metrics import CLEAN
+from comining.selection import CLEAN
 from comining.titles import parse_noise
 
 
@@ -61,7 +61,7 @@ def save_passes(args, name: str, seed: int, overrides: dict) -> None:
             if epoch + 1 == due:  # 0: after warm-up, 1: at the second estimate
                 probs = evidence.plain_probabilities(trainer.method, trainer.data, trainer.views, trainer.precision, 512)
                 saved[f"probs{which}"] = probs.float().cpu().numpy()
-                saved[f"clean{which}"] = (trainer.ledger.status == CLEAN).cpu().numpy()
+                saved[f"clean{which}"] = (trainer.selections.status == CLEAN).cpu().numpy()
         if trainer.forget.estimate_due(epoch + 1):
             trainer.estimate_forget_rate(record)
         trainer.history.append(record)

@@ -42,7 +42,7 @@ def logged_batches(*args, **kwargs):
 trainer.data.batches = logged_batches
 trainer.fit()
 whole = [[index.cpu() for index, _, _ in unsharded(epoch, cfg.batch_size, cfg.seed)] for epoch in range(cfg.epochs)]
-state = {"params": trainer.method_state(), "ledger": trainer.ledger.state_dict(),
+state = {"params": trainer.method_state(), "ledger": trainer.selections.state_dict(),
          "banks": [bank.state_dict() for bank in getattr(trainer.method, "banks", [])],
          "trained_on": trained_on, "whole_batches": whole, "forget_rate": trainer.forget.target}
 torch.save(state, f"{dump}/rank{trainer.rank}.pt")

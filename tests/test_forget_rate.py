@@ -14,7 +14,7 @@ def schedule(name, **settings):
     """The ForgetRate of a method ``name`` built over stub networks with these settings."""
     cfg = Config(method=name, **settings)
     make = (lambda: build_model("small", 1, 10, 8)) if name == "comining" else (lambda: nn.Linear(2, 10))
-    return ForgetRate(cfg, METHODS[name](cfg, 10, make, ledger=None))
+    return ForgetRate(cfg, METHODS[name](cfg, 10, make, selections=None))
 
 
 def test_the_target_is_the_given_rate_else_the_protocols_else_estimated():

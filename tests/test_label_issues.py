@@ -3,8 +3,8 @@
 import numpy as np
 
 from comining.evidence import Evidence
-from comining.label_issues import decide, lowest_share
-from comining.metrics import CLEAN, DISCARDED, RELABELLED
+from comining.verdicts import decide, lowest_share
+from comining.selection import CLEAN, DISCARDED, RELABELLED
 
 
 def evidence(probs, labels, history=None, votes=None, prior_rate=0.25):

@@ -11,7 +11,7 @@ import comining
 from comining.config import resolve
 from comining.engine import train
 from comining.errors import UserError
-from comining.metrics import CLEAN, Ledger
+from comining.selection import CLEAN, SelectionLog
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_a_folder_without_a_run_is_a_user_error(tmp_path):
 
 
 def test_the_running_record_is_each_samples_mean_score_quantile():
-    ledger = Ledger(4, "cpu")
+    ledger = SelectionLog(4, "cpu")
     for scores in ([0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]):  # quantiles 0, 1/3, 2/3, 1 and reversed
         ledger.new_epoch()
         ledger.record(torch.arange(4), CLEAN, torch.tensor(scores))
@@ -84,10 +84,10 @@ def test_the_running_record_is_each_samples_mean_score_quantile():
 
 
 def test_a_checkpoint_from_before_the_running_record_still_loads():
-    old = Ledger(3, "cpu")
+    old = SelectionLog(3, "cpu")
     old.record(torch.arange(3), CLEAN, torch.tensor([0.1, 0.2, 0.3]))
     state = {k: v for k, v in old.state_dict().items() if k not in ("rank_mean", "epochs_ranked")}
-    new = Ledger(3, "cpu")
+    new = SelectionLog(3, "cpu")
     new.load_state_dict(state)
     assert new.score.tolist() == pytest.approx([0.1, 0.2, 0.3])
     assert new.epochs_ranked.tolist() == [0, 0, 0]  # no history: the final verdicts use the network alone

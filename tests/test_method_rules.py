@@ -20,7 +20,7 @@ from comining.forget_rate import ForgetRate
 from comining.methods import METHODS
 from comining.methods import comining as comining_module
 from comining.methods.jocor import default_lambda
-from comining.metrics import CLEAN, DISCARDED, RELABELLED, Ledger
+from comining.selection import CLEAN, DISCARDED, RELABELLED, SelectionLog
 
 
 class FixedNet(nn.Module):
@@ -45,7 +45,7 @@ def margins(*ms):
 def build(name, nets, **cfg):
     """The method ``name`` over the given stub networks, forget rate fixed (no ramp), and its ledger."""
     n = len(nets[0].logits) // (2 if name == "comining" else 1)
-    ledger = Ledger(n, "cpu")
+    ledger = SelectionLog(n, "cpu")
     settings = dict(method=name, forget_rate=0.5, num_gradual=0)
     settings.update(cfg)
     make = iter(nets).__next__

@@ -8,8 +8,9 @@ import torch
 
 import numpy as np
 
-from comining.label_issues import Verdicts
-from comining.metrics import CLEAN, DISCARDED, RELABELLED, UNSEEN, Ledger, selection_metrics, verdict_summary
+from comining.verdicts import Verdicts
+from comining.selection import CLEAN, DISCARDED, RELABELLED, UNSEEN, SelectionLog, selection_metrics
+from comining.verdicts import verdict_summary
 from comining.rundir import RunDir, write_verdicts
 
 # Ten samples, known classes 0..2 (a, b, c); true labels 3 and 4 are open-set (no known class).
@@ -30,13 +31,14 @@ class TinyData:
     true_labels: torch.Tensor | None
     num_classes: int = NUM_CLOSED
     classes: tuple = ("a", "b", "c")
+    failed_positions: frozenset = frozenset()
 
     def sample_names(self):
         return [str(i) for i in range(len(self.labels))]
 
 
-def hand_built_ledger() -> Ledger:
-    ledger = Ledger(10, "cpu")
+def hand_built_log() -> SelectionLog:
+    ledger = SelectionLog(10, "cpu")
     ledger.record(torch.tensor([0, 1, 3, 8]), CLEAN, torch.tensor([0.1, 0.2, 0.3, 0.4]))
     ledger.record(torch.tensor([2, 7]), DISCARDED, torch.tensor([2.0, 3.0]))
     ledger.record(torch.tensor([4, 5, 6]), RELABELLED, torch.tensor([1.0, 1.5, 1.2]), torch.tensor([1, 2, 1]))
@@ -56,7 +58,7 @@ def test_selection_metrics_by_hand():
     # Seen: 0..8. Right labels seen: {0,1,2,4,6} (5). Clean {0,1,3,8}, of which right {0,1}:
     # precision 2/4, recall 2/5. Relabelled {4,5,6}, to the true class {4,5}: 2/3.
     # Open-set {7,8}, discarded {7}: 1/2.
-    metrics = selection_metrics(hand_built_ledger(), GIVEN, TRUE, NUM_CLOSED)
+    metrics = selection_metrics(hand_built_log(), GIVEN, TRUE, NUM_CLOSED)
     assert metrics == {"label_precision": pytest.approx(0.5), "label_recall": pytest.approx(0.4),
                        "relabel_acc": pytest.approx(2 / 3), "open_discarded": pytest.approx(0.5),
                        "clean": 4, "relabelled": 3, "discarded": 2}
@@ -65,7 +67,7 @@ def test_selection_metrics_by_hand():
 def test_selection_metrics_count_only_this_epochs_samples():
     # A new epoch in which only sample 0 (clean, right) and 5 (relabelled correctly) are seen: the
     # others keep last epoch's status but are not counted; nothing open-set was seen (None, not 0).
-    ledger = hand_built_ledger()
+    ledger = hand_built_log()
     ledger.new_epoch()
     ledger.record(torch.tensor([0]), CLEAN, torch.tensor([0.1]))
     ledger.record(torch.tensor([5]), RELABELLED, torch.tensor([1.0]), torch.tensor([2]))
@@ -86,7 +88,7 @@ def test_verdict_summary_by_hand():
 
 
 def test_an_unseen_sample_is_reported_as_unseen_in_verdicts_csv(tmp_path):
-    ledger = hand_built_ledger()
+    ledger = hand_built_log()
     assert ledger.status[9] == UNSEEN
     write_verdicts(RunDir(tmp_path), ledger, TinyData(GIVEN, TRUE), hand_built_final())
     with open(tmp_path / "verdicts.csv", newline="") as fh:

@@ -455,7 +455,7 @@ def _rewrite_checkpoint(trainer):
 
 
 def _rewrite_verdicts(trainer):
-    write_verdicts(trainer.run, trainer.ledger, trainer.data, trainer.final)
+    write_verdicts(trainer.run, trainer.selections, trainer.data, trainer.final)
 
 
 def _rewrite_metrics(trainer):

@@ -18,7 +18,7 @@ from torch import nn
 
 from comining import forget_rate
 from comining.errors import UserError
-from comining.metrics import CLEAN, DISCARDED
+from comining.selection import CLEAN, DISCARDED
 
 METHODS: dict = {}
 
@@ -39,7 +39,7 @@ def num_kept(n: int, rate: float) -> int:
 
 
 class Method(nn.Module):
-    """Base of all methods: ``num_networks`` models built by ``make_model``, a ledger of selections.
+    """Base of all methods: ``num_networks`` models built by ``make_model``, and the selection log (``comining.selection``) its steps write.
 
     Subclasses implement ``loss(views, labels, index, epoch, rate) -> (loss, terms)``: views are the
     augmented batches named by ``view_kinds``, labels the given (noisy) labels, index the samples'
@@ -67,9 +67,9 @@ class Method(nn.Module):
     # after warm-up); one epoch in, a baseline's may be near chance, where they read every label as wrong.
     counts_without_split = False
 
-    def __init__(self, cfg, num_classes: int, make_model, ledger):
+    def __init__(self, cfg, num_classes: int, make_model, selections):
         super().__init__()
-        self.cfg, self.num_classes, self.ledger = cfg, num_classes, ledger
+        self.cfg, self.num_classes, self.selections = cfg, num_classes, selections
         self.nets = nn.ModuleList(make_model() for _ in range(self.num_networks))
 
     @property
@@ -130,13 +130,13 @@ class TwoNetworks(Method):
 
     def record(self, index, trained: torch.Tensor, score: torch.Tensor) -> None:
         """Selections of a two-network step: clean if at least one network trained on the given label."""
-        self.ledger.record(index, torch.where(trained, CLEAN, DISCARDED), score)
+        self.selections.record(index, torch.where(trained, CLEAN, DISCARDED), score)
 
 
-def build_method(cfg, num_classes: int, make_model, ledger) -> Method:
+def build_method(cfg, num_classes: int, make_model, selections) -> Method:
     if cfg.method not in METHODS:
         raise UserError(f"unknown method '{cfg.method}': choose one of {', '.join(sorted(METHODS))}")
-    return METHODS[cfg.method](cfg, num_classes, make_model, ledger)
+    return METHODS[cfg.method](cfg, num_classes, make_model, selections)
 
 
 def paper_methods() -> list[str]:

@@ -20,7 +20,7 @@ from comining import distributed, forget_rate
 from comining.errors import UserError
 from comining.losses import smooth_labels, soft_cross_entropy, symmetric_kl
 from comining.methods import Method, num_kept, register
-from comining.metrics import CLEAN, DISCARDED, RELABELLED
+from comining.selection import CLEAN, DISCARDED, RELABELLED
 from comining.mining import MemoryBank, reciprocal_relabel, semi_hard_triplet
 from comining.setting import setting
 
@@ -137,7 +137,7 @@ class CoMining(Method):
     uses_recipe = True
     counts_without_split = True
 
-    def __init__(self, cfg, num_classes, make_model, ledger):
+    def __init__(self, cfg, num_classes, make_model, selections):
         # Label smoothing gives 1-ε to the label and ε/(C-1) to each other class; at ε ≥ (C-1)/C the
         # label no longer stands out, and the loss (hence the selection) would ignore it.
         limit = (num_classes - 1) / num_classes
@@ -146,7 +146,7 @@ class CoMining(Method):
             raise UserError(f"--epsilon {cfg.epsilon} leaves no trace of the label with {num_classes} classes "
                             f"(label smoothing needs ε below {limit:.2f}): pass e.g. --epsilon {limit * 0.4:.1f}, "
                             "or leave it out for the default")
-        super().__init__(cfg, num_classes, make_model, ledger)
+        super().__init__(cfg, num_classes, make_model, selections)
         dim = self.nets[0].feature_dim
         device = next(self.nets[0].parameters()).device
         self.banks = [MemoryBank(cfg.bank, dim, device) for _ in range(2)]  # one per view
@@ -186,15 +186,15 @@ class CoMining(Method):
         out = self.view_outputs(views, target)
         if epoch < cfg.warmup_epochs:
             self.push(labels, *out["h"])
-            self.ledger.record(index, CLEAN, out["score"])
+            self.selections.record(index, CLEAN, out["score"])
             loss = out["ce"].mean()
             return loss, {"ce": loss}
         clean, confident, noisy = split_by_score(out["score"], rate, cfg.confident_fraction,
                                                  labels if cfg.select_per_class else None, self.num_classes)
         loss, terms, agree, pseudo = self.split_loss(out, labels, clean, confident, noisy)
         self.push(labels[confident], *(h[confident] for h in out["h"]))
-        self.ledger.record(index, CLEAN, out["score"])
-        self.ledger.record(index[noisy], torch.where(agree, RELABELLED, DISCARDED), out["score"][noisy],
+        self.selections.record(index, CLEAN, out["score"])
+        self.selections.record(index[noisy], torch.where(agree, RELABELLED, DISCARDED), out["score"][noisy],
                            torch.where(agree, pseudo, -1))
         return loss, terms
 

@@ -45,8 +45,8 @@ class JoCoR(TwoNetworks):
     title, paper_column = "JoCoR", 4
     Options = JoCoROptions
 
-    def __init__(self, cfg, num_classes, make_model, ledger):
-        super().__init__(cfg, num_classes, make_model, ledger)
+    def __init__(self, cfg, num_classes, make_model, selections):
+        super().__init__(cfg, num_classes, make_model, selections)
         self.lam = cfg.jocor_lambda if cfg.jocor_lambda is not None else default_lambda(num_classes, cfg.closed_rate)
 
     def loss(self, views, labels, index, epoch, rate):

@@ -3,7 +3,7 @@
 import torch.nn.functional as F
 
 from comining.methods import Method, register
-from comining.metrics import CLEAN
+from comining.selection import CLEAN
 
 
 @register("standard")
@@ -13,6 +13,6 @@ class Standard(Method):
     def loss(self, views, labels, index, epoch, rate):
         logits, _ = self.nets[0](views[0])
         per_sample = F.cross_entropy(logits.float(), labels, reduction="none")
-        self.ledger.record(index, CLEAN, per_sample)
+        self.selections.record(index, CLEAN, per_sample)
         ce = per_sample.mean()
         return ce, {"ce": ce}

@@ -16,12 +16,12 @@ from html import escape
 from pathlib import Path
 
 from comining.errors import UserError
-from comining.metrics import SELECTIONS
+from comining.selection import SELECTIONS
 from comining.review import thumbs
 from comining.review.chart import history_chart
 from comining.review.decisions import label_file_kind, verdict_label, verdict_right
 from comining.rundir import RunDir, atomic_write, read_run
-from comining.data.folder import usable_cpus
+from comining.data.decode import usable_cpus
 from comining.verdicts_view import class_table, training_arrays
 
 HERE = Path(__file__).parent

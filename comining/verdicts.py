@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from comining.evidence import Evidence
-from comining.metrics import CLEAN, DISCARDED, RELABELLED
+from comining.selection import CLEAN, DISCARDED, RELABELLED
 
+# The final verdicts take the same three values as a step's selection.
+VERDICTS = ("clean", "relabelled", "discarded")
 HISTORY_WEIGHT = 0.1  # least share of label_quality from the training history (more where memorised)
 OUTLIER_RATIO = 0.6  # discard as "no class fits" when the best class has less than this share of a typical one
 
@@ -94,3 +97,23 @@ def lowest_share(quality: np.ndarray, rate: float) -> np.ndarray:
         return np.zeros(len(quality), dtype=bool)
     cut = np.partition(quality, count - 1)[count - 1]
     return quality <= cut
+
+
+def verdict_summary(final, data) -> dict:
+    """Counts of the final verdicts (a ``Verdicts``), and against the truth
+    where the noise was synthetic: wrong labels caught (relabelled or discarded), right labels set
+    aside, and relabellings to the true class."""
+    verdict = torch.as_tensor(final.verdict).long()
+    suggested = torch.as_tensor(final.suggested).long()
+    summary = {f"n_{name}": int((verdict == code).sum()) for code, name in enumerate(VERDICTS)}
+    flagged = verdict != CLEAN
+    true = data.true_labels
+    if true is not None:
+        true, given = true.cpu(), data.labels.cpu()
+        wrong = (given != true) | (true >= data.num_classes)
+        summary.update(
+            n_wrong_labels=int(wrong.sum()),
+            wrong_caught=int((wrong & flagged).sum()),
+            right_flagged=int((~wrong & flagged).sum()),
+            relabelled_correctly=int(((verdict == RELABELLED) & (suggested == true)).sum()))
+    return summary
