@@ -154,7 +154,7 @@ def test_cifar80no_trains_80_outputs(run_cli, cifar100_root, tmp_path):
     assert {r["selection"] for r in rows} <= VERDICTS | {"unseen"}  # 200 images, batches of 128: some never drawn
     assert sum(r["true_label"] not in known for r in rows) == 80
     for m in _metrics(out):
-        assert m["open_discarded"] is None or 0 <= m["open_discarded"] <= 1
+        assert m["open_discarded"] is not None and 0 <= m["open_discarded"] <= 1  # open-set images are drawn every epoch
 
 
 # --- 3. bad input: status 2, one line naming the problem, no traceback, no run directory -------

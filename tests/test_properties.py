@@ -149,7 +149,7 @@ def test_semi_hard_triplet_is_finite_non_negative_and_bounded(case):
     # Where a gradient exists it is finite, zero rows (normalised with an epsilon) included.
     if loss.requires_grad:
         loss.sum().backward()
-        assert anchors.grad is None or torch.isfinite(anchors.grad).all()
+        assert anchors.grad is not None and torch.isfinite(anchors.grad).all()
 
 
 def test_semi_hard_triplet_result_is_always_differentiable():
