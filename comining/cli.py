@@ -184,6 +184,7 @@ def build_parser() -> Parser:
     group.add_argument("--per-class", type=int, default=8, metavar="N", help="images shown per class and verdict [default 8]")
     group.add_argument("--max-classes", type=int, default=50, metavar="N",
                        help="classes drawn, those with the most images set aside first [default 50]")
+    group.add_argument("--force", action="store_true", help="replace an existing --output file")
 
     predict = commands.add_parser("predict", help="classify image files or folders with a trained run")
     predict.usage_tail = "--run RUN_DIR PATH..."
@@ -192,6 +193,7 @@ def build_parser() -> Parser:
     group.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory whose model to use")
     group.add_argument("--output", default="predictions.csv", metavar="CSV",
                        help="where to write the predictions [default predictions.csv]")
+    group.add_argument("--force", action="store_true", help="replace an existing --output file")
     group = predict.add_argument_group("run and hardware")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [default auto]")
     group.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass [default 64]")
@@ -213,6 +215,7 @@ def build_parser() -> Parser:
     group.add_argument("--format", choices=("csv", "npy"), help="file format [default: from FILE's extension]")
     group.add_argument("--keep-discarded", action="store_true",
                        help="keep discarded samples with their given label instead of leaving them out")
+    group.add_argument("--force", action="store_true", help="replace an existing FILE")
     return parser
 
 
@@ -339,7 +342,7 @@ def cmd_inspect(args) -> int:
 
     if args.per_class < 1 or args.max_classes < 1:
         raise UserError("--per-class and --max-classes must be at least 1")
-    text, _ = inspect_run(args.run_dir, args.output, args.per_class, args.max_classes)
+    text, _ = inspect_run(args.run_dir, args.output, args.per_class, args.max_classes, args.force)
     print(text)
     return 0
 
@@ -349,7 +352,7 @@ def cmd_predict(args) -> int:
 
     if args.batch_size < 1 or args.workers < 0:
         raise UserError("--batch-size must be at least 1 and --workers not negative")
-    result = predict(args.run, args.paths, args.output, args.device, args.batch_size, args.workers)
+    result = predict(args.run, args.paths, args.output, args.device, args.batch_size, args.workers, args.force)
     counts = ", ".join(f"{n} {name}" for name, n in list(result["counts"].items())[:8])
     more = len(result["counts"]) - 8
     print(f"classified {result['images'] - result['errors']} of {result['images']} images with {args.run}"
@@ -373,7 +376,7 @@ def cmd_review(args) -> int:
 def cmd_export(args) -> int:
     from comining.export import export_run
 
-    result = export_run(args.run_dir, args.out, args.keep_discarded, args.format)
+    result = export_run(args.run_dir, args.out, args.keep_discarded, args.format, args.force)
     print(f"wrote {result['path']}: labels of {result['samples']} training samples, {result['relabelled']} "
           f"relabelled, " + (f"{result['discarded']} discarded ones left out (keep them with --keep-discarded)"
                              if not args.keep_discarded else "discarded ones kept with their given label")

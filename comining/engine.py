@@ -69,14 +69,17 @@ def progress_postfix(record: dict) -> dict:
     return postfix
 
 
-def check_enough_samples(labels: torch.Tensor, classes: list[str]) -> None:
-    """UserError, before anything trains, where too little is left to train on: fewer samples than the
-    noise-rate estimate needs, or samples of fewer than two classes (a label file that keeps a few)."""
+def check_enough_samples(labels: torch.Tensor, rate_estimated: bool) -> None:
+    """UserError, before anything trains, where too little is left to train on (a label file that keeps
+    a few samples): samples of fewer than two classes, or, where the noise rate is to be estimated,
+    fewer samples than its mixture needs."""
     kept, present = int(labels.numel()), int(torch.unique(labels).numel())
-    if kept < noise_rate.MIN_SAMPLES or present < 2:
+    if present < 2 or (rate_estimated and kept < noise_rate.MIN_SAMPLES):
+        need = f"at least {noise_rate.MIN_SAMPLES} samples of" if rate_estimated else "samples of"
         raise UserError(f"only {kept} training sample{'s' if kept != 1 else ''} of {present} class"
-                        f"{'es' if present != 1 else ''} kept: a run needs at least {noise_rate.MIN_SAMPLES} samples "
-                        "of at least 2 classes; give labels to more samples (label file, folders or CSV list)")
+                        f"{'es' if present != 1 else ''} kept: a run needs {need} at least 2 classes"
+                        + (" to estimate its noise rate" if rate_estimated else "")
+                        + "; give labels to more samples (label file, folders or CSV list)")
 
 
 class Trainer:
@@ -102,10 +105,10 @@ class Trainer:
         if self.data.num_classes < 2:
             raise UserError(f"the training set has {self.data.num_classes} class: a classifier needs at least 2 "
                             "classes (class folders, or closed classes left by --open-ratio)")
-        check_enough_samples(self.data.labels, self.data.classes)
         self.selections = SelectionLog(len(self.data), self.device)
         self.method = build_method(cfg, self.data.num_classes, self.make_model, self.selections)
         self.forget = ForgetRate(cfg, self.method)
+        check_enough_samples(self.data.labels, self.forget.estimated)
         self.optimizer = make_optimizer(cfg, self.method.parameters())
         plain = self.method.view_kinds == ("plain",)  # the authors' baselines: tensor conversion only
         self.views = Views(self.data.crop_size, self.data.padding, self.data.flip,
@@ -233,14 +236,18 @@ class Trainer:
                 epochs.set_postfix(progress_postfix(record))
                 if self.stop_requested():
                     raise Interrupted(self.stop_signal or "SIGTERM", epoch + 1, 0, self.run)
+        return self.finish(time.time() - started)
+
+    def finish(self, seconds: float) -> dict:
+        """After the last epoch: the final verdicts, results.json, verdicts.csv and the plots."""
+        cfg = self.cfg
         if self.world > 1 and self.data.reads_files:  # files that broke on any rank
             for skipped, failed in distributed.gather_objects((self.data.skipped_files, self.data.failed_positions)):
                 self.data.skipped_files.update(skipped)
                 self.data.failed_positions.update(failed)
         self.final = verdicts.decide(evidence.gather(self.method, self.data, self.views, self.selections,
-                                                         self.precision, cfg.eval_batch_size, cfg.seed,
-                                                         self.forget.prior))
-        results = self.results(time.time() - started)
+                                                     self.precision, cfg.eval_batch_size, cfg.seed, self.forget.prior))
+        results = self.results(seconds)
         if self.run is not None:
             atomic_json(self.run.results, results)
             write_verdicts(self.run, self.selections, self.data, self.final)

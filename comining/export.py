@@ -16,7 +16,7 @@ import numpy as np
 
 from comining import labelfile
 from comining.errors import UserError
-from comining.rundir import VERDICT_COLUMNS, RunDir
+from comining.rundir import VERDICT_COLUMNS, RunDir, check_output
 
 
 def decided_labels(rows: list[dict], classes: list[str], keep_discarded: bool) -> list[int]:
@@ -46,11 +46,12 @@ def training_positions(run: RunDir, rows: list[dict], size: int) -> list[int]:
     return positions
 
 
-def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = None) -> dict:
+def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = None, force: bool = False) -> dict:
     """Write the label file ``out`` (format ``fmt``, 'csv' or 'npy'; default from the extension) of the
-    run in ``run_dir``. Returns {"path", "format", "samples" (training samples of the run), "relabelled",
+    run in ``run_dir``; an existing ``out`` is replaced only with ``force``, the run's own files never. Returns {"path", "format", "samples" (training samples of the run), "relabelled",
     "discarded" (left out as discarded), "untrained" (left out as the run did not train on them)}."""
     run = RunDir(run_dir)
+    out = check_output(out, force, run_dir)
     rows = run.read_verdicts((*VERDICT_COLUMNS, "suggested_label"))
     data = run.read_data_info(keys=("classes",))
     out = Path(out)

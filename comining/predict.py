@@ -17,7 +17,7 @@ from comining import hardware
 from comining.data.augment import Views
 from comining.data.decode import ImageFiles, loader
 from comining.errors import UserError
-from comining.rundir import RunDir, atomic_csv
+from comining.rundir import RunDir, atomic_csv, check_output
 
 
 def load_networks(run_dir, device) -> tuple[list[torch.nn.Module], dict, dict]:
@@ -45,8 +45,9 @@ def collect(paths: list[str]) -> list[Path]:
 
 @torch.no_grad()
 def predict(run_dir, paths: list[str], output="predictions.csv", device: str = "auto", batch_size: int = 64,
-            workers: int = 0) -> dict:
-    """Classify ``paths`` with the run in ``run_dir`` and write ``output`` (path, class, confidence, error).
+            workers: int = 0, force: bool = False) -> dict:
+    """Classify ``paths`` with the run in ``run_dir`` and write ``output`` (path, class, confidence, error);
+    an existing ``output`` is replaced only with ``force``, an input image or the run's own files never.
 
     Returns {"images": n, "errors": n unreadable, "counts": {class: n}, "output": path}.
     """
@@ -54,6 +55,7 @@ def predict(run_dir, paths: list[str], output="predictions.csv", device: str = "
     nets, info, cfg = load_networks(run_dir, device)
     precision = hardware.resolve_precision(cfg.get("precision", "auto"), device)
     files = collect(paths)
+    check_output(output, force, run_dir, inputs=files, flag="--output")
     classes = info["classes"]
     views = Views(info["crop_size"], 0, False, info.get("normalize"))
     dataset = ImageFiles(files, info["image_size"], "L" if info["channels"] == 1 else "RGB")

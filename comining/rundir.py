@@ -77,6 +77,26 @@ NUMBER_COLUMNS = {"label_quality": False, "outlier_score": False, "score": True}
 REWRITTEN_ON_RESUME = {"config.json", "data.json", "results.json", "verdicts.csv", "pred_probs.npy"}
 
 
+# The files a training run writes into its directory: no other command writes over them.
+RUN_FILES = ("config.json", "data.json", "metrics.jsonl", "checkpoint.pt", "results.json", "verdicts.csv",
+             "pred_probs.npy", "skipped_files.txt", "curves.png")
+
+
+def check_output(path, force: bool, run_dir=None, inputs=(), flag: str = "--out") -> Path:
+    """``path`` where a command may write its output there: never over a file the training run of
+    ``run_dir`` wrote, nor over one of the command's ``inputs`` (even with ``force``); over any other
+    existing file only with ``force``. UserError otherwise."""
+    path = Path(path)
+    target = path.resolve()
+    if run_dir is not None and target.parent == Path(run_dir).resolve() and target.name in RUN_FILES:
+        raise UserError(f"{path} is the run's own {target.name}: choose another {flag}")
+    if any(target == Path(p).resolve() for p in inputs):
+        raise UserError(f"{path} is one of the files this command reads: choose another {flag}")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise UserError(f"{path} already exists: pass --force to replace it, or choose another {flag}")
+    return path
+
+
 def default_out(cfg: Config) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{cfg.dataset}-{noise_tag(cfg)}-{cfg.method}-{stamp}"

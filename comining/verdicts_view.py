@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from comining.errors import UserError
 from comining.verdicts import VERDICTS
-from comining.rundir import read_run
+from comining.rundir import check_output, read_run
 
 THUMB = 96  # tile side in pixels
 CAPTION = 14  # caption strip under each tile
@@ -181,8 +181,11 @@ def _fit(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 2] + ".."
 
 
-def inspect_run(run_dir, output=None, per_row: int = 8, max_classes: int = 50) -> tuple[str, Path]:
-    """(the printed summary, the contact sheet's path) of a run; the sheet defaults to RUN/contact_sheet.png."""
+def inspect_run(run_dir, output=None, per_row: int = 8, max_classes: int = 50, force: bool = False) -> tuple[str, Path]:
+    """(the printed summary, the contact sheet's path) of a run; the sheet defaults to RUN/contact_sheet.png,
+    which inspect replaces freely; an ``output`` that exists is replaced only with ``force``."""
+    if output:
+        check_output(output, force, run_dir, flag="--output")
     rows, data, cfg = read_run(run_dir)
     classes = data.get("classes") or []
     table = class_table(rows, classes)

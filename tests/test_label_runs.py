@@ -163,7 +163,7 @@ def test_export_writes_the_decisions(digits_run):
     discarded = sum(r["verdict"] == "discarded" for r in rows)
     assert f"{discarded} discarded ones left out" in result.stdout and "1137 samples the run did not train on" in result.stdout
     for keep in (False, True):
-        export_run(base / "r1", base / "e.csv", keep_discarded=keep)
+        export_run(base / "r1", base / "e.csv", keep_discarded=keep, force=True)  # its own file of the line above
         written = read_csv(base / "e.csv")
         assert len(written) == 1437  # the whole training set: the 1137 the run did not train on left out
         expected = expected_export(rows, keep)

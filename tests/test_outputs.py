@@ -1,0 +1,110 @@
+"""What commands write, and what their summaries say: no command replaces what it did not make, the
+summary warns where a result means less than it seems, and too little data stops before training."""
+
+import shlex
+
+import pytest
+
+from comining.errors import UserError
+from comining.rundir import RUN_FILES, check_output
+from conftest import DIGITS_SHORT
+
+
+def one_line_error(result, *words):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr_lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+
+
+# --- no command replaces what it did not make ---------------------------------------------------
+
+def test_check_output_protects_the_runs_files_and_the_inputs_and_asks_for_force(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in RUN_FILES:
+        with pytest.raises(UserError, match=f"the run's own {name}"):
+            check_output(run / name, force=True, run_dir=run)
+    image = tmp_path / "a.png"
+    image.write_bytes(b"png")
+    with pytest.raises(UserError, match="one of the files this command reads"):
+        check_output(tmp_path / "." / "a.png", force=True, inputs=[image])  # another spelling, the same file
+    with pytest.raises(UserError, match="already exists: pass --force"):
+        check_output(image, force=False)
+    assert check_output(image, force=True) == image  # anything else, with --force
+    assert check_output(run / "labels.csv", force=False, run_dir=run) == run / "labels.csv"  # new
+
+
+def test_export_never_writes_over_the_runs_verdicts_and_needs_force_for_other_files(digits_runs, run_main, tmp_path):
+    _, run = digits_runs("comining-fp32")
+    before = (run / "verdicts.csv").read_bytes()
+    one_line_error(run_main("export", run, "--out", run / "verdicts.csv", "--force"), "the run's own verdicts.csv")
+    assert (run / "verdicts.csv").read_bytes() == before
+    mine = tmp_path / "labels.csv"
+    mine.write_text("index,label\n0,3\n")
+    one_line_error(run_main("export", run, "--out", mine), "already exists", "--force")
+    assert mine.read_text() == "index,label\n0,3\n"
+    assert run_main("export", run, "--out", mine, "--force").returncode == 0
+    assert mine.read_text().startswith("index,label\n") and len(mine.read_text().splitlines()) > 100
+    assert f"--labels {shlex.quote(str(mine))}" in run_main("export", run, "--out", mine, "--force").stdout
+
+
+def test_predict_never_writes_over_an_input_image(tmp_path, run_main):
+    from test_folder import SMALL, tiny
+    root = tiny(tmp_path / "images")
+    out = tmp_path / "run with space"
+    assert run_main("train", "--dataset", "folder", "--data-root", root, "--epochs", "1", "--workers", "0",
+                    "--forget-rate", "0.2", "--out", out, *SMALL).returncode == 0
+    image = next((root / "val").rglob("*.png"))
+    before = image.read_bytes()
+    one_line_error(run_main("predict", "--run", out, image, "--output", image, "--force", "--workers", "0"),
+                   "one of the files this command reads")
+    assert image.read_bytes() == before
+    first = run_main("predict", "--run", out, root / "val", "--output", tmp_path / "p.csv", "--workers", "0")
+    assert first.returncode == 0, first.stderr
+    one_line_error(run_main("predict", "--run", out, root / "val", "--output", tmp_path / "p.csv", "--workers", "0"),
+                   "already exists")
+
+
+# --- summaries ----------------------------------------------------------------------------------
+
+def test_the_summary_says_why_the_precision_and_quotes_the_commands_it_suggests(tmp_path, run_main):
+    from test_folder import SMALL, tiny
+    root = tiny(tmp_path / "images")
+    out = tmp_path / "my run; rm -rf x"
+    result = run_main("train", "--dataset", "folder", "--data-root", root, "--epochs", "1", "--workers", "0",
+                      "--precision", "fp32", "--forget-rate", "0.2", "--out", out, *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert "precision fp32: as asked with --precision" in result.stdout
+    assert f"comining inspect {shlex.quote(str(out))}" in result.stdout
+    assert shlex.split(f"comining inspect {shlex.quote(str(out))}")[-1] == str(out)
+
+
+def test_the_same_csv_for_training_and_evaluation_is_warned_about(tmp_path, run_main):
+    from test_folder import SMALL, tiny
+    root = tiny(tmp_path / "images")
+    listing = tmp_path / "all.csv"
+    listing.write_text("path,label\n" + "".join(f"{p},{p.parent.name}\n" for p in sorted(root.rglob("*.png"))))
+    result = run_main("train", "--dataset", "csv", "--train-csv", listing, "--val-csv", tmp_path / "." / "all.csv",
+                      "--epochs", "1", "--workers", "0", "--forget-rate", "0.2", "--out", tmp_path / "run", *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert "warning: --train-csv and --val-csv are the same file" in result.stdout
+
+
+# --- too little to train on -------------------------------------------------------------------
+
+@pytest.mark.parametrize("kept", [[3], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]])
+def test_a_label_file_that_keeps_too_little_stops_before_training(tmp_path, run_main, kept):
+    labels = tmp_path / "labels.csv"
+    # one sample, or twelve of one class: nothing to set a class against, or no second class
+    labels.write_text("index,label\n" + "".join(f"{i},{'0' if len(kept) > 1 else '3'}\n" for i in kept))
+    out = tmp_path / "run"
+    result = run_main("train", "--labels", labels, "--epochs", "1", "--out", out, "--quiet")
+    one_line_error(result, f"only {len(kept)} training sample", "at least 10 samples of at least 2 classes",
+                   "to estimate its noise rate")
+    assert not out.exists()
+
+
+def test_the_demo_settings_still_train(digits_runs):
+    results, _ = digits_runs("comining-fp32")
+    assert results["epochs"] == DIGITS_SHORT["epochs"] and results["precision_reason"].startswith("fp32")
