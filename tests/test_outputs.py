@@ -1,7 +1,9 @@
 """What commands write, and what their summaries say: no command replaces what it did not make, the
 summary warns where a result means less than it seems, and too little data stops before training."""
 
+import csv
 import shlex
+import shutil
 
 import pytest
 
@@ -108,3 +110,35 @@ def test_a_label_file_that_keeps_too_little_stops_before_training(tmp_path, run_
 def test_the_demo_settings_still_train(digits_runs):
     results, _ = digits_runs("comining-fp32")
     assert results["epochs"] == DIGITS_SHORT["epochs"] and results["precision_reason"].startswith("fp32")
+
+
+# --- label files round trip ---------------------------------------------------------------------
+
+def test_an_exported_label_file_reads_back_names_with_spaces_included(tmp_path, run_main):
+    from test_folder import SMALL, digit_images, save, to_image
+    images, _ = digit_images()
+    root = tmp_path / "images"
+    for split in ("train", "val"):
+        for k, name in enumerate(("cat", "dog", "owl")):
+            for j in range(6):
+                file = f" spaced {j} .png" if j == 0 else f"{j}.png"  # spaces at both ends of one name
+                save(to_image(images[k * 6 + j]), root / split / name / file)
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--dataset", "folder", "--data-root", root, "--epochs", "1", "--workers", "0", "--forget-rate", "0.3",
+              *SMALL]
+    assert run_main("train", *common, "--out", first).returncode == 0
+    spaced = "train/cat/ spaced 0 .png"
+    with open(first / "verdicts.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert spaced in {r["sample"] for r in rows}
+    for keep in (["--keep-discarded"], []):
+        labels = tmp_path / f"labels{len(keep)}.csv"
+        assert run_main("export", first, "--out", labels, *keep).returncode == 0
+        again = run_main("train", *common, "--labels", labels, "--out", second)
+        assert again.returncode == 0, again.stderr
+        with open(second / "verdicts.csv", newline="") as fh:
+            given = {r["sample"]: r["given_label"] for r in csv.DictReader(fh)}
+        decided = {r["sample"]: (r["suggested_label"] or r["given_label"]) for r in rows
+                   if keep or r["verdict"] != "discarded"}
+        assert given == decided  # every sample the file keeps, with its decided label, spaces and all
+        shutil.rmtree(second)

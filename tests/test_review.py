@@ -191,6 +191,16 @@ def test_hostile_names_are_shown_as_text_and_run_nothing(tmp_path, watched):
     watched.assert_quiet()
 
 
+def test_a_run_named_as_markup_is_the_pages_title_as_text(tmp_path, watched):
+    run = hostile_run(tmp_path)
+    named = run.rename(tmp_path / "<img src=x onerror=alert(1)>&amp;")  # a folder name cannot hold "/"
+    html = build_review(named).read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;&amp;amp;" in html[html.index("<title>"):html.index("</title>")]
+    watched.page.goto((named / "review.html").as_uri())
+    assert named.name in watched.page.title()  # shown as text, as named
+    watched.assert_quiet()
+
+
 def test_runs_with_label_quality_show_the_lowest_quality_first(tmp_path, watched):
     run = hostile_run(tmp_path)
     rows = read_csv(run / "verdicts.csv")
