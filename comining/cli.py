@@ -216,6 +216,12 @@ def build_parser() -> Parser:
     group.add_argument("--keep-discarded", action="store_true",
                        help="keep discarded samples with their given label instead of leaving them out")
     group.add_argument("--force", action="store_true", help="replace an existing FILE")
+
+    cache = commands.add_parser("cache", help="show the size of the --backbone frozen feature cache, or clear it")
+    group = cache.add_argument_group("cache")
+    group.add_argument("--cache-dir", metavar="DIR", help="the cache [default $XDG_CACHE_HOME/comining/features, "
+                                                          "or ~/.cache/comining/features]")
+    group.add_argument("--clear", action="store_true", help="remove every cached feature")
     return parser
 
 
@@ -331,10 +337,51 @@ def print_summary(cfg, results: dict, out: str) -> None:
                  + (f" ({results['relabelled_correctly']} to the true class)" if "relabelled_correctly" in results else "")
                  + f", {results['n_discarded']} discarded")
     lines.append(f"run directory: {out} (verdicts.csv, metrics.jsonl, curves.png)")
+    if cfg.backbone == "frozen" or cfg.dataset in ("folder", "csv"):
+        lines.append(backbone_line(cfg, results.get("backbone")))
     if "skipped_files" in results:
         lines.append(f"look at the verdicts with `comining inspect {shlex.quote(str(out))}`; "
                      f"classify new images with `comining predict --run {shlex.quote(str(out))} PATH...`")
     print("\n".join(lines))
+
+
+def backbone_line(cfg, frozen: dict | None) -> str:
+    """Which backbone mode ran, and how to get the other."""
+    if frozen is None:
+        return (f"backbone: {cfg.arch} fine-tuned whole; --backbone frozen trains only a head on its cached "
+                "features, minutes on a CPU")
+    line = (f"backbone: frozen {frozen['backbone']}, a {frozen['head']} head trained on its cached features "
+            f"({frozen['computed']} images computed, {frozen['cached']} from the cache {frozen['cache_dir']})")
+    return line + "; --backbone finetune trains the whole network (hours on a CPU, better on a GPU)"
+
+
+def bytes_text(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+
+
+def cmd_cache(args) -> int:
+    from comining.data.features import FeatureCache
+
+    cache = FeatureCache(args.cache_dir)
+    if args.clear:
+        print(f"cleared {cache.root}: {bytes_text(cache.clear())} freed")
+        return 0
+    usage = cache.usage()
+    if not usage:
+        print(f"feature cache {cache.root}: empty")
+        return 0
+    print(f"feature cache {cache.root}: {bytes_text(sum(u['bytes'] for u in usage))} in {len(usage)} recipe(s)")
+    for entry in usage:
+        recipe = entry["recipe"]
+        what = (f"{recipe.get('backbone_name', '?')}, {recipe.get('kind', '?')} view x{recipe.get('count', '?')}, "
+                f"{recipe.get('crop_size', '?')} px")
+        print(f"  {entry['folder'].name}  {entry['samples']:>8} images  {bytes_text(entry['bytes']):>9}  {what}")
+    where = f" --cache-dir {shlex.quote(args.cache_dir)}" if args.cache_dir else ""
+    print(f"clear it with `comining cache --clear{where}`")
+    return 0
 
 
 def cmd_inspect(args) -> int:
@@ -401,7 +448,7 @@ def main(argv=None) -> int:
     try:
         return {"train": cmd_train, "table": cmd_table, "inspect": cmd_inspect,
                 "predict": cmd_predict, "review": cmd_review,
-                "export": cmd_export}[args.command](args)
+                "export": cmd_export, "cache": cmd_cache}[args.command](args)
     except UserError as err:
         print(f"comining: error: {err}", file=sys.stderr)
         return 2

@@ -73,6 +73,20 @@ class ModelSettings:
                         metavar="NAME")
     weights: str | None = setting(None, "initial weights: none, imagenet (downloaded), or a state-dict file",
                                   main=True, metavar="W")
+    backbone: str = setting("auto", "frozen: the pretrained network computes each image's features once (cached) "
+                            "and only a small head trains, minutes on a CPU; finetune: the whole network trains; "
+                            "auto: frozen for folder and csv on a machine without a GPU when the weights are "
+                            "pretrained, else finetune (docs/BACKBONE.md)", main=True,
+                            choices=("auto", "frozen", "finetune"))
+    backbone_file: str | None = setting(None, "--backbone frozen: a TorchScript feature extractor (images in, N×D "
+                                        "features out) instead of --arch/--weights. Loading it runs the code inside "
+                                        "it: use only files from someone you trust", metavar="FILE")
+    head: str = setting("linear", "--backbone frozen: what trains on the features: linear (one layer) or mlp "
+                        "(one hidden layer)", choices=("linear", "mlp"))
+    feature_views: int = setting(2, "--backbone frozen: augmented views cached per image and view kind (weak, "
+                                 "strong), besides the un-augmented one", metavar="K")
+    cache_dir: str | None = setting(None, "--backbone frozen: folder of the feature cache (default "
+                                    "$XDG_CACHE_HOME/comining/features, or ~/.cache/comining/features)", metavar="DIR")
 
 
 @dataclass
@@ -183,6 +197,11 @@ PRESETS = {
     "fashion-mnist": {"dataset": "fashion-mnist", "arch": "small", "epochs": 40, "epoch_decay_start": 10,
                       "warmup_epochs": 5, "num_gradual": 5},
 }
+# --backbone frozen on an image set: the geometry ImageNet backbones were trained at, unless the user sets it
+# (the web preset's 448-px crops of 512-px images are for fine-tuning, and cost 4x the features' time).
+FROZEN_GEOMETRY = {"rescale_size": 256, "crop_size": 224}
+# Settings added after runs were stored, with what those runs did: they trained the whole network.
+ADDED_LATER = {"backbone": "finetune", "backbone_file": None, "head": "linear", "feature_views": 2, "cache_dir": None}
 DATASET_PRESET = {"digits": "digits", "fashion-mnist": "fashion-mnist", "cifar10": "cifar", "cifar100": "cifar",
                   **{name: "web" for name in FOLDER_DATASETS}}
 
@@ -249,7 +268,28 @@ def resolve(overrides: dict, preset: str | None = None, config_file: str | None 
                         f"{values['dataset']}: drop --dataset or --synthetic-data")
     cfg = Config(**values)
     validate(cfg)
+    if cfg.backbone == "frozen" and cfg.dataset in FOLDER_DATASETS:
+        for key, value in FROZEN_GEOMETRY.items():
+            if key not in asked:
+                setattr(cfg, key, value)
     return cfg
+
+
+def backbone_mode(cfg: Config) -> str:
+    """What --backbone auto means for ``cfg``: frozen with a --backbone-file, and for the user's own image
+    sets (folder, csv) on a machine without a GPU where the weights are pretrained (--weights other
+    than none); finetune elsewhere (a GPU, the paper's web-* sets, in-memory sets, and
+    training from scratch, where frozen features would be random)."""
+    if cfg.backbone != "auto":
+        return cfg.backbone
+    if cfg.backbone_file is not None:  # a feature extractor is only ever used frozen
+        return "frozen"
+    if cfg.dataset not in ("folder", "csv") or (cfg.weights or "none").lower() == "none":
+        return "finetune"
+    if cfg.device.startswith("cuda"):
+        return "finetune"
+    import torch  # only here: the settings and their help need no torch
+    return "frozen" if cfg.device == "cpu" or not torch.cuda.is_available() else "finetune"
 
 
 def read_config_file(path: str) -> dict:
@@ -340,6 +380,10 @@ def validate(cfg: Config) -> None:
              f"--{name.replace('_', '-')} {value} is too small")
     need(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
          f"--device {cfg.device!r} is not auto, cpu or cuda[:N]")
+    cfg.backbone = backbone_mode(cfg)
+    need(cfg.backbone_file is None or cfg.backbone == "frozen",
+         "--backbone-file is the feature extractor of --backbone frozen: add --backbone frozen, or drop it")
+    need(cfg.feature_views >= 1, f"--feature-views {cfg.feature_views} must be at least 1")
     for options in method_options().values():  # every method's options, so a grid fails before it trains
         options.validate(cfg)
 
@@ -356,7 +400,7 @@ def from_stored(values: dict) -> dict:
             raise UserError(f"this run used {key} = {value!r}, which was {REMOVED_HINT}; read it with the "
                             "comining version that made it")
     kept = {k: v for k, v in values.items() if k not in RETIRED}
-    return {**recipe_values(LEGACY_RECIPE), **kept, "recipe": kept.get("recipe", LEGACY_RECIPE)}
+    return {**recipe_values(LEGACY_RECIPE), **ADDED_LATER, **kept, "recipe": kept.get("recipe", LEGACY_RECIPE)}
 
 
 def comparable(values: dict) -> dict:

@@ -19,6 +19,7 @@ from comining import distributed, evidence, hardware, noise_rate, report, verdic
 from comining.config import Config, from_stored, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
+from comining.data.features import FeatureData, check_same_backbone
 from comining.data.image_set import FolderData, is_folder_dataset
 from comining.data.in_memory import InMemoryData
 from comining.data.training_set import check_same_data
@@ -55,8 +56,11 @@ def make_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
 
 
-def load_training_data(cfg: Config, device):
-    """The training set of ``cfg.dataset``: an image folder streamed from disk, or arrays in memory."""
+def load_training_data(cfg: Config, device, precision: str = "fp32", progress: bool = False):
+    """The training set of ``cfg.dataset``: an image folder streamed from disk, or arrays in memory;
+    with --backbone frozen, their features (computed in ``precision``, with a progress bar if ``progress``)."""
+    if cfg.backbone == "frozen":
+        return FeatureData(cfg, device, precision, progress)
     if is_folder_dataset(cfg.dataset):
         return FolderData(cfg, device)
     return InMemoryData(cfg, load_arrays(cfg.dataset, cfg.data_root), device)
@@ -101,7 +105,8 @@ class Trainer:
         self.channels_last = True  # faster convolutions on GPUs and on this project's CPUs alike
         self.pretrained = not resuming  # a resumed run takes its weights from the checkpoint
         hardware.seed_everything(cfg.seed + self.rank)  # DDP copies rank 0's weights; views differ per rank
-        self.data = load_training_data(cfg, self.device)
+        self.frozen = cfg.backbone == "frozen"  # a head on cached features (comining/data/features.py)
+        self.data = load_training_data(cfg, self.device, self.precision, not cfg.quiet and distributed.is_main())
         if self.data.num_classes < 2:
             raise UserError(f"the training set has {self.data.num_classes} class: a classifier needs at least 2 "
                             "classes (class folders, or closed classes left by --open-ratio)")
@@ -110,9 +115,13 @@ class Trainer:
         self.forget = ForgetRate(cfg, self.method)
         check_enough_samples(self.data.labels, self.forget.estimated)
         self.optimizer = make_optimizer(cfg, self.method.parameters())
-        plain = self.method.view_kinds == ("plain",)  # the authors' baselines: tensor conversion only
-        self.views = Views(self.data.crop_size, self.data.padding, self.data.flip,
-                           None if plain else self.data.normalize, self.channels_last)
+        if self.frozen:
+            self.data.prepare(self.method.view_kinds)
+            self.views = self.data.feature_views()
+        else:
+            plain = self.method.view_kinds == ("plain",)  # the authors' baselines: tensor conversion only
+            self.views = Views(self.data.crop_size, self.data.padding, self.data.flip,
+                               None if plain else self.data.normalize, self.channels_last)
         self.history: list[dict] = []
         self.start_epoch = 0
         self.run = RunDir(out) if out is not None and distributed.is_main() else None  # rank 0 writes
@@ -124,6 +133,8 @@ class Trainer:
         self.final: verdicts.Verdicts | None = None  # the final verdicts, once training is done
 
     def make_model(self):
+        if self.frozen:  # a head on the backbone's features; --weights are the backbone's
+            return build_model(self.cfg.head, self.data.feature_dim, self.data.num_classes, 1).to(self.device)
         model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
         if self.pretrained:
             load_weights(model, self.cfg.weights, self.cfg.arch, progress=not self.cfg.quiet)
@@ -142,8 +153,10 @@ class Trainer:
                 group["betas"] = (beta1, group["betas"][1])
         method.train()
         start, monitor = self.partial or (0, LossMonitor(self.device, self.monitor_every))
-        if self.partial is None:
+        if self.partial is None:  # an epoch resumed mid-way has begun already: the method keeps its state
             self.selections.new_epoch()
+            method.begin_epoch(epoch, rate, self.data.labels, lambda: evidence.network_probabilities(
+                method, self.data, self.views, self.precision, cfg.eval_batch_size))
         self.partial = None
         batches = self.data.batches(epoch, cfg.batch_size, cfg.seed, rank=self.rank, world=self.world, start=start)
         for step, (index, images, labels) in enumerate(batches, start):
@@ -211,7 +224,7 @@ class Trainer:
         if self.run is not None:
             self.run.create()
             atomic_json(self.run.config, cfg.to_dict())
-            write_data_files(self.run, cfg.dataset, self.data, self.views.normalize)
+            write_data_files(self.run, cfg.dataset, self.data, self.views.normalize, self.backbone_record())
         self.wrap_for_ddp()
         started = time.time() - sum(r["seconds"] for r in self.history)
         epochs = tqdm(range(self.start_epoch, cfg.epochs), initial=self.start_epoch, total=cfg.epochs,
@@ -251,9 +264,14 @@ class Trainer:
         if self.run is not None:
             atomic_json(self.run.results, results)
             write_verdicts(self.run, self.selections, self.data, self.final)
-            write_data_files(self.run, cfg.dataset, self.data, self.views.normalize)  # files broken meanwhile
+            write_data_files(self.run, cfg.dataset, self.data, self.views.normalize,  # files broken meanwhile
+                             self.backbone_record())
             report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
         return results
+
+    def backbone_record(self) -> dict | None:
+        """data.json's record of the frozen backbone (what predict rebuilds); None when fine-tuning."""
+        return self.data.backbone if self.frozen else None
 
     def estimate_forget_rate(self, record: dict) -> None:
         """--forget-rate auto: estimate the noise rate from the networks as they are now (one
@@ -302,6 +320,8 @@ class Trainer:
                             "resume it with the version that wrote it, or start a new run") from None
         trainer = cls(cfg, out=path, resuming=True)
         check_same_data(run.checkpoint, state.get("data"), trainer.data)  # before a state sized for other data loads
+        if trainer.frozen:
+            check_same_backbone(run.checkpoint, state.get("data"), trainer.data)
         try:
             trainer.method.load_state_dict(state["method"])
             trainer.optimizer.load_state_dict(state["optimizer"])
@@ -342,6 +362,8 @@ class Trainer:
             results["left_out"] = self.data.left_out
         if self.final is not None:
             results.update(verdicts.verdict_summary(self.final, self.data))
+        if self.frozen:
+            results["backbone"] = self.data.summary()
         return results
 
 

@@ -6,8 +6,9 @@ A run directory (``comining train --out RUN``) holds:
   config.json       the run's settings (``Config.to_dict()``); written when training starts or resumes
   data.json         what is needed of the data after training: format, dataset, root (image sets; None
                     for in-memory data sets), classes, channels, image_size, crop_size, normalize (the
-                    evaluation view's (mean, std) or None), train_size, full_train_size, skipped_files;
-                    written when training starts or resumes and again at its end
+                    evaluation view's (mean, std) or None), train_size, full_train_size, skipped_files,
+                    and for --backbone frozen ``backbone`` (what it is, its file and SHA-256, feature width:
+                    comining/models/backbone.py); written when training starts or resumes and again at its end
   metrics.jsonl     one JSON object per finished epoch (epoch, test_acc, losses, selection metrics, ...);
                     replaced as a whole after every epoch
   checkpoint.pt     what resuming needs (config, epoch, step, method, optimizer, ledger: the selection log, rng, history);
@@ -65,7 +66,7 @@ CONFIG_TYPES = {"dataset": str, "method": str, "arch": str, "precision": str, "r
                 "noise_type": str, "closed_rate": NUMBER, "open_ratio": NUMBER}
 DATA_TYPES = {"format": int, "dataset": str, "root": (str, NONE), "classes": list, "channels": int,
               "image_size": int, "crop_size": int, "normalize": (list, NONE), "train_size": int,
-              "full_train_size": int, "skipped_files": int}
+              "full_train_size": int, "skipped_files": int, "backbone": dict}
 RESULT_TYPES = {"last10_mean": NUMBER, "last10_std": NUMBER, "best_acc": NUMBER, "best_epoch": int,
                 "epochs": int, "seconds": NUMBER, "estimated_noise_rate": NUMBER, "noise": dict}
 RESULT_KEYS = ("last10_mean", "last10_std", "best_acc", "best_epoch", "epochs", "seconds")  # always written
@@ -177,16 +178,17 @@ def write_verdicts(run: "RunDir", selections, data, final) -> None:
     atomic_write(run.pred_probs, buffer.getvalue())
 
 
-def write_data_files(run: "RunDir", dataset: str, data, normalize) -> None:
+def write_data_files(run: "RunDir", dataset: str, data, normalize, backbone: dict | None = None) -> None:
     """data.json (what predict and inspect need: classes, image geometry, the evaluation view's
-    normalisation, the data root) and, for image folders, skipped_files.txt (path<TAB>reason)."""
+    normalisation, the data root, and for --backbone frozen the ``backbone`` record of
+    comining/models/backbone.py) and, for image folders, skipped_files.txt (path<TAB>reason)."""
     root = data.root
     atomic_json(run.data_info, {
         "format": FORMAT, "dataset": dataset, "root": str(root.resolve()) if root is not None else None,
         "classes": list(data.classes), "channels": data.channels, "image_size": data.image_size,
         "crop_size": data.crop_size, "normalize": normalize, "train_size": len(data),
         "full_train_size": data.full_size,  # what a label file covers (export)
-        "skipped_files": len(data.skipped_files)})
+        "skipped_files": len(data.skipped_files), **({"backbone": backbone} if backbone else {})})
     if data.reads_files:
         lines = "".join(f"{path}\t{reason}\n" for path, reason in data.skipped_files.items())
         atomic_write(run.path / "skipped_files.txt", lines.encode())
@@ -407,16 +409,23 @@ class RunDir:
         count = 1 + max((int(k.split(".")[1]) for k in method if k.startswith("nets.")), default=-1)
         if count == 0:
             raise UserError(f"checkpoint {self.checkpoint} holds no networks: it is not a comining checkpoint")
+        backbone = info.get("backbone")
+        if backbone is not None:  # --backbone frozen: heads on the features of a recorded backbone
+            from comining.models.backbone import FrozenNet, restore_backbone
+            frozen = restore_backbone(backbone, self.path).to(device)
         nets = []
         for i in range(count):
-            net = build_model(cfg["arch"], info["channels"], len(info["classes"]), info["crop_size"])
+            if backbone is None:
+                net = build_model(cfg["arch"], info["channels"], len(info["classes"]), info["crop_size"])
+            else:
+                net = build_model(cfg.get("head", "linear"), backbone["dim"], len(info["classes"]), 1)
             prefix = f"nets.{i}."
             try:
                 net.load_state_dict({k[len(prefix):]: v for k, v in method.items() if k.startswith(prefix)})
             except RuntimeError as err:
                 raise UserError(f"checkpoint {self.checkpoint} does not fit its config.json "
                                 f"({_first_line(err)[:100]}): the run directory is inconsistent; train again") from None
-            nets.append(net.to(device).eval())
+            nets.append((net if backbone is None else FrozenNet(frozen, net)).to(device).eval())
         return nets, info, cfg
 
 

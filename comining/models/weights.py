@@ -58,8 +58,8 @@ def fetch_imagenet(arch: str, progress: bool = False) -> dict:
         except Exception as err:  # noqa: BLE001  offline, proxy, HTTP error, bad hash: all mean "no weights"
             reason = " ".join(str(getattr(err, "reason", err)).split())[:100] or type(err).__name__
             raise UserError(f"cannot download the ImageNet weights of {arch} ({reason}): fetch {url} elsewhere "
-                            f"and pass the local file with --weights PATH (or train from scratch with --weights none)"
-                            ) from None
+                            f"and put it at {cached} (or pass it with --weights PATH; --weights none trains from "
+                            "random weights)") from None
         finally:
             socket.setdefaulttimeout(previous)
     return read_file(str(cached))

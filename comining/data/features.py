@@ -1,0 +1,462 @@
+"""``--backbone frozen``: a training set of cached features instead of pixels.
+
+A frozen network (comining/models/backbone.py) maps every training image, under a few views, to
+features once; ``FeatureData`` holds them in memory ([N × V × D], float16 where the values fit, else
+float32) and trains like any ``TrainingSet``: an epoch's batches yield each sample's V cached views
+in place of its pixels, and ``FeatureViews`` picks one view of the kind a method asks for per sample
+at random (torch's global generator, seeded by the run like the pixel views' crops). The views are
+the un-augmented one (``test``, also the evaluation split's only view) and K = ``--feature-views``
+random ones of each augmented kind the method trains on (``weak``, ``strong``).
+
+The cache (``FeatureCache``, under ``--cache-dir``): one folder per recipe, a hash of the backbone's
+SHA-256, the image geometry, the view kind and K and the precision, holding chunk files of (sample
+keys, features). A sample's key is a hash of its content (an image file's bytes, an in-memory image's
+pixels), so a changed file is computed again and never served stale, a renamed or copied one is not,
+and any run on the same images with the same backbone (``--resume``, another method, another seed)
+finds them. Chunks are written to a temporary file and renamed (``os.replace``), so runs and ranks
+sharing a cache never see half a chunk; two that compute the same images write the same chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from comining import hardware, labelfile
+from comining.config import Config
+from comining.data.augment import Views
+from comining.data.decode import ImageFiles, check_files, check_regular, in_order, loader
+from comining.data.image_set import is_folder_dataset
+from comining.data.in_memory import InMemoryData
+from comining.data.listing import LAYOUT, Listing, list_images
+from comining.data.training_set import TrainingSet, file_stats, subset_positions
+from comining.errors import UserError
+from comining.models.backbone import describe, load_backbone
+from comining.rundir import atomic_json, atomic_write
+
+FORMAT = 1  # of the cache's chunks; part of every recipe's key
+EXTRACT_BATCH = 64  # images per forward pass of the backbone
+CHUNK = 4096  # samples per chunk file: an interrupted extraction keeps what it wrote
+UNREADABLE = ""  # the key of a file that cannot be read (never in the cache)
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/comining/features, or ~/.cache/comining/features."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "comining" / "features"
+
+
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
+def file_key(path: Path) -> str:
+    """A hash of the file's bytes; UNREADABLE for something that is not a regular file or cannot be read
+    (a FIFO is never opened)."""
+    try:
+        check_regular(path)
+        hasher = hashlib.blake2b(digest_size=20)
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(block)
+        return hasher.hexdigest()
+    except (OSError, ValueError):
+        return UNREADABLE
+
+
+class FeatureCache:
+    """The feature cache in ``root``: recipe folders of chunk files (see the module docstring)."""
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root else default_cache_dir()
+
+    def folder(self, recipe: dict) -> Path:
+        """The folder of ``recipe`` (created, with recipe.json describing it)."""
+        folder = self.root / digest(json.dumps({**recipe, "format": FORMAT}, sort_keys=True).encode())[:24]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / "recipe.json").is_file():
+                atomic_json(folder / "recipe.json", recipe)
+        except OSError as err:
+            raise UserError(f"cannot write the feature cache {self.root} ({err.strerror or err}): pass a "
+                            "writable --cache-dir") from None
+        return folder
+
+    @staticmethod
+    def chunks(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.glob("*.pt") if not p.name.startswith("."))
+
+    def lookup(self, folder: Path, keys: list[str]) -> dict[str, torch.Tensor]:
+        """{key: its features [count × D]} of the ``keys`` found in ``folder``; an unreadable chunk
+        (damaged by hand, or by a disk that filled) is passed over, so its samples are computed again."""
+        wanted, found = set(keys) - {UNREADABLE}, {}
+        for path in self.chunks(folder):
+            if not wanted:
+                break
+            try:
+                chunk = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                chunk_keys, features = chunk["keys"], chunk["features"]
+            except Exception:  # noqa: BLE001  a damaged chunk only costs its recomputation
+                continue
+            for row, key in enumerate(chunk_keys):
+                if key in wanted:
+                    found[key] = features[row].clone()
+                    wanted.discard(key)
+        return found
+
+    def store(self, folder: Path, keys: list[str], features: torch.Tensor) -> None:
+        """One chunk, named by its keys (two writers of the same samples write the same name)."""
+        import io
+
+        buffer = io.BytesIO()
+        torch.save({"keys": list(keys), "features": features.cpu().contiguous()}, buffer)
+        atomic_write(folder / f"{digest(''.join(keys).encode())}.pt", buffer.getvalue())
+
+    def usage(self) -> list[dict]:
+        """One dict per recipe folder: its recipe.json, chunks, samples and bytes on disk."""
+        out = []
+        for folder in sorted(p for p in self.root.glob("*") if p.is_dir()) if self.root.is_dir() else []:
+            try:
+                recipe = json.loads((folder / "recipe.json").read_text())
+            except (OSError, ValueError):
+                recipe = {}
+            files = [p for p in folder.rglob("*") if p.is_file()]
+            samples = 0
+            for path in self.chunks(folder):
+                try:
+                    samples += len(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["keys"])
+                except Exception:  # noqa: BLE001  shown as a folder with fewer samples
+                    pass
+            out.append({"folder": folder, "recipe": recipe, "chunks": len(self.chunks(folder)), "samples": samples,
+                        "bytes": sum(p.stat().st_size for p in files)})
+        return out
+
+    def clear(self) -> int:
+        """Remove every recipe folder; returns the bytes freed."""
+        import shutil
+
+        freed = sum(entry["bytes"] for entry in self.usage())
+        if self.root.is_dir():
+            for folder in (p for p in self.root.glob("*") if p.is_dir()):
+                shutil.rmtree(folder, ignore_errors=True)
+        return freed
+
+
+class FeatureViews:
+    """``Views`` for cached features: batches are [B × V × D] (every cached view of each sample);
+    ``views(x, kind)`` returns [B × D] float, the un-augmented view for ``test``/``plain`` and one of
+    the kind's K views, picked at random per sample, for ``weak``/``strong``. ``normalize`` is the
+    backbone's input normalisation (what predict applies to images before the backbone)."""
+
+    def __init__(self, layout: dict[str, tuple[int, int]], normalize):
+        self.layout, self.normalize = layout, normalize
+
+    def __call__(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        kind = "test" if kind == "plain" else kind
+        if kind not in self.layout:
+            raise ValueError(f"no cached view '{kind}'")
+        first, count = self.layout[kind]
+        if count == 1 or x.shape[1] == 1:
+            return x[:, first].float()
+        pick_ = torch.randint(0, count, (x.shape[0],), device=x.device)
+        return x[torch.arange(x.shape[0], device=x.device), first + pick_].float()
+
+
+def at(column: list, keep: list[int] | None) -> list:
+    """The entries of ``column`` at positions ``keep`` (all for None)."""
+    return column if keep is None else [column[i] for i in keep]
+
+
+class ImageSource:
+    """An image folder or CSV list chosen as FolderData chooses it (readable files, then
+    ``--train-subset``, then a label file), but where a file whose features are cached counts as
+    readable without decoding it. Attributes as FolderData's; ``keys`` / ``test_keys`` the content keys."""
+
+    reads_files = True
+    channels = 3
+    true_labels = None
+    noise: dict = {}
+
+    def __init__(self, cfg: Config, listing: Listing, known):
+        self.root, self.classes, self.skipped_files = listing.root, listing.classes, listing.skipped
+        self.workers, self.image_size, self.crop_size = cfg.workers, cfg.rescale_size, cfg.crop_size or 448
+        if self.crop_size > self.image_size:
+            raise UserError(f"--crop-size {self.crop_size} is larger than --rescale-size {self.image_size}: "
+                            "lower --crop-size or raise --rescale-size")
+        self.padding, self.flip = cfg.padding or 0, True if cfg.flip is None else cfg.flip
+        from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
+        self.normalize = (IMAGENET_MEAN, IMAGENET_STD)
+        train = self.usable(listing.train_where, listing.files, listing.labels, known)
+        test = self.usable(listing.eval_where, listing.test_files, listing.test_labels, known)
+        keep = subset_positions(len(train[0]), cfg.train_subset, shuffled=True)
+        files, labels, keys = (at(column, keep) for column in train)
+        self.full_size, self.left_out = len(files), listing.left_out
+        if cfg.labels:  # matched by path, after the subset, as FolderData does
+            from_file = labelfile.read_by_path(cfg.labels, files, self.root, self.classes, cfg.label_key).tolist()
+            kept = [i for i, y in enumerate(from_file) if y != labelfile.LEFT_OUT]
+            if not kept:
+                raise UserError(f"{cfg.labels} gives no label to any training image of {self.root}: its paths "
+                                "must be relative to that folder (as in verdicts.csv) or absolute")
+            self.left_out += len(files) - len(kept)
+            files, keys, labels = [files[i] for i in kept], [keys[i] for i in kept], [from_file[i] for i in kept]
+        keep = subset_positions(len(test[0]), cfg.test_subset, shuffled=True)
+        self.test_files, test_labels, self.test_keys = (at(column, keep) for column in test)
+        self.files, self.keys = files, keys
+        self.labels = torch.tensor(labels, dtype=torch.long)
+        self.test_labels = torch.tensor(test_labels, dtype=torch.long)
+
+    def usable(self, where: str, files: list[str], labels: list[int], known) -> tuple[list, list, list]:
+        """(files, labels, keys) of a split's readable files: those ``known`` (cached) without decoding,
+        the rest checked by decoding; UserError where the split or one of its classes keeps none."""
+        keys = [file_key(self.path(f)) for f in files]
+        cached = known(keys)
+        unknown = [i for i, key in enumerate(keys) if key not in cached]
+        failed = {unknown[j]: reason for j, reason in
+                  check_files(self.root, [files[i] for i in unknown], self.workers).items()}
+        self.skipped_files.update({files[i]: reason for i, reason in failed.items()})
+        keep = [i for i in range(len(files)) if i not in failed]
+        if not keep:
+            raise UserError(f"{self.root / where} holds no readable images ({len(files)} files, e.g. {files[0]}: "
+                            f"{failed[0]}): the layout is {LAYOUT}")
+        for c in sorted(set(labels) - {labels[i] for i in keep}):
+            example = next(i for i in range(len(files)) if labels[i] == c)
+            raise UserError(f"class {self.classes[c]} of {self.root / where} has no readable image (e.g. "
+                            f"{files[example]}: {failed[example]}): replace the files or remove them")
+        return [files[i] for i in keep], [labels[i] for i in keep], [keys[i] for i in keep]
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def images(self, split: str, positions: list[int], device):
+        """(positions [b], ok [b bool], uint8 images of the ok ones, {position: reason}) per batch."""
+        files = self.files if split == "train" else self.test_files
+        for index, ok, images, reasons in loader(ImageFiles(files, self.image_size, root=self.root),
+                                                 [positions[s:s + EXTRACT_BATCH]
+                                                  for s in range(0, len(positions), EXTRACT_BATCH)],
+                                                 self.workers, device.type == "cuda"):
+            yield index, ok, images.to(device), reasons
+
+    def sample_names(self) -> list[str]:
+        return list(self.files)
+
+    def content_check(self) -> torch.Tensor:
+        return file_stats(self.root, self.files)
+
+
+class ArraySource:
+    """An in-memory data set (InMemoryData) with a content key per image (a hash of its pixels)."""
+
+    def __init__(self, cfg: Config, device):
+        from comining.data import load_arrays
+
+        self.data = InMemoryData(cfg, load_arrays(cfg.dataset, cfg.data_root), device)
+        for name in ("reads_files", "root", "classes", "noise", "full_size", "left_out", "skipped_files",
+                     "channels", "image_size", "crop_size", "padding", "flip", "normalize", "true_labels",
+                     "labels", "test_labels"):
+            setattr(self, name, getattr(self.data, name))
+        self.keys = self.pixel_keys(self.data.images)
+        self.test_keys = self.pixel_keys(self.data.test_images)
+
+    @staticmethod
+    def pixel_keys(images: torch.Tensor) -> list[str]:
+        prefix = f"{tuple(images.shape[1:])}".encode()
+        return [digest(prefix + row.tobytes()) for row in images.cpu().numpy()]
+
+    def images(self, split: str, positions: list[int], device):
+        source = self.data.images if split == "train" else self.data.test_images
+        for start in range(0, len(positions), EXTRACT_BATCH):
+            index = torch.tensor(positions[start:start + EXTRACT_BATCH], dtype=torch.long)
+            yield index, torch.ones(len(index), dtype=torch.bool), source[index.to(source.device)].to(device), {}
+
+    def sample_names(self) -> list[str]:
+        return self.data.sample_names()
+
+    def content_check(self) -> str:
+        return self.data.content_check()
+
+
+def augmented_kinds(view_kinds) -> tuple[str, ...]:
+    """The augmented view kinds to cache for a method's ``view_kinds`` (plain is the test view)."""
+    return tuple(k for k in dict.fromkeys(view_kinds) if k not in ("plain", "test"))
+
+
+class FeatureData(TrainingSet):
+    """The training set of a ``--backbone frozen`` run (see the module docstring).
+
+    ``__init__`` lists the images and loads the backbone; ``prepare(view_kinds)`` (once the method is
+    known) takes every view's features from the cache and computes the missing ones. Beyond
+    ``TrainingSet``: ``backbone`` (data.json's record of it), ``feature_dim``, ``cache``, ``computed``
+    and ``cached`` (images whose features were computed / found, both splits), ``layout`` ({kind:
+    (first view, count)} of the V cached views).
+    """
+
+    def __init__(self, cfg: Config, device, precision: str = "fp32", progress: bool = True):
+        self.cfg, self.device, self.precision, self.progress = cfg, torch.device(device), precision, progress
+        self.cache = FeatureCache(cfg.cache_dir)
+        files = is_folder_dataset(cfg.dataset)
+        if files:
+            listing = list_images(cfg)  # layout errors before any download of weights
+            channels, self.crop = 3, cfg.crop_size or 448
+        else:
+            self.source = ArraySource(cfg, self.device)
+            channels, self.crop = self.source.channels, self.source.crop_size
+        self.backbone_net, self.backbone = load_backbone(cfg, channels, self.crop, progress)
+        self.feature_dim = self.backbone["dim"]
+        self.backbone_net.to(self.device)
+        if files:
+            test_folder = self.folder("test", 1)  # a file with cached features decoded before: no check
+            with self.own_random_state():
+                self.source = ImageSource(cfg, listing, lambda keys: set(self.cache.lookup(test_folder, keys)))
+        for name in ("reads_files", "root", "classes", "noise", "full_size", "left_out", "skipped_files",
+                     "channels", "image_size", "crop_size", "padding", "flip", "normalize", "true_labels"):
+            setattr(self, name, getattr(self.source, name))
+        self.num_classes = len(self.classes)
+        self.labels = self.source.labels.to(self.device)
+        self.true_labels = None if self.true_labels is None else self.true_labels.to(self.device)
+        self.test_labels = self.source.test_labels.to(self.device)
+        self.failed_positions: set[int] = set()
+        self.computed = self.cached = 0
+        self.layout: dict[str, tuple[int, int]] = {}
+        self.fingerprint()
+
+    def own_random_state(self):
+        """A fork of torch's generators: what the cache holds must not change the run's random draws
+        (even a DataLoader draws a seed from them), so a run repeats whether or not it computed features."""
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
+    def folder(self, kind: str, count: int) -> Path:
+        recipe = {"backbone": self.backbone["sha256"], "backbone_name": describe(self.backbone), "kind": kind,
+                  "count": count, "channels": self.backbone["channels"],
+                  "image_size": self.cfg.rescale_size if is_folder_dataset(self.cfg.dataset) else None,
+                  "crop_size": self.crop, "padding": self.cfg.padding, "flip": self.cfg.flip,
+                  "dataset_kind": "files" if is_folder_dataset(self.cfg.dataset) else self.cfg.dataset,
+                  "precision": self.precision}
+        return self.cache.folder(recipe)
+
+    # -- the features ----------------------------------------------------------------------------
+
+    def prepare(self, view_kinds) -> None:
+        """Every cached view of every sample, from the cache or computed: ``images`` [N × V × D] on the
+        device (the test view, then K views of each augmented kind of ``view_kinds``), ``test_images``
+        [M × 1 × D]."""
+        kinds = [("test", 1)] + [(kind, self.cfg.feature_views) for kind in augmented_kinds(view_kinds)]
+        parts, first = [], 0
+        with self.own_random_state():
+            for kind, count in kinds:
+                self.layout[kind] = (first, count)
+                parts.append(self.features("train", self.source.keys, kind, count))
+                first += count
+            self.test_images = self.features("test", self.source.test_keys, "test", 1).to(self.device)
+        self.images = torch.cat(parts, 1).to(self.device)
+        self.backbone_net.cpu()  # its work is done; the head trains alone
+
+    def features(self, split: str, keys: list[str], kind: str, count: int) -> torch.Tensor:
+        """[n × count × D] features of ``split``'s samples under ``kind``: found in the cache, or computed
+        (and stored) for the missing ones."""
+        folder = self.folder(kind, count)
+        found = self.cache.lookup(folder, keys)
+        missing = [i for i, key in enumerate(keys) if key not in found]
+        out = torch.zeros(len(keys), count, self.feature_dim, dtype=torch.float16)
+        for i, key in enumerate(keys):
+            if key in found:
+                out[i] = found[key].to(out.dtype) if found[key].dtype == out.dtype else found[key]
+        if missing:
+            computed = self.extract(split, missing, keys, kind, count, folder)
+            if computed.dtype != out.dtype:
+                out = out.float()
+            out[missing] = computed.to(out.dtype)
+        if kind == "test":  # each image counted once, under its un-augmented view
+            self.cached += len(keys) - len(missing)
+            self.computed += len(missing)
+        return out
+
+    @torch.no_grad()
+    def extract(self, split: str, positions: list[int], keys: list[str], kind: str, count: int,
+                folder: Path) -> torch.Tensor:
+        """Features [len(positions) × count × D] of ``positions`` under ``kind`` (the views' random draws
+        seeded by the samples' keys, apart from the run's own random state), stored in chunks."""
+        views = Views(self.crop_size, self.padding, self.flip, self.normalize)
+        out = torch.zeros(len(positions), count, self.feature_dim)
+        row_of = {p: r for r, p in enumerate(positions)}
+        pending_keys, pending = [], []
+        bar = tqdm(total=len(positions), desc=f"features ({kind}, {split})", unit="image", dynamic_ncols=True,
+                   disable=not self.progress)
+        for index, ok, images, reasons in self.source.images(split, positions, self.device):
+            self.broke(split, reasons)
+            good = index[ok].tolist()
+            if good:
+                with self.own_random_state():
+                    torch.manual_seed(int(keys[good[0]][:15], 16))
+                    for v in range(count):
+                        with hardware.autocast(self.device, self.precision):
+                            feats = self.backbone_net(views(images, kind))
+                        out[[row_of[p] for p in good], v] = feats.float().cpu()
+                pending_keys += [keys[p] for p in good]
+                pending += [out[row_of[p]] for p in good]
+            if len(pending_keys) >= CHUNK:
+                self.store(folder, pending_keys, pending)
+                pending_keys, pending = [], []
+            bar.update(len(index))
+        if pending_keys:
+            self.store(folder, pending_keys, pending)
+        bar.close()
+        return out
+
+    def store(self, folder: Path, keys: list[str], rows: list[torch.Tensor]) -> None:
+        """A chunk in float16 where every value fits it (finite after the cast), else float32."""
+        features = torch.stack(rows)
+        half = features.half()
+        self.cache.store(folder, keys, half if torch.isfinite(half).all() else features)
+
+    def broke(self, split: str, reasons: dict[int, str]) -> None:
+        """Files that passed the check but failed when their features were computed (changed in
+        between): listed as skipped; training samples among them are left out of verdicts.csv."""
+        files = self.source.files if split == "train" else self.source.test_files
+        self.skipped_files.update({files[i]: reason for i, reason in reasons.items()})
+        if split == "train":
+            self.failed_positions.update(reasons)
+
+    # -- TrainingSet ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.source.keys)
+
+    def feature_views(self) -> FeatureViews:
+        return FeatureViews(self.layout, self.normalize)
+
+    # Features held on the device are batched as InMemoryData batches its images: the same functions,
+    # on ``images`` [N × V × D] and ``test_images`` [M × 1 × D].
+    epoch_batches = InMemoryData.epoch_batches
+    batches = InMemoryData.batches
+    ordered_batches = InMemoryData.ordered_batches
+    test_batches = InMemoryData.test_batches
+
+    def sample_names(self):
+        return self.source.sample_names()
+
+    def content_check(self):
+        return self.source.content_check()
+
+    def fingerprint(self) -> dict:
+        """The source's fingerprint and the backbone's SHA-256: a resumed run needs both unchanged."""
+        return {**super().fingerprint(), "backbone": self.backbone["sha256"]}
+
+    def summary(self) -> dict:
+        """results.json's ``backbone``: what computed the features, and how many came from the cache."""
+        return {"mode": "frozen", "backbone": describe(self.backbone), "head": self.cfg.head,
+                "random_features": self.backbone["kind"] == "arch" and self.backbone["weights"].lower() == "none",
+                "feature_views": self.cfg.feature_views, "computed": self.computed, "cached": self.cached,
+                "cache_dir": str(self.cache.root)}
+
+
+def check_same_backbone(checkpoint: Path, then: dict | None, data: FeatureData) -> None:
+    """UserError, one line, where the backbone changed since the checkpoint's run computed its features."""
+    recorded = (then or {}).get("backbone")
+    if recorded is not None and recorded != data.backbone["sha256"]:
+        raise UserError(f"{checkpoint} was trained on the features of another backbone ({describe(data.backbone)} "
+                        "differs from the one the run used): put its weights back, or start a new run")
