@@ -361,15 +361,14 @@ class FeatureData(TrainingSet):
         folder = self.folder(kind, count)
         found = self.cache.lookup(folder, keys)
         missing = [i for i, key in enumerate(keys) if key not in found]
-        out = torch.zeros(len(keys), count, self.feature_dim, dtype=torch.float16)
+        out = torch.zeros(len(keys), count, self.feature_dim)
         for i, key in enumerate(keys):
             if key in found:
-                out[i] = found[key].to(out.dtype) if found[key].dtype == out.dtype else found[key]
+                out[i] = found[key].float()
         if missing:
-            computed = self.extract(split, missing, keys, kind, count, folder)
-            if computed.dtype != out.dtype:
-                out = out.float()
-            out[missing] = computed.to(out.dtype)
+            out[missing] = self.extract(split, missing, keys, kind, count, folder)
+        half = out.half()  # the values as stored: computed or found, a run sees the same numbers
+        out = half if torch.equal(half.float(), out) else out
         if kind == "test":  # each image counted once, under its un-augmented view
             self.cached += len(keys) - len(missing)
             self.computed += len(missing)
@@ -383,7 +382,7 @@ class FeatureData(TrainingSet):
         views = Views(self.crop_size, self.padding, self.flip, self.normalize)
         out = torch.zeros(len(positions), count, self.feature_dim)
         row_of = {p: r for r, p in enumerate(positions)}
-        pending_keys, pending = [], []
+        pending: list[int] = []  # rows computed but not yet stored
         bar = tqdm(total=len(positions), desc=f"features ({kind}, {split})", unit="image", dynamic_ncols=True,
                    disable=not self.progress)
         for index, ok, images, reasons in self.source.images(split, positions, self.device):
@@ -396,26 +395,29 @@ class FeatureData(TrainingSet):
                         with hardware.autocast(self.device, self.precision):
                             feats = self.backbone_net(views(images, kind))
                         out[[row_of[p] for p in good], v] = feats.float().cpu()
-                pending_keys += [keys[p] for p in good]
-                pending += [out[row_of[p]] for p in good]
-            if len(pending_keys) >= CHUNK:
-                self.store(folder, pending_keys, pending)
-                pending_keys, pending = [], []
+                pending += [row_of[p] for p in good]
+            if len(pending) >= CHUNK:
+                out[pending] = self.store(folder, [keys[positions[r]] for r in pending], out[pending])
+                pending = []
             bar.update(len(index))
-        if pending_keys:
-            self.store(folder, pending_keys, pending)
+        if pending:
+            out[pending] = self.store(folder, [keys[positions[r]] for r in pending], out[pending])
         bar.close()
         return out
 
-    def store(self, folder: Path, keys: list[str], rows: list[torch.Tensor]) -> None:
-        """A chunk in float16 where every value fits it (finite after the cast), else float32."""
-        features = torch.stack(rows)
+    def store(self, folder: Path, keys: list[str], features: torch.Tensor) -> torch.Tensor:
+        """A chunk in float16 where every value fits it (finite after the cast), else float32; returns
+        the values as stored (float32), which are what this run trains on too."""
         half = features.half()
-        self.cache.store(folder, keys, half if torch.isfinite(half).all() else features)
+        stored = half if torch.isfinite(half).all() else features
+        self.cache.store(folder, keys, stored)
+        return stored.float()
 
     def broke(self, split: str, reasons: dict[int, str]) -> None:
         """Files that passed the check but failed when their features were computed (changed in
         between): listed as skipped; training samples among them are left out of verdicts.csv."""
+        if not reasons:  # in-memory images never break
+            return
         files = self.source.files if split == "train" else self.source.test_files
         self.skipped_files.update({files[i]: reason for i, reason in reasons.items()})
         if split == "train":

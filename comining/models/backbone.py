@@ -16,6 +16,7 @@ file's bytes for TorchScript; it is also part of the feature cache's key.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -48,6 +49,15 @@ class FrozenNet(nn.Module):
         return self.head(self.backbone(x).float())
 
 
+def freeze(module: nn.Module) -> nn.Module:
+    """``module`` in eval mode without gradients (parameter by parameter: TorchScript modules lack
+    ``requires_grad_``)."""
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -72,19 +82,21 @@ def load_torchscript(path: str) -> nn.Module:
         raise UserError(f"backbone file {path} not found: pass a TorchScript feature extractor "
                         "(torch.jit.save of a scripted or traced module) to --backbone-file")
     try:
-        return torch.jit.load(path, map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript still loads; the notice is noise
+            return torch.jit.load(path, map_location="cpu")
     except Exception as err:  # noqa: BLE001  not TorchScript, truncated, or made by a newer torch
         reason = " ".join(str(err).split())[:100] or type(err).__name__
         raise UserError(f"cannot load backbone file {path} as TorchScript ({reason}): save the extractor "
                         "with torch.jit.save(torch.jit.script(model), path)") from None
 
 
-def build_arch(arch: str, weights: str | None, channels: int, seed: int, progress: bool) -> nn.Module:
+def build_arch(arch: str, weights: str | None, channels: int, crop: int, seed: int, progress: bool) -> nn.Module:
     """``--arch`` with ``--weights`` as a feature extractor; random weights are drawn from ``seed``
     (inside a forked generator, so the run's own random state is untouched and predict redraws them)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(arch, channels, 1000, 224)
+        model = build_model(arch, channels, 1000, crop)
     load_weights(model, weights, arch, progress=progress)
     return Features(model)
 
@@ -114,14 +126,14 @@ def load_backbone(cfg, channels: int, crop: int, progress: bool = False) -> tupl
         source = f"backbone file {cfg.backbone_file}"
     else:
         weights = cfg.weights or "none"
-        module = build_arch(cfg.arch, weights, channels, cfg.seed, progress)
+        module = build_arch(cfg.arch, weights, channels, crop, cfg.seed, progress)
         if weights.lower() not in ("none", "imagenet"):
             weights = str(Path(weights).resolve())  # predict finds it from any folder
         record = {"kind": "arch", "name": cfg.arch, "weights": weights, "seed": cfg.seed,
                   "sha256": state_sha256(module)}
         source = f"--arch {cfg.arch}"
-    module.eval().requires_grad_(False)
-    record.update(dim=feature_width(module, channels, crop, source), channels=channels)
+    freeze(module)
+    record.update(dim=feature_width(module, channels, crop, source), channels=channels, crop_size=crop)
     return module, record
 
 
@@ -150,8 +162,8 @@ def restore_backbone(record: dict, where: str) -> nn.Module:
         if weights.lower() not in ("none", "imagenet") and not Path(weights).is_file():
             raise UserError(f"weights file {weights} of {where}'s backbone not found: put it back where the run "
                             "found it")
-        module = build_arch(record["name"], weights, record.get("channels", 3), record["seed"], False)
+        module = build_arch(record["name"], weights, record["channels"], record["crop_size"], record["seed"], False)
         if state_sha256(module) != record["sha256"]:
             raise UserError(f"the backbone weights of {where} ({weights}) changed since it was trained "
                             "(SHA-256 differs): put back the weights the run used, or train again with these")
-    return module.eval().requires_grad_(False)
+    return freeze(module)
