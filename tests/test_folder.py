@@ -4,9 +4,13 @@ the skipped-file list, `comining inspect`, `comining predict`, and the layout er
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import shutil
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +22,8 @@ from PIL import Image
 from comining import hardware
 from comining.config import resolve
 from comining.data.image_set import FolderData
+from comining.data.listing import read_list
+from comining.engine import Trainer
 from comining.errors import UserError
 from comining.predict import load_networks
 from conftest import cli_runner
@@ -317,3 +323,74 @@ def test_one_class_folder_and_synthetic_noise_on_a_folder_are_refused(tmp_path, 
     root = tiny(tmp_path / "images")
     one_line_error(run_main("train", "--dataset", "folder", "--data-root", root, "--closed-rate", "0.2", *SMALL),
                    "--closed-rate", "as given", "--forget-rate")
+
+
+# --- careless and hostile files: one image spelled two ways, a FIFO where an image should be -------
+
+def test_a_csv_list_naming_one_image_two_ways_is_refused(tmp_path):
+    listing = tmp_path / "train.csv"
+    for second in ("./cat/a.png", str(tmp_path / "cat/a.png"), "cat/../cat/a.png"):
+        listing.write_text(f"path,label\ncat/a.png,cat\ndog/b.png,dog\n{second},cat\n")
+        with pytest.raises(UserError, match="line 4: ") as err:
+            read_list(listing)
+        assert f"line 4: {second} is listed twice (first on line 2)" in str(err.value)  # as written
+
+
+@contextlib.contextmanager
+def within(seconds: int):
+    """TimeoutError where the block still runs after ``seconds``: a test that would wait forever fails."""
+    def give_up(signum, frame):
+        raise TimeoutError(f"still waiting after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+FIFO_REASON = "not a regular file (a FIFO)"
+
+
+def train_briefly(cfg):
+    """A one-epoch run of ``cfg`` (no run directory), the files' check included, within a minute; its Trainer."""
+    with within(60):
+        trainer = Trainer(cfg)
+        trainer.fit()
+    return trainer
+
+
+def test_a_fifo_in_an_image_folder_is_skipped_with_its_reason(small_root, tmp_path):
+    root = tmp_path / "images"
+    shutil.copytree(small_root, root)
+    os.mkfifo(root / "train/one/pipe.png")  # opening it would wait for a writer
+    trainer = train_briefly(folder_cfg(root, epochs=1, batch_size=16, quiet=True, device="cpu"))
+    assert trainer.data.skipped_files["train/one/pipe.png"] == FIFO_REASON
+    assert len(trainer.data) == 48 and len(trainer.history) == 1
+
+
+def test_a_fifo_in_a_csv_list_is_skipped_with_its_reason(small_root, tmp_path):
+    rows = {split: [f"{p},{p.parent.name}" for p in sorted((small_root / split).rglob("*")) if p.is_file()
+                    and p.parent.name in CLASSES.values() and p.suffix in (".png", ".jpg")]
+            for split in ("train", "val")}
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "train.csv").write_text("path,label\n" + "\n".join(rows["train"] + ["pipe.png,one"]) + "\n")
+    (tmp_path / "val.csv").write_text("path,label\n" + "\n".join(rows["val"]) + "\n")
+    cfg = resolve({"dataset": "csv", "train_csv": str(tmp_path / "train.csv"), "val_csv": str(tmp_path / "val.csv"),
+                   "arch": "small", "rescale_size": 40, "crop_size": 32, "weights": "none", "workers": 0,
+                   "epochs": 1, "batch_size": 16, "quiet": True, "device": "cpu"})
+    trainer = train_briefly(cfg)
+    assert trainer.data.skipped_files["pipe.png"] == FIFO_REASON
+    assert "pipe.png" not in trainer.data.sample_names() and len(trainer.history) == 1
+
+
+def test_predict_skips_a_fifo_argument_with_its_reason(folder_run, tmp_path):
+    pipe, single = tmp_path / "pipe.png", folder_run["root"] / "val/one/v_000.png"
+    os.mkfifo(pipe)
+    csv_path = tmp_path / "pred.csv"
+    result = folder_run["run"]("predict", "--run", folder_run["out"], pipe, single, "--output", csv_path, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = read_csv(csv_path)
+    assert [(r["path"], r["error"]) for r in rows] == [(str(pipe), FIFO_REASON), (str(single), "")]
+    assert rows[1]["class"] in CLASSES.values() and "classified 1 of 2 images" in result.stdout

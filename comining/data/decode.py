@@ -9,6 +9,7 @@ to skip it, list it, or replace it in its batch.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -18,12 +19,35 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 
+SPECIAL_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+class NotRegularFile(OSError):
+    """A path that names something other than a regular file: opening a FIFO or a device waits for
+    a writer that never comes, so such a path is refused before anything opens it."""
+
+
+def check_regular(path) -> None:
+    """NotRegularFile, with the kind in its message, where ``path`` is not a regular file (links
+    followed). A path that cannot be examined passes: opening it then says why it cannot be read."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in SPECIAL_KINDS if test(mode)), "a special file")
+        raise NotRegularFile(f"not a regular file ({kind})")
+
+
 def decode(path, size: int | None, mode: str = "RGB") -> torch.Tensor | None:
     """The image at ``path`` as a uint8 tensor [C×size×size] (squashed to a square, as the paper's
     Resize((512, 512))); ``size=None`` only checks that the whole file decodes and returns None.
 
-    Raises whatever PIL raises for an unreadable, truncated or non-image file.
+    Raises NotRegularFile for a FIFO, socket, device or folder (never opened), and whatever PIL
+    raises for an unreadable, truncated or non-image file.
     """
+    check_regular(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # EXIF and palette warnings of web images are noise, not errors
         with Image.open(path) as img:
@@ -44,6 +68,8 @@ def describe(err: Exception) -> str:
     """A one-line reason for skipped_files.txt / predictions.csv, without the file's path."""
     if isinstance(err, UnidentifiedImageError):
         return "not an image PIL can read"
+    if isinstance(err, NotRegularFile):
+        return str(err)
     text = " ".join(str(err).split()) or type(err).__name__
     if "'" in text and ("/" in text or "\\" in text):  # PIL quotes the path in some messages
         text = text.split("'")[0].strip() or type(err).__name__

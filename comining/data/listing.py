@@ -72,10 +72,17 @@ def locate_root(cfg: Config) -> Path:
                     "unpack the data set there or pass --data-root")
 
 
+def is_entry(path: Path) -> bool:
+    """Whether ``path`` is something to list as a file: anything that exists but a folder. FIFOs,
+    sockets and devices are listed too, so the readability check skips them with their reason
+    rather than leaving them out without a word (only os.stat looks at them: nothing opens them)."""
+    return path.exists() and not path.is_dir()
+
+
 def visible_files(folder: Path) -> list[Path]:
     """Every file under ``folder`` (recursively, following links), hidden files and folders left out."""
     return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+                  if is_entry(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def scan_split(root: Path, split: str, classes: list[str] | None = None):
@@ -103,7 +110,7 @@ def scan_split(root: Path, split: str, classes: list[str] | None = None):
         files += [p.relative_to(root).as_posix() for p in found]
         labels += [classes.index(name)] * len(found)
     loose = {p.relative_to(root).as_posix(): "not inside a class folder"
-             for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+             for p in folder.iterdir() if is_entry(p) and not p.name.startswith(".")}
     return classes, files, labels, loose
 
 
@@ -137,12 +144,13 @@ def read_list(csv_path: Path, classes: list[str] | None = None):
     column, rows = labelfile.read_table(csv_path)
     if column != "path":
         raise UserError(f"{csv_path} should list images with the header path,label, not index,label")
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = {}  # path_key: x.png, ./x.png and the absolute path are one image
     for line, path, _ in rows:
-        if path in seen:
-            raise UserError(f"{csv_path} line {line}: {path} is listed twice (first on line {seen[path]}): "
+        key = labelfile.path_key(csv_path.parent, path)
+        if key in seen:
+            raise UserError(f"{csv_path} line {line}: {path} is listed twice (first on line {seen[key]}): "
                             "keep one row per image")
-        seen[path] = line
+        seen[key] = line
     if classes is None:
         names = {text for _, _, text in rows if text not in ("", str(labelfile.LEFT_OUT))}
         if all(n.isdigit() for n in names):
