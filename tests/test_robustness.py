@@ -12,8 +12,11 @@ handled without a word where it is harmless, and never run code or train on a wr
   first write; a non-finite loss in each loss term (stopped before the bad update).
 - Checkpoints (here): truncated, empty, not a torch file, not a dict, a pickle that would run code,
   another architecture / class count / bank size, another method's state, an unknown or invalid
-  setting, no config or history; resuming with settings it may not change; resuming a folder with
-  no checkpoint; a new run over an existing one (also on every DDP rank, test_distributed.py).
+  setting, no config or history, a damaged record of the data; resuming with settings it may not
+  change; resuming on data that changed since (image files replaced or removed, labels changed, a
+  sample left out: refused, saying what changed; test_training_set.py: renamed files, other
+  in-memory images); resuming a folder with no checkpoint; a new run over an existing one (also on
+  every DDP rank, test_distributed.py).
 - Settings (here, test_cli.py, test_recipes.py, test_noise.py, test_table.py, test_models_views.py):
   numbers as strings, floats, booleans, null, zero, negative or NaN; rates out of range; unknown
   method, data set, preset, recipe, selector, view, synthetic setting or config key; malformed JSON,
@@ -25,8 +28,10 @@ handled without a word where it is harmless, and never run code or train on a wr
   that would call os.system, open or eval (refused, nothing run).
 - Image folders and lists (test_folder.py, test_label_runs.py): empty class folders, no train/ or
   evaluation split, a class without counterpart, files that are not images (skipped and listed),
-  a file that breaks mid-run; a CSV list with a path twice, an index header, no labelled image, a
-  class the training list lacks, paths outside its folder and missing files.
+  a file that breaks mid-run; a CSV list with a path twice (also one image spelled two ways), an
+  index header, no labelled image, a class the training list lacks, paths outside its folder and
+  missing files; a FIFO in a folder, in a CSV list and as a predict argument (skipped with its
+  reason, never opened).
 - Label files (test_labelfile.py, test_label_runs.py): a missing file, an unknown extension,
   --label-key on a .csv / .npy; CSV without header, with a BOM, unknown labels (the classes listed,
   ten at most), digits meaning a class name where class names are numbers (classes 0,1,2,5: label 3
@@ -138,13 +143,13 @@ def stop_at_step(trainer: Trainer, epoch: int, step: int, signame: str = "SIGTER
     original = trainer.method.loss
     where = {"epoch": trainer.start_epoch, "step": (trainer.partial[0] if trainer.partial else 0) - 1}
 
-    def loss(views, labels, index, e):
+    def loss(views, labels, index, e, *rest):
         if e != where["epoch"]:
             where.update(epoch=e, step=-1)
         where["step"] += 1
         if (e, where["step"]) == (epoch, step):
             trainer.stop_signal = signame
-        return original(views, labels, index, e)
+        return original(views, labels, index, e, *rest)
 
     trainer.method.loss = loss
 
@@ -577,6 +582,14 @@ def _drop(key: str):
     return mutate
 
 
+def _replace(key: str, value):
+    def mutate(path: Path, runs, marker):
+        state = torch.load(path, weights_only=False)
+        state[key] = value
+        torch.save(state, path)
+    return mutate
+
+
 BROKEN = {
     "truncated": _truncated,
     "not-torch": _not_torch,
@@ -592,6 +605,7 @@ BROKEN = {
     "invalid-setting": _config_change(epochs="ten"),
     "missing-config": _drop("config"),
     "missing-history": _drop("history"),
+    "damaged-data-record": _replace("data", {"names": 3, "labels": "cat"}),
 }
 
 
@@ -776,3 +790,96 @@ def test_bad_config_file_is_one_line_status_2_and_no_run_directory(tmp_path, mon
     assert len(lines) == 1 and lines[0].startswith("comining: error:"), err
     assert word in lines[0].replace("-", "_").lower() or word in lines[0].lower(), lines[0]
     assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+# --- resuming on the data a run was trained on ---------------------------------------------------
+
+TINY_CLASSES = ("cat", "dog", "owl")
+
+
+def _paint(path: Path, colour) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 16), colour).save(path)
+
+
+@pytest.fixture(scope="module")
+def folder_checkpoint(tmp_path_factory):
+    """A finished 2-epoch run on 15 plain-colour PNGs with a label file naming every one of them."""
+    base = tmp_path_factory.mktemp("folder-resume")
+    rows = ["path,label"]
+    for k, name in enumerate(TINY_CLASSES):
+        for j in range(5):
+            _paint(base / "images" / "train" / name / f"{j}.png", (80 * k, 40 * j, 90))
+            rows.append(f"train/{name}/{j}.png,{name}")
+        _paint(base / "images" / "val" / name / "0.png", (80 * k, 0, 0))
+    (base / "labels.csv").write_text("\n".join(rows) + "\n")
+    cfg = resolve({"dataset": "folder", "data_root": str(base / "images"), "labels": str(base / "labels.csv"),
+                   "arch": "small", "rescale_size": 16, "crop_size": 16, "weights": "none", "workers": 0,
+                   "epochs": 2, "warmup_epochs": 1, "batch_size": 4, "quiet": True, "device": "cpu"})
+    Trainer(cfg, base / "run").fit()
+    return base
+
+
+@pytest.fixture
+def folder_copy(folder_checkpoint, tmp_path) -> Path:
+    """A copy of that run, its images (modification times kept) and its label file, the checkpoint
+    pointing at the copies: each test changes its own data."""
+    shutil.copytree(folder_checkpoint / "images", tmp_path / "images")
+    shutil.copytree(folder_checkpoint / "run", tmp_path / "run")
+    shutil.copy2(folder_checkpoint / "labels.csv", tmp_path / "labels.csv")
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=False)
+    state["config"].update(data_root=str(tmp_path / "images"), labels=str(tmp_path / "labels.csv"))
+    torch.save(state, checkpoint)
+    return tmp_path
+
+
+def _relabel(changes: dict):
+    def change(base: Path):
+        text = (base / "labels.csv").read_text()
+        for path, label in changes.items():
+            text = text.replace(f"{path},{path.split('/')[1]}\n", f"{path},{label}\n")
+        (base / "labels.csv").write_text(text)
+    return change
+
+
+DATA_CHANGES = {
+    "images-replaced": (lambda base: [_paint(base / "images/train" / p, (7, 7, 7)) for p in ("owl/3.png", "dog/1.png")],
+                        "2 of 15 image files changed since (first: train/dog/1.png)"),
+    "labels-changed": (_relabel({"train/dog/1.png": "owl", "train/owl/0.png": "cat"}),
+                       "the labels differ for 2 of 15 samples (first: train/dog/1.png;"),
+    "sample-left-out": (_relabel({"train/cat/2.png": "-1"}), "14 training samples now, 15 then"),
+    "image-removed": (lambda base: (base / "images/train/cat/4.png").unlink(), "14 training samples now, 15 then"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_CHANGES))
+def test_resume_refuses_data_that_changed_since(folder_copy, monkeypatch, capsys, case):
+    change, message = DATA_CHANGES[case]
+    change(folder_copy)
+    run = folder_copy / "run"
+    before = snapshot(run)
+    monkeypatch.chdir(folder_copy)
+    code = cli.main(["train", "--resume", str(run)])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert f"{run / 'checkpoint.pt'} was trained on other data: {message}" in lines[0], lines[0]
+    assert lines[0].endswith("start a new run, or put the data back as it was"), lines[0]
+    assert snapshot(run) == before
+
+
+def test_resume_on_the_same_data_continues(folder_copy):
+    trainer = Trainer.resume(folder_copy / "run")
+    stored = torch.load(folder_copy / "run" / "checkpoint.pt", weights_only=True)["data"]
+    assert trainer.start_epoch == 2 and stored["names"] == trainer.data.sample_names()
+    tensors_equal(stored, trainer.data.fingerprint())
+
+
+def test_a_checkpoint_without_a_fingerprint_still_resumes(folder_copy):
+    checkpoint = folder_copy / "run" / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=False)
+    del state["data"]  # as written before checkpoints kept one
+    torch.save(state, checkpoint)
+    assert Trainer.resume(folder_copy / "run").start_epoch == 2

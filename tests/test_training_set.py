@@ -17,7 +17,7 @@ from comining.config import resolve
 from comining.data import load_arrays
 from comining.data.image_set import FolderData
 from comining.data.in_memory import InMemoryData
-from comining.data.training_set import TrainingSet
+from comining.data.training_set import TrainingSet, data_change
 
 CLASSES = ("cat", "dog", "owl")
 PER_CLASS = 4
@@ -84,7 +84,7 @@ def test_the_interface_names_what_callers_use():
             "skipped_files", "failed_positions", "channels", "image_size", "crop_size", "padding", "flip",
             "normalize"} <= set(ATTRIBUTES)
     assert {"epoch_order", "epoch_batches", "batches", "ordered_batches", "test_batches", "num_batches",
-            "sample_names"} <= set(METHODS)
+            "sample_names", "fingerprint", "content_check"} <= set(METHODS)
 
 
 @pytest.mark.parametrize("kind", ["in-memory", "image set"])
@@ -146,3 +146,34 @@ def test_train_subset_of_an_image_set_is_the_first_n_of_a_seeded_shuffle(folder_
     assert all(set(kept[n]) < set(kept[n + 1]) for n in range(1, len(listed)))  # each N adds one image
     assert kept[len(listed)] == listed == image_set(root).sample_names()
     assert {f.split("/")[1] for f in kept[5]} == set(CLASSES)  # the listing's first 5 hold two classes
+
+
+# --- the fingerprint a checkpoint keeps, and what a resume finds changed ---------------------------
+
+@pytest.mark.parametrize("kind", ["in-memory", "image set"])
+def test_a_fingerprint_holds_the_names_labels_and_content_taken_once(kind, folder_root):
+    data = in_memory(train_subset=100) if kind == "in-memory" else image_set(folder_root[0])
+    taken = data.fingerprint()
+    assert taken is data.fingerprint() and set(taken) == {"names", "labels", "content"}
+    assert taken["names"] == data.sample_names() and torch.equal(taken["labels"], data.labels.cpu())
+    if kind == "image set":
+        sizes = [(folder_root[0] / f).stat() for f in data.files]
+        assert taken["content"].tolist() == [[s.st_size, s.st_mtime_ns] for s in sizes]
+    else:
+        again = in_memory(train_subset=100).fingerprint()["content"]
+        assert isinstance(taken["content"], str) and taken["content"] == again
+    assert data_change(taken, taken) is None
+    renamed = {**taken, "names": ["elsewhere.png", *taken["names"][1:]]}
+    assert data_change(renamed, taken) == (f"1 of {len(data)} training samples are others now "
+                                           f"(first: elsewhere.png is now {taken['names'][0]})")
+    with pytest.raises(ValueError, match="damaged"):
+        data_change({"names": taken["names"], "labels": taken["labels"][1:], "content": ""}, taken)
+
+
+def test_other_in_memory_images_change_the_fingerprint():
+    same, other = in_memory(train_subset=100), in_memory(train_subset=100)
+    other.images[7, 0, 3, 3] += 1
+    assert data_change(same.fingerprint(), other.fingerprint()) == (
+        "the training images differ (another copy or version of the data set)")
+    assert data_change(same.fingerprint(), in_memory(train_subset=100, closed_rate=0.5).fingerprint()).startswith(
+        "the labels differ for ")

@@ -19,7 +19,7 @@ from comining.config import FOLDER_DATASETS, Config
 from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from comining.data.decode import ImageFiles, check_files, in_order, loader
 from comining.data.listing import LAYOUT, list_images
-from comining.data.training_set import TrainingSet, subset_positions
+from comining.data.training_set import TrainingSet, file_stats, subset_positions
 from comining.errors import UserError
 
 
@@ -106,6 +106,7 @@ class FolderData(TrainingSet):
         # The same objects under the names that callers probing hasattr(data, "skipped") read to tell
         # an image set apart; in-memory sets lack them, so such callers keep working.
         self.skipped, self.failed = self.skipped_files, self.failed_positions
+        self.fingerprint()  # the files as the check above read them, before training reads them again
 
     def __len__(self) -> int:
         return len(self.files)
@@ -167,3 +168,6 @@ class FolderData(TrainingSet):
 
     def sample_names(self) -> list[str]:
         return list(self.files)
+
+    def content_check(self) -> torch.Tensor:
+        return file_stats(self.root, self.files)

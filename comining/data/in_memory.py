@@ -11,7 +11,7 @@ import torch
 from comining import labelfile, noise
 from comining.config import Config
 from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
-from comining.data.training_set import TrainingSet, subset_positions
+from comining.data.training_set import TrainingSet, array_hash, subset_positions
 from comining.errors import UserError
 
 
@@ -106,3 +106,6 @@ class InMemoryData(TrainingSet):
     def sample_names(self) -> list[str]:
         """A label file's left-out samples keep their numbers out of the names."""
         return [str(i) for i in self.sample_index.tolist()]
+
+    def content_check(self) -> str:
+        return array_hash(self.images, self.true_labels)

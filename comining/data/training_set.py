@@ -6,18 +6,25 @@ Fashion-MNIST, CIFAR, held whole on the training device) and ``FolderData``
 exists on both, so a caller needs no ``hasattr``; where the kinds must be told apart (which files
 to report as skipped), ``reads_files`` says which one it holds.
 
+A run's checkpoint keeps the set's ``fingerprint()``, so that ``--resume`` refuses data that changed
+since (``check_same_data``): another file list, other labels, or other content.
+
 Positions: sample i of a training set is its i-th training sample after ``--train-subset`` and a
 label file's left-out samples are taken away; ``sample_names()[i]`` says which sample that is.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+
+from comining.errors import UserError
 
 EPOCH_SEED_STRIDE = 100003  # seed * stride + epoch: no two (seed, epoch) pairs of a study share a stream
 
@@ -124,3 +131,86 @@ class TrainingSet(ABC):
     def sample_names(self) -> Sequence[str]:
         """How verdicts.csv names each position: a path relative to ``root`` (or absolute) for image
         sets, the sample's number in the data set's training set for in-memory sets."""
+
+    @abstractmethod
+    def content_check(self) -> torch.Tensor | str:
+        """A cheap record of the samples' content for ``fingerprint``: (size, mtime_ns) of every file
+        [N×2 int64] for image sets (reading every file again would cost a pass over the data), a
+        hash of the image and label arrays for in-memory sets."""
+
+    def fingerprint(self) -> dict:
+        """What this run trains on, as the checkpoint keeps it: {"names": sample_names(), "labels":
+        the given labels [N long, CPU], "content": content_check()}; taken on the first call and kept,
+        so it describes the data as the run first read it."""
+        if "_fingerprint" not in vars(self):
+            self._fingerprint = {"names": list(self.sample_names()), "labels": self.labels.cpu().clone(),
+                                 "content": self.content_check()}
+        return self._fingerprint
+
+
+def file_stats(root: Path | None, files: Sequence[str]) -> torch.Tensor:
+    """(size, mtime_ns) [N×2 int64] of each file (relative to ``root`` or absolute); (-1, -1) for a
+    file that cannot be examined, so it differs from any file that can."""
+    stats = []
+    for name in files:
+        try:
+            info = os.stat(root / name if root is not None else name)
+            stats.append((info.st_size, info.st_mtime_ns))
+        except (OSError, ValueError):
+            stats.append((-1, -1))
+    return torch.tensor(stats, dtype=torch.long).reshape(-1, 2)
+
+
+def array_hash(*arrays: torch.Tensor) -> str:
+    """A blake2b digest (hex) of the arrays' bytes, shapes and types."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        array = array.detach().cpu().contiguous()
+        digest.update(f"{tuple(array.shape)}{array.dtype};".encode())
+        digest.update(array.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def data_change(then: dict, now: dict) -> str | None:
+    """What differs between two fingerprints (``then`` as a checkpoint kept it), in a few words, or
+    None when they agree. ValueError where ``then`` is not a fingerprint."""
+    then = then if isinstance(then, dict) else {}
+    names, labels, content = then.get("names"), then.get("labels"), then.get("content")
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)
+            and isinstance(labels, torch.Tensor) and labels.shape == (len(names),)
+            and isinstance(content, (str, torch.Tensor))):
+        raise ValueError("its record of the training data is damaged")
+    size = len(now["names"])
+    if len(names) != size:
+        return (f"{size} training samples now, {len(names)} then (images added or removed, or the label "
+                "file changed)")
+    moved = [i for i, (a, b) in enumerate(zip(names, now["names"])) if a != b]
+    if moved:
+        return (f"{len(moved)} of {size} training samples are others now (first: {names[moved[0]]} "
+                f"is now {now['names'][moved[0]]})")
+    if isinstance(content, torch.Tensor) and isinstance(now["content"], torch.Tensor) \
+            and content.shape == now["content"].shape:  # a record per file
+        changed = (content != now["content"]).any(1).nonzero().flatten().tolist()
+        if changed:
+            return f"{len(changed)} of {size} image files changed since (first: {names[changed[0]]})"
+    elif not (isinstance(content, str) and content == now["content"]):
+        return "the training images differ (another copy or version of the data set)"
+    relabelled = (labels != now["labels"]).nonzero().flatten().tolist()
+    if relabelled:
+        return (f"the labels differ for {len(relabelled)} of {size} samples (first: {names[relabelled[0]]}; "
+                "the label file changed)")
+    return None
+
+
+def check_same_data(checkpoint: Path, then: dict | None, data: TrainingSet) -> None:
+    """UserError, one line, where ``data`` is not the data the checkpoint's run trained on, as its
+    fingerprint ``then`` says; a checkpoint without one (written before fingerprints) passes."""
+    if then is None:
+        return
+    try:
+        change = data_change(then, data.fingerprint())
+    except ValueError as err:
+        raise UserError(f"checkpoint {checkpoint} is not a comining checkpoint ({err}): start a new run") from None
+    if change:
+        raise UserError(f"{checkpoint} was trained on other data: {change}; start a new run, or put the data back "
+                        "as it was")
