@@ -91,19 +91,25 @@ def evaluation_nets(method) -> list:
     return [getattr(net, "module", net) for net in method.nets]
 
 
-@torch.no_grad()
 def plain_probabilities(method, data, views, precision: str, batch_size: int) -> torch.Tensor:
     """[N×C] class probabilities of every training sample under the un-augmented view, the networks
     in evaluation mode and their probabilities averaged; NaN rows for images that could not be read."""
+    return network_probabilities(method, data, views, precision, batch_size).mean(0)
+
+
+@torch.no_grad()
+def network_probabilities(method, data, views, precision: str, batch_size: int) -> torch.Tensor:
+    """[K×N×C] class probabilities of every training sample under the un-augmented view, one slice
+    per network of the method (K of them), in evaluation mode; NaN rows for images that could not be read."""
     device = next(method.parameters()).device
     kind = "plain" if method.view_kinds == ("plain",) else "test"
     nets, was_training = evaluation_nets(method), method.training
     method.eval()
-    probs = torch.full((len(data), method.num_classes), float("nan"), device=device)
+    probs = torch.full((len(nets), len(data), method.num_classes), float("nan"), device=device)
     for index, images in data.ordered_batches(batch_size):
         x = views(images, kind)
         with hardware.autocast(device, precision):
-            probs[index] = torch.stack([net(x)[0].float().softmax(1) for net in nets]).mean(0)
+            probs[:, index] = torch.stack([net(x)[0].float().softmax(1) for net in nets])
     method.train(was_training)
     return probs
 

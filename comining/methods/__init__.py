@@ -89,6 +89,12 @@ class Method(nn.Module):
         networks that have trained with selection (None: the first estimate holds)."""
         return None
 
+    def begin_epoch(self, epoch: int, rate: float, labels: torch.Tensor, probabilities) -> None:
+        """Called before an epoch's first step (not again when a run resumes mid-epoch): ``labels`` [N]
+        are the training set's given labels, ``probabilities()`` computes each network's un-augmented
+        class probabilities on the whole training set [K×N×C] (a pass over the data: call it only when
+        needed). Nothing by default."""
+
     def loss(self, views, labels, index, epoch, rate):
         raise NotImplementedError
 
