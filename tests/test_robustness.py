@@ -246,12 +246,12 @@ def test_second_signal_during_a_step_exits_at_once_keeping_the_last_checkpoint(t
     original = trainer.method.loss
     calls = []
 
-    def loss(views, labels, index, epoch):
+    def loss(views, labels, index, epoch, *rest):
         calls.append(epoch)
         if epoch == 1 and calls.count(1) == 3:
             _send(signal.SIGTERM)  # asks for a graceful stop after this step
             _send(signal.SIGTERM)  # ... and the second one means: now
-        return original(views, labels, index, epoch)
+        return original(views, labels, index, epoch, *rest)
 
     trainer.method.loss = loss
     previous = signal.getsignal(signal.SIGTERM)
@@ -687,9 +687,9 @@ def test_resume_of_a_folder_without_checkpoint(tmp_path, capsys):
 def _nan_at(original, epoch: int, step: int, term: str, calls: list):
     """Wrap a method's loss so that ``term`` (and so the loss) is NaN at (epoch, step), 0-based."""
 
-    def loss(views, labels, index, e):
+    def loss(views, labels, index, e, *rest):
         calls.append(e)
-        total, terms = original(views, labels, index, e)
+        total, terms = original(views, labels, index, e, *rest)
         if e == epoch and calls.count(e) == step + 1:
             terms = {**terms, term: terms[term] * float("nan")}
             total = total + terms[term]
@@ -732,8 +732,8 @@ def test_non_finite_loss_through_the_command_line(tmp_path, monkeypatch, capsys)
     calls = []
     original = CoMining.loss
 
-    def loss(self, views, labels, index, epoch):
-        return _nan_at(lambda *a: original(self, *a), 1, 2, "tri", calls)(views, labels, index, epoch)
+    def loss(self, views, labels, index, epoch, *rest):
+        return _nan_at(lambda *a: original(self, *a), 1, 2, "tri", calls)(views, labels, index, epoch, *rest)
 
     monkeypatch.setattr(CoMining, "loss", loss)
     out = tmp_path / "run"
