@@ -41,7 +41,7 @@ RUNS = {
     "coteaching": ["--method", "coteaching"],
     "folder": ["--dataset", "folder", "--data-root", "{folder}", "--arch", "small", "--weights", "none",
                "--rescale-size", "16", "--crop-size", "16", "--epochs", "6", "--warmup-epochs", "2",
-               "--batch-size", "64"],
+               "--batch-size", "64", "--backbone", "finetune"],
 }
 TIME_KEYS = {"seconds", "wall_seconds", "started", "finished"}
 
@@ -68,6 +68,8 @@ def write_digits_folder(root: Path) -> Path:
 
 def run_one(tree: Path, name: str, out: Path, folder: Path) -> tuple[str, int]:
     args = [a.replace("{folder}", str(folder)) for a in RUNS[name]]
+    if "--backbone" in args and '"frozen"' not in (tree / "comining" / "config.py").read_text():
+        args = args[:args.index("--backbone")] + args[args.index("--backbone") + 2:]  # a commit that only fine-tunes
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "CUDA_VISIBLE_DEVICES": "", "MPLBACKEND": "Agg"}
     log = out.with_suffix(".log")

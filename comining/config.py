@@ -73,10 +73,9 @@ class ModelSettings:
                         metavar="NAME")
     weights: str | None = setting(None, "initial weights: none, imagenet (downloaded), or a state-dict file",
                                   main=True, metavar="W")
-    backbone: str = setting("auto", "frozen: the pretrained network computes each image's features once (cached) "
-                            "and only a small head trains, minutes on a CPU; finetune: the whole network trains; "
-                            "auto: frozen for folder and csv on a machine without a GPU when the weights are "
-                            "pretrained, else finetune (docs/BACKBONE.md)", main=True,
+    backbone: str = setting("auto", "frozen: a head trains on the pretrained network's cached features (minutes "
+                            "on a CPU); finetune: the whole network trains; auto: frozen for folder/csv without a "
+                            "GPU and with pretrained weights (docs/BACKBONE.md)", main=True, metavar="MODE",
                             choices=("auto", "frozen", "finetune"))
     backbone_file: str | None = setting(None, "--backbone frozen: a TorchScript feature extractor (images in, N×D "
                                         "features out) instead of --arch/--weights. Loading it runs the code inside "

@@ -91,23 +91,47 @@ class FeatureCache:
     def chunks(folder: Path) -> list[Path]:
         return sorted(p for p in folder.glob("*.pt") if not p.name.startswith("."))
 
-    def lookup(self, folder: Path, keys: list[str]) -> dict[str, torch.Tensor]:
-        """{key: its features [count × D]} of the ``keys`` found in ``folder``; an unreadable chunk
-        (damaged by hand, or by a disk that filled) is passed over, so its samples are computed again."""
-        wanted, found = set(keys) - {UNREADABLE}, {}
+    def entries(self, folder: Path):
+        """(keys, features [n × count × D], memory-mapped) of every readable chunk in ``folder``; a chunk
+        that cannot be read (damaged by hand, or by a disk that filled) is passed over, so its samples
+        are computed again."""
         for path in self.chunks(folder):
-            if not wanted:
-                break
             try:
                 chunk = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-                chunk_keys, features = chunk["keys"], chunk["features"]
+                keys, features = chunk["keys"], chunk["features"]
             except Exception:  # noqa: BLE001  a damaged chunk only costs its recomputation
                 continue
+            if isinstance(keys, list) and isinstance(features, torch.Tensor) and features.shape[0] == len(keys):
+                yield keys, features
+
+    def present(self, folder: Path, keys: list[str]) -> set[str]:
+        """The ``keys`` that ``folder`` holds features of."""
+        wanted = set(keys) - {UNREADABLE}
+        return {key for chunk_keys, _ in self.entries(folder) for key in chunk_keys if key in wanted}
+
+    def fill(self, folder: Path, keys: list[str], out: torch.Tensor) -> tuple[torch.Tensor, set[int]]:
+        """(``out`` with the cached features of ``keys`` written into their rows, the rows filled).
+        ``out`` [n × count × D] becomes float32 where a chunk is (values float16 cannot hold)."""
+        rows_of: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            if key != UNREADABLE:
+                rows_of.setdefault(key, []).append(i)
+        filled: set[int] = set()
+        for chunk_keys, features in self.entries(folder):
+            source, target = [], []
             for row, key in enumerate(chunk_keys):
-                if key in wanted:
-                    found[key] = features[row].clone()
-                    wanted.discard(key)
-        return found
+                if key in rows_of:
+                    rows = rows_of.pop(key)
+                    source += [row] * len(rows)
+                    target += rows
+            if target:
+                if features.dtype != out.dtype:
+                    out = out.float()
+                out[target] = features[source].to(out.dtype)
+                filled.update(target)
+            if not rows_of:
+                break
+        return out, filled
 
     def store(self, folder: Path, keys: list[str], features: torch.Tensor) -> None:
         """One chunk, named by its keys (two writers of the same samples write the same name)."""
@@ -311,7 +335,7 @@ class FeatureData(TrainingSet):
         if files:
             test_folder = self.folder("test", 1)  # a file with cached features decoded before: no check
             with self.own_random_state():
-                self.source = ImageSource(cfg, listing, lambda keys: set(self.cache.lookup(test_folder, keys)))
+                self.source = ImageSource(cfg, listing, lambda keys: self.cache.present(test_folder, keys))
         for name in ("reads_files", "root", "classes", "noise", "full_size", "left_out", "skipped_files",
                      "channels", "image_size", "crop_size", "padding", "flip", "normalize", "true_labels"):
             setattr(self, name, getattr(self.source, name))
@@ -345,30 +369,33 @@ class FeatureData(TrainingSet):
         device (the test view, then K views of each augmented kind of ``view_kinds``), ``test_images``
         [M × 1 × D]."""
         kinds = [("test", 1)] + [(kind, self.cfg.feature_views) for kind in augmented_kinds(view_kinds)]
-        parts, first = [], 0
+        # Filled kind by kind, so memory peaks at the whole plus one kind's part, not twice the whole.
+        images = torch.zeros(len(self), sum(count for _, count in kinds), self.feature_dim, dtype=torch.float16)
+        first = 0
         with self.own_random_state():
             for kind, count in kinds:
                 self.layout[kind] = (first, count)
-                parts.append(self.features("train", self.source.keys, kind, count))
+                part = self.features("train", self.source.keys, kind, count)
+                images = images.to(part.dtype) if part.dtype != images.dtype else images
+                images[:, first:first + count] = part
+                del part
                 first += count
             self.test_images = self.features("test", self.source.test_keys, "test", 1).to(self.device)
-        self.images = torch.cat(parts, 1).to(self.device)
+        self.images = images.to(self.device)
         self.backbone_net.cpu()  # its work is done; the head trains alone
 
     def features(self, split: str, keys: list[str], kind: str, count: int) -> torch.Tensor:
         """[n × count × D] features of ``split``'s samples under ``kind``: found in the cache, or computed
         (and stored) for the missing ones."""
         folder = self.folder(kind, count)
-        found = self.cache.lookup(folder, keys)
-        missing = [i for i, key in enumerate(keys) if key not in found]
-        out = torch.zeros(len(keys), count, self.feature_dim)
-        for i, key in enumerate(keys):
-            if key in found:
-                out[i] = found[key].float()
-        if missing:
-            out[missing] = self.extract(split, missing, keys, kind, count, folder)
-        half = out.half()  # the values as stored: computed or found, a run sees the same numbers
-        out = half if torch.equal(half.float(), out) else out
+        out, filled = self.cache.fill(folder, keys, torch.zeros(len(keys), count, self.feature_dim,
+                                                                dtype=torch.float16))
+        missing = [i for i in range(len(keys)) if i not in filled]
+        if missing:  # the values as stored, so a run that computed them and one that found them agree
+            computed = self.extract(split, missing, keys, kind, count, folder)
+            if not torch.equal(computed.half().float(), computed):
+                out = out.float()
+            out[missing] = computed.to(out.dtype)
         if kind == "test":  # each image counted once, under its un-augmented view
             self.cached += len(keys) - len(missing)
             self.computed += len(missing)

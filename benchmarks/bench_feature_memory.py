@@ -1,0 +1,153 @@
+"""Memory of --backbone frozen at scale: 100,000 cached feature rows, read back and trained on.
+
+Evidence: NOT YET RUN (written while the machine was shared; to be run on an idle one). Expected:
+peak memory above the process's baseline within 1.5x of the cached features' bytes (plus the memory
+banks while training). Fill in the measured numbers here with the hardware line the script prints.
+
+    python benchmarks/bench_feature_memory.py [--rows 100000] [--dim 512] [--views 2] [--out runs/bench-memory]
+
+Two phases, each in a process of its own (peak resident memory, ru_maxrss, is per process):
+  load   random features of --rows samples (1 + 2K views of D values, float16: rows x (1+2K) x D x 2
+         bytes) are written to a feature cache in 4,096-row chunks, then a fresh process reads them
+         back with FeatureCache.fill, as a run whose features are all cached does;
+  train  one epoch of Co-mining (a linear head, its two memory banks) on the same number of random
+         feature rows held in memory, with the final verdicts' pass, as comining train runs it.
+Each prints (peak - baseline) against the features' bytes (+ the banks' for train); exit 1 when above 1.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = 10
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def keys(rows: int) -> list[str]:
+    return [f"{i:040x}" for i in range(rows)]
+
+
+def write_cache(out: Path, rows: int, dim: int, views: int) -> None:
+    import torch
+    from comining.data.features import CHUNK, FeatureCache
+
+    cache = FeatureCache(out / "cache")
+    folder = cache.folder({"bench": "memory", "dim": dim, "views": views})
+    if cache.chunks(folder):
+        return
+    generator = torch.Generator().manual_seed(0)
+    names = keys(rows)
+    for start in range(0, rows, CHUNK):
+        part = names[start:start + CHUNK]
+        cache.store(folder, part, torch.randn(len(part), 1 + 2 * views, dim, generator=generator).half())
+
+
+def phase_load(out: Path, rows: int, dim: int, views: int) -> float:
+    import torch
+    from comining.data.features import FeatureCache
+
+    cache = FeatureCache(out / "cache")
+    folder = cache.folder({"bench": "memory", "dim": dim, "views": views})
+    names = keys(rows)
+    base = rss_mb()
+    features, filled = cache.fill(folder, names, torch.zeros(rows, 1 + 2 * views, dim, dtype=torch.float16))
+    assert len(filled) == rows
+    used, cached = peak_mb() - base, features.numel() * features.element_size() / 2**20
+    print(f"load:  {rows} rows x {1 + 2 * views} views x {dim} float16 = {cached:.0f} MB cached; "
+          f"peak {used:.0f} MB above the baseline ({used / cached:.2f}x)")
+    return used / cached
+
+
+def phase_train(rows: int, dim: int, views: int) -> float:
+    import torch
+    from comining import engine
+    from comining.config import resolve
+    from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
+    from comining.data.features import FeatureCache, FeatureData
+
+    class RandomFeatures(FeatureData):
+        """FeatureData holding random feature rows instead of a backbone's."""
+
+        def __init__(self, cfg, device, *args, **kwargs):
+            generator = torch.Generator().manual_seed(0)
+            self.cfg, self.device, self.generator = cfg, torch.device("cpu"), generator
+            self.reads_files, self.root, self.noise, self.true_labels = False, None, {}, None
+            self.classes, self.num_classes = [f"class{i}" for i in range(CLASSES)], CLASSES
+            self.labels = torch.randint(0, CLASSES, (rows,), generator=generator)
+            self.test_labels = torch.randint(0, CLASSES, (1000,), generator=generator)
+            self.full_size, self.left_out, self.skipped_files, self.failed_positions = rows, 0, {}, set()
+            self.channels, self.image_size, self.crop_size, self.padding, self.flip = 3, 224, 224, 0, True
+            self.normalize, self.feature_dim = (IMAGENET_MEAN, IMAGENET_STD), dim
+            self.computed, self.cached, self.layout = 0, rows, {}
+            self.backbone = {"kind": "torchscript", "name": "random features", "sha256": "0" * 64, "dim": dim}
+            self.cache = FeatureCache(Path(os.devnull))
+
+        def __len__(self):
+            return rows
+
+        def prepare(self, view_kinds):
+            self.layout = {"test": (0, 1), "weak": (1, views), "strong": (1 + views, views)}
+            self.images = torch.empty(rows, 1 + 2 * views, dim, dtype=torch.float16)
+            for start in range(0, rows, 10000):  # filled in parts: no float32 copy of the whole
+                part = self.images[start:start + 10000]
+                part.copy_(torch.randn(part.shape, generator=self.generator))
+            self.test_images = torch.randn(1000, 1, dim, generator=self.generator).half()
+
+        def sample_names(self):
+            return [str(i) for i in range(rows)]
+
+        def content_check(self):
+            return "random"
+
+    engine.load_training_data = lambda cfg, device, *args: RandomFeatures(cfg, device)
+    cfg = resolve({"dataset": "digits", "backbone": "frozen", "epochs": 1, "warmup_epochs": 0, "batch_size": 128,
+                   "forget_rate": 0.2, "feature_views": views, "quiet": True, "device": "cpu", "precision": "fp32"})
+    base = rss_mb()
+    trainer = engine.Trainer(cfg, None)
+    trainer.fit()
+    cached = trainer.data.images.numel() * 2 / 2**20
+    banks = sum(b.buffer.numel() * 4 + b.label_buffer.numel() * 8 for b in trainer.method.banks) / 2**20
+    used = peak_mb() - base
+    print(f"train: {cached:.0f} MB of features + {banks:.0f} MB of memory banks; peak {used:.0f} MB above the "
+          f"baseline ({used / (cached + banks):.2f}x)")
+    return used / (cached + banks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--views", type=int, default=2, help="K, augmented views per kind")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-memory")
+    parser.add_argument("--phase", choices=("load", "train"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    if args.phase == "load":
+        return int(phase_load(args.out, args.rows, args.dim, args.views) > 1.5)
+    if args.phase == "train":
+        return int(phase_train(args.rows, args.dim, args.views) > 1.5)
+    import torch
+    print(f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    write_cache(args.out, args.rows, args.dim, args.views)
+    codes = [subprocess.run([sys.executable, __file__, "--phase", phase, "--rows", str(args.rows), "--dim",
+                             str(args.dim), "--views", str(args.views), "--out", str(args.out)]).returncode
+             for phase in ("load", "train")]
+    return max(codes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

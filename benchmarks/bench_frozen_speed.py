@@ -1,0 +1,136 @@
+"""Frozen backbone on your own photos: minutes from `comining train` to verdicts.csv, against fine-tuning.
+
+Evidence: NOT YET RUN (written while the machine was shared; to be run on an idle one). Expected on
+an idle 2-core AMD EPYC (this project's CPU machine), ResNet-18, 2,000 photos of 256 px:
+cold run (features computed) under 5 minutes, warm run (features from the cache, no image decoded)
+at least 3x faster, fine-tuning extrapolated to the same 60 epochs in hours. Fill in the measured
+numbers here with the hardware line the script prints.
+
+    python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1]
+
+What it does:
+  1. writes a folder of --images photos of 256x256 px (JPEG): Fashion-MNIST images upscaled where the
+     IDX files are found (datasets/fashion-mnist or /usr/share/datasets/fashion-mnist), random pictures
+     otherwise; 10 classes, 20 % of the training files in a wrong class folder, 20 clean val images per class;
+  2. `comining train --dataset folder --backbone frozen --arch resnet18 --weights none` with a fresh
+     --cache-dir: wall-clock seconds from start to verdicts.csv (features computed);
+  3. the same command again (new --out): the cache holds every feature; the child process counts
+     every call of the image decoder (it must be 0);
+  4. `--backbone finetune` (same arch, weights and 224-px crops of 256-px images) for
+     --finetune-epochs epochs; its seconds per epoch x 60 (the preset's epochs) estimate the full run.
+`--weights none` times exactly what ImageNet weights would (same network), without a download.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = 10
+SIDE = 256
+COMMON = ["--dataset", "folder", "--arch", "resnet18", "--weights", "none", "--rescale-size", "256",
+          "--crop-size", "224", "--quiet"]
+
+# Run as a child: count every image decode (also in DataLoader workers, which inherit the patch by fork)
+# in the file named by $COUNT_DECODES, then run the CLI.
+CHILD = """
+import os, sys
+from comining.data import decode
+real = decode.decode
+def counted(path, *a, **k):
+    with open(os.environ["COUNT_DECODES"], "a") as fh:
+        fh.write("x")
+    return real(path, *a, **k)
+decode.decode = counted
+from comining.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def source_images(n: int) -> np.ndarray:
+    """n grey 28x28 uint8 images with labels 0..9: Fashion-MNIST where found, random shapes otherwise."""
+    for folder in (REPO / "datasets" / "fashion-mnist", Path("/usr/share/datasets/fashion-mnist")):
+        if (folder / "train-images-idx3-ubyte.gz").is_file():
+            from comining.data.fashion_mnist import load
+            arrays = load(str(folder))
+            return arrays.train_images[:n, 0].numpy(), np.asarray(arrays.train_labels[:n])
+    rng = np.random.RandomState(0)
+    return rng.randint(0, 256, (n, 28, 28)).astype(np.uint8), np.arange(n) % CLASSES
+
+
+def write_photos(root: Path, n: int) -> None:
+    from PIL import Image
+
+    images, labels = source_images(n + 20 * CLASSES)
+    rng = np.random.RandomState(1)
+    for i, (pixels, label) in enumerate(zip(images, labels)):
+        split = "train" if i < n else "val"
+        given = int(label) if split == "val" or rng.rand() >= 0.2 else int(rng.randint(CLASSES))
+        folder = root / split / f"class{given}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).resize((SIDE, SIDE), Image.BICUBIC).convert("RGB").save(folder / f"{i:05d}.jpg",
+                                                                                      quality=90)
+
+
+def timed(args: list[str], counter: Path | None = None) -> float:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "MPLBACKEND": "Agg"}
+    command = [sys.executable, "-m", "comining", *args]
+    if counter is not None:
+        env["COUNT_DECODES"] = str(counter)
+        command = [sys.executable, "-c", CHILD, *args]
+    start = time.time()
+    subprocess.run(command, check=True, env=env, cwd=REPO)
+    return time.time() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-frozen")
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--finetune-epochs", type=int, default=1)
+    args = parser.parse_args()
+    import torch
+
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads")
+    data, cache = args.out / "photos", args.out / "cache"
+    if not data.exists():
+        write_photos(data, args.images)
+    for path in (cache, args.out / "cold", args.out / "warm", args.out / "finetune"):
+        shutil.rmtree(path, ignore_errors=True)
+    frozen = [*COMMON, "--data-root", str(data), "--backbone", "frozen", "--cache-dir", str(cache)]
+
+    cold = timed(["train", *frozen, "--out", str(args.out / "cold")])
+    counter = args.out / "decodes.txt"
+    counter.write_text("")
+    warm = timed(["train", *frozen, "--out", str(args.out / "warm")], counter)
+    decodes = len(counter.read_text())
+    finetune = timed(["train", *COMMON, "--data-root", str(data), "--backbone", "finetune", "--epochs",
+                      str(args.finetune_epochs), "--warmup-epochs", "1", "--out", str(args.out / "finetune")])
+    history = (args.out / "finetune" / "metrics.jsonl").read_text().splitlines()
+    per_epoch = [json.loads(line)["seconds"] for line in history]
+    epochs = json.loads((args.out / "cold" / "config.json").read_text())["epochs"]
+    results = {name: json.loads((args.out / name / "results.json").read_text()) for name in ("cold", "warm")}
+
+    print(f"{args.images} photos of {SIDE} px, ResNet-18, {epochs} epochs of Co-mining")
+    print(f"frozen, features computed:  {cold:7.1f} s to verdicts.csv ({results['cold']['backbone']['computed']} "
+          f"images computed; test accuracy {results['cold']['last10_mean']:.2f} %)")
+    print(f"frozen, features cached:    {warm:7.1f} s ({cold / warm:.1f}x faster; {decodes} images decoded, "
+          f"{results['warm']['backbone']['cached']} from the cache)")
+    print(f"fine-tuning:                {np.mean(per_epoch):7.1f} s per epoch ({len(per_epoch)} measured) -> "
+          f"{np.mean(per_epoch) * epochs / 60:.0f} min for {epochs} epochs (extrapolated)")
+    return 0 if cold < 300 and cold / warm >= 3 and decodes == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Stand-in evidence for --backbone frozen (issue 28): a backbone trained here, used frozen on other classes.
+
+NOT YET RUN. Command (about 1.5 hours on an idle 2-core CPU; --seeds 1 for a third of it):
+
+    python experiments/frozen_backbone_study.py --out runs/frozen-study --seeds 1,2,3
+
+1. Backbone: the small CNN trained with clean labels on Fashion-MNIST classes 0-3 (T-shirt, trouser,
+   pullover, dress), written as an image folder of 28-px RGB PNGs (4,000 training, 400 validation
+   images), plain cross-entropy, 20 epochs: runs/.../backbone/checkpoint.pt, used with --weights.
+2. A noisy folder of the other classes: 4-7 (coat, sandal, shirt, sneaker), 600 training images per
+   class of which 20 % sit in another of the four class folders (closed-set noise), plus images of
+   classes 8-9 (bag, ankle boot) put into the four folders, 15 % of the training set (open-set noise);
+   100 correctly labelled validation images per class. truth.json records each file's true class.
+3. On that folder, per seed: Co-mining
+   - frozen, the backbone's features, head linear with K = 1, 2, 4 cached views per kind, and head mlp
+     with K = 2 (what decides the defaults --feature-views and --head);
+   - full training from random weights (--backbone finetune --weights none);
+   - fine-tuning from the backbone (--backbone finetune --weights checkpoint.pt);
+   and cleanlab's find_label_issues given 5-fold out-of-fold probabilities of a logistic regression on
+   the same frozen features (the un-augmented view, as the frozen run cached them).
+4. Reported per arm (mean ± std over seeds): test accuracy (last-10 mean), wall-clock seconds, and
+   the F1 of finding the wrong labels (a label is wrong when the file's true class differs from its
+   folder, open-set images included; flagged = verdict relabelled or discarded), in study.md and study.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+GEOMETRY = ["--rescale-size", "28", "--crop-size", "28", "--padding", "3"]
+SCHEDULE = ["--optimizer", "adam", "--lr", "0.001", "--schedule", "linear", "--epoch-decay-start", "15",
+            "--batch-size", "64", "--workers", "2", "--quiet"]
+ARMS = {
+    "frozen-linear-K1": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "1"],
+    "frozen-linear-K2": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "2"],
+    "frozen-linear-K4": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "4"],
+    "frozen-mlp-K2": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "mlp", "--feature-views", "2"],
+    "scratch": ["--backbone", "finetune", "--weights", "none"],
+    "finetune": ["--backbone", "finetune", "--weights", "{backbone}"],
+}
+
+
+def write(root: Path, split: str, folder: str, name: str, pixels: np.ndarray) -> str:
+    from PIL import Image
+
+    path = root / split / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).convert("RGB").save(path)
+    return path.relative_to(root).as_posix()
+
+
+def write_folders(out: Path) -> dict:
+    """The backbone's clean folder (classes 0-3) and the noisy study folder (4-7, open-set 8-9);
+    returns {training file of the study folder: true class name or 'open'}."""
+    from comining.data.fashion_mnist import load
+
+    arrays = load(None)
+    images, labels = arrays.train_images[:, 0].numpy(), np.asarray(arrays.train_labels)
+    rng = np.random.RandomState(0)
+    pool = {c: list(rng.permutation(np.where(labels == c)[0])) for c in range(10)}
+    for c in range(4):
+        for j in range(1000):
+            write(out / "pretrain", "train", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
+        for j in range(100):
+            write(out / "pretrain", "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
+    truth, known = {}, [4, 5, 6, 7]
+    for c in known:
+        for j in range(600):
+            given = c if rng.rand() >= 0.2 else int(rng.choice([k for k in known if k != c]))
+            truth[write(out / "noisy", "train", f"class{given}", f"{c}_{j:04d}.png", images[pool[c].pop()])] = f"class{c}"
+        for j in range(100):
+            write(out / "noisy", "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
+    for j in range(int(0.15 * 2400 / 0.85)):  # 15 % of the training set
+        source = 8 + j % 2
+        given = known[j % 4]
+        truth[write(out / "noisy", "train", f"class{given}", f"open{source}_{j:04d}.png", images[pool[source].pop()])] = "open"
+    (out / "truth.json").write_text(json.dumps(truth, indent=1))
+    return truth
+
+
+def train(args: list[str]) -> float:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "MPLBACKEND": "Agg"}
+    start = time.time()
+    subprocess.run([sys.executable, "-m", "comining", "train", *args], check=True, env=env, cwd=REPO)
+    return time.time() - start
+
+
+def issue_f1(run: Path, truth: dict) -> float:
+    import comining
+    from label_issues_vs_cleanlab import scores
+
+    rows = comining.load_verdicts(run)
+    wrong = np.array([truth[r["sample"]] != r["given_label"] for r in rows])
+    return scores(comining.find_label_issues(run), wrong)["f1"]
+
+
+def cleanlab_f1(out: Path, backbone: Path, truth: dict, seed: int) -> float:
+    """cleanlab on the frozen run's own cached features (its un-augmented view), 5-fold logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    from label_issues_vs_cleanlab import cleanlab_verdicts, scores
+
+    from comining.config import resolve
+    from comining.data.features import FeatureData
+
+    cfg = resolve({"dataset": "folder", "data_root": str(out / "noisy"), "backbone": "frozen", "arch": "small",
+                   "weights": str(backbone), "rescale_size": 28, "crop_size": 28, "padding": 3, "seed": seed,
+                   "cache_dir": str(out / "cache"), "quiet": True, "device": "cpu"})
+    data = FeatureData(cfg, "cpu", progress=False)
+    data.prepare(("test",))
+    x, given = data.images[:, 0].float().numpy(), data.labels.numpy()
+    oof = cross_val_predict(LogisticRegression(max_iter=2000), x, given, cv=5, method="predict_proba")
+    flagged, _ = cleanlab_verdicts(given, oof)
+    wrong = np.array([truth[name] != data.classes[label] for name, label in zip(data.sample_names(), given)])
+    return scores(np.asarray(flagged), wrong)["f1"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "frozen-study")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--epochs", type=int, default=40)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = args.out.resolve()
+    truth = json.loads((out / "truth.json").read_text()) if (out / "truth.json").is_file() else write_folders(out)
+    backbone = out / "backbone" / "checkpoint.pt"
+    if not (out / "backbone" / "results.json").is_file():
+        shutil.rmtree(out / "backbone", ignore_errors=True)
+        train(["--dataset", "folder", "--data-root", str(out / "pretrain"), "--method", "standard", "--arch", "small",
+               "--backbone", "finetune", "--weights", "none", "--epochs", "20", "--warmup-epochs", "5",
+               *GEOMETRY, *SCHEDULE, "--out", str(out / "backbone")])
+    common = ["--dataset", "folder", "--data-root", str(out / "noisy"), "--arch", "small", "--epochs",
+              str(args.epochs), "--warmup-epochs", "5", "--cache-dir", str(out / "cache"), *GEOMETRY, *SCHEDULE]
+    table: dict[str, dict[str, list[float]]] = {}
+    for seed in seeds:
+        for arm, extra in ARMS.items():
+            run = out / f"{arm}-seed{seed}"
+            if not (run / "results.json").is_file():
+                shutil.rmtree(run, ignore_errors=True)
+                seconds = train([*common, *[a.replace("{backbone}", str(backbone)) for a in extra], "--seed",
+                                 str(seed), "--out", str(run)])
+                (run / "wall_seconds.txt").write_text(f"{seconds:.1f}\n")
+            results = json.loads((run / "results.json").read_text())
+            cell = table.setdefault(arm, {"accuracy": [], "seconds": [], "f1": []})
+            cell["accuracy"].append(results["last10_mean"])
+            cell["seconds"].append(float((run / "wall_seconds.txt").read_text()))
+            cell["f1"].append(issue_f1(run, truth))
+        table.setdefault("cleanlab (frozen features)", {"f1": []})["f1"].append(cleanlab_f1(out, backbone, truth, seed))
+    lines = ["| arm | test accuracy (%) | wall-clock (s) | wrong-label F1 |", "|---|---|---|---|"]
+    for arm, cell in table.items():
+        shown = [f"{np.mean(cell[k]):.2f} ± {np.std(cell[k]):.2f}" if cell.get(k) else "—"
+                 for k in ("accuracy", "seconds", "f1")]
+        lines.append(f"| {arm} | {' | '.join(shown)} |")
+    text = "\n".join(lines)
+    (out / "study.md").write_text(text + "\n")
+    (out / "study.json").write_text(json.dumps(table, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
