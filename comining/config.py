@@ -69,7 +69,8 @@ class DataSettings:
 
 @dataclass
 class ModelSettings:
-    arch: str = setting("cnn", "cnn (the paper's 6-layer CNN), small (CPU-sized), resnet18, resnet50", main=True,
+    arch: str = setting("cnn", "cnn (the paper's 6-layer CNN), small (CPU-sized), resnet18, resnet50; with "
+                        "--backbone frozen the backbone (linear, mlp: --head)", main=True,
                         metavar="NAME")
     weights: str | None = setting(None, "initial weights: none, imagenet (downloaded), or a state-dict file",
                                   main=True, metavar="W")
