@@ -132,6 +132,8 @@ def file_kind(path: Path) -> str:
     if kind is None:
         raise UserError(f"label file {path} is neither .csv, .npy nor .pt: save it in one of those formats "
                         "(docs/DATA.md, Label files)")
+    if path.exists() and not path.is_file():  # a folder, a FIFO: opening one could wait forever
+        raise UserError(f"label file {path} is not a regular file: pass the label file itself to --labels")
     if not path.is_file():
         raise UserError(f"label file {path} not found: check the path given to --labels")
     return kind

@@ -16,6 +16,7 @@ import torch
 from comining import hardware
 from comining.data.augment import Views
 from comining.data.decode import ImageFiles, loader
+from comining.data.listing import visible_files
 from comining.errors import UserError
 from comining.rundir import RunDir, atomic_csv, check_output
 
@@ -31,8 +32,7 @@ def collect(paths: list[str]) -> list[Path]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = visible_files(path)  # a FIFO among them is reported, never opened
             if not found:
                 raise UserError(f"folder {path} holds no files: pass image files or folders holding them")
             files += found

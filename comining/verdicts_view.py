@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from comining.errors import UserError
 from comining.verdicts import VERDICTS
+from comining.data.decode import check_regular
 from comining.rundir import check_output, read_run
 
 THUMB = 96  # tile side in pixels
@@ -64,6 +65,7 @@ def read_thumbnail_source(path: Path):
     """An image file as RGB, decoded at a reduced size where the format allows (JPEG draft mode) but
     at least THUMB pixels a side; None when it cannot be read (moved or broken since training)."""
     try:
+        check_regular(path)  # replaced by a FIFO since training: opening it would wait forever
         with Image.open(path) as img:
             img.draft("RGB", (THUMB, THUMB))
             return img.convert("RGB")

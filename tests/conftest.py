@@ -187,6 +187,17 @@ def run_main(tmp_path, capsys):
     return run
 
 
+def one_torch_thread():
+    """One intra-op thread for a module's tests: on a small shared machine two threads contend and
+    run ten times slower. Used as ``one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --- trained runs shared between test files -----------------------------------------------------
 
 # The demo (digits, 40 % symmetric noise) shortened to 24 epochs annealed from epoch 8: the last 10

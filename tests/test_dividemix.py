@@ -23,14 +23,10 @@ from comining.rundir import RunDir
 from comining.selection import CLEAN, DISCARDED, SelectionLog
 from comining.table import grid, markdown_table
 from test_method_rules import FixedNet, trained
+from conftest import one_torch_thread
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
 
 def build(nets, n=None, **cfg):

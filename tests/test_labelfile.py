@@ -291,3 +291,10 @@ def test_npy_labels_that_int64_cannot_hold_or_booleans_are_refused(tmp_path, val
     torch.save({"aggre_label": values}, tmp_path / "human.pt")  # the CIFAR-N reader checks the same
     assert shown.split(" of sample")[0].split(", one")[0] in message(
         lambda: labelfile.read_by_position(tmp_path / "human.pt", len(values), CLASSES))
+
+
+def test_a_fifo_given_as_a_label_file_is_refused_without_opening_it(tmp_path):
+    fifo = tmp_path / "labels.csv"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    with pytest.raises(UserError, match="is not a regular file"):
+        labelfile.file_kind(fifo)

@@ -44,7 +44,7 @@ def test_the_guard_catches_what_it_should():
 
 
 @pytest.mark.parametrize("method", ["comining", "standard", "decoupling", "coteaching", "coteachingplus",
-                                    "jocor", "peerlearning"])
+                                    "jocor", "peerlearning", "dividemix"])
 def test_training_step_makes_no_host_synchronisation(method):
     cfg = resolve({"method": method, "train_subset": 256, "batch_size": 64, "epochs": 3, "warmup_epochs": 1,
                    "num_gradual": 2, "bank": 128, "quiet": True})

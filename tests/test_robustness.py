@@ -31,7 +31,7 @@ handled without a word where it is harmless, and never run code or train on a wr
   a file that breaks mid-run; a CSV list with a path twice (also one image spelled two ways), an
   index header, no labelled image, a class the training list lacks, paths outside its folder and
   missing files; a FIFO in a folder, in a CSV list and as a predict argument (skipped with its
-  reason, never opened).
+  reason, never opened); a FIFO as --labels (refused, never opened, test_labelfile.py).
 - Label files (test_labelfile.py, test_label_runs.py): a missing file, an unknown extension,
   --label-key on a .csv / .npy; CSV without header, with a BOM, unknown labels (the classes listed,
   ten at most), digits meaning a class name where class names are numbers (classes 0,1,2,5: label 3
@@ -70,20 +70,14 @@ from comining import cli, engine, rundir
 from comining.config import resolve
 from comining.engine import Interrupted, LossMonitor, NonFiniteLoss, Trainer
 from comining.rundir import RunDir, atomic_csv, atomic_json, atomic_torch_save, write_verdicts
-from conftest import _cli_env
+from conftest import _cli_env, one_torch_thread
 
 SMALL = {"train_subset": 400, "epochs": 4, "warmup_epochs": 1, "batch_size": 64, "quiet": True, "device": "cpu"}
 STEPS = 400 // 64  # batches per epoch of SMALL (the last incomplete one is dropped)
 TINY = {"train_subset": 128, "epochs": 2, "warmup_epochs": 1, "batch_size": 64, "quiet": True, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a small shared machine two threads contend and run ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
 
 def small_cfg(method: str, base: dict = SMALL, **extra):

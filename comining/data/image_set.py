@@ -103,9 +103,6 @@ class FolderData(TrainingSet):
         self.labels = torch.tensor(labels, dtype=torch.long, device=self.device)
         self.test_labels = torch.tensor(test_labels, dtype=torch.long)
         self.failed_positions: set[int] = set()
-        # The same objects under the names that callers probing hasattr(data, "skipped") read to tell
-        # an image set apart; in-memory sets lack them, so such callers keep working.
-        self.skipped, self.failed = self.skipped_files, self.failed_positions
         self.fingerprint()  # the files as the check above read them, before training reads them again
 
     def __len__(self) -> int:
