@@ -2,7 +2,7 @@
 division, each network training on the other's division, co-refinement, co-guessing, sharpening,
 mixup's weight, λ_u, the warm-up, what the selection log records, resume, and the digits demo.
 
-The networks are the stubs of test_method_rules.py: their logits are parameters, one row per input
+The networks are the stubs of test_methods.py: their logits are parameters, one row per input
 row whatever the images, so after ``backward`` a row's gradient is non-zero exactly when that row
 entered the loss. DivideMix feeds both views in one batch, so rows 0..B-1 are view 1, B..2B-1 view 2.
 """
@@ -22,8 +22,8 @@ from comining.methods import dividemix as dm
 from comining.rundir import RunDir
 from comining.selection import CLEAN, DISCARDED, SelectionLog
 from comining.table import grid, markdown_table
-from test_method_rules import FixedNet, trained
 from conftest import one_torch_thread
+from test_methods import FixedNet, trained
 
 
 one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
