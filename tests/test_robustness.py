@@ -47,7 +47,7 @@ handled without a word where it is harmless, and never run code or train on a wr
   verdicts; saves without the page's header, too large, or not a label file of the run; requests
   addressed to another name (DNS rebinding) or with no Host (421), framing (refused on every
   response), a client hanging up mid-response (no traceback).
-- Precision (test_precision.py): ATEN_CPU_CAPABILITY=avx2 or oneDNN limited below AVX512_CORE_BF16
+- Precision (test_hardware.py): ATEN_CPU_CAPABILITY=avx2 or oneDNN limited below AVX512_CORE_BF16
   on a bf16 CPU makes --precision auto pick fp32 and say why.
 """
 
