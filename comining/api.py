@@ -26,19 +26,27 @@ def label_quality_scores(run_dir) -> np.ndarray:
     return np.array([float(row["label_quality"]) for row in load_verdicts(run_dir)])
 
 
-def find_label_issues(run_dir, ranked_by: str | None = None) -> np.ndarray:
-    """The samples whose final verdict is relabelled or discarded.
+def find_label_issues(run_dir, ranked_by: str | None = None, share: float | None = None) -> np.ndarray:
+    """The samples whose final verdict is relabelled or discarded, or, with ``share``, the
+    round(share·N) samples of lowest label quality (for a user who knows better than the run's
+    estimate how many labels are wrong; ties at the cut are all taken).
 
     ranked_by=None: a boolean mask over the rows of verdicts.csv. ranked_by="label_quality": the
     row indices of those samples from most to least suspect (lowest label quality first).
     """
     if ranked_by not in (None, "label_quality"):
         raise UserError(f"ranked_by={ranked_by!r} is not known: pass None or 'label_quality'")
+    if share is not None and not 0 <= share <= 1:
+        raise UserError(f"share={share!r} is not a fraction of the samples: pass a number in [0, 1]")
     rows = load_verdicts(run_dir)
-    issues = np.array([row["verdict"] != "clean" for row in rows], dtype=bool)
+    quality = np.array([float(row["label_quality"]) for row in rows])
+    if share is None:
+        issues = np.array([row["verdict"] != "clean" for row in rows], dtype=bool)
+    else:
+        from comining.verdicts import lowest_share
+        issues = lowest_share(quality, share)
     if ranked_by is None:
         return issues
-    quality = np.array([float(row["label_quality"]) for row in rows])
     flagged = np.flatnonzero(issues)
     return flagged[np.argsort(quality[flagged], kind="stable")]
 

@@ -25,11 +25,9 @@ from pathlib import Path
 
 from comining.errors import UserError
 from comining.methods import METHODS
+from comining.noise import FOLDER_DATASETS
 from comining.setting import setting
 
-WEB_DATASETS = ("web-bird", "web-car", "web-aircraft")
-# Image sets read from disk (folders, or a CSV list of files); their labels carry real noise.
-FOLDER_DATASETS = (*WEB_DATASETS, "folder", "csv")
 
 
 @dataclass

@@ -12,19 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from comining import noise_rate
-
-# How a method brings its target rate in (``Method.ramp``):
-FROM_START = "from_start"  # linearly over the first --num-gradual epochs (Co-teaching's schedule)
-AFTER_WARMUP = "after_warmup"  # linearly over --num-gradual epochs once warm-up ends (Co-mining's default)
-AT_ONCE = "at_once"  # the whole target from the first epoch that selects (the paper's Co-mining)
-UNUSED = "unused"  # the method selects by something else (Decoupling): always 0
-
-
-def rate_is_unknown(cfg) -> bool:
-    """Whether the labels carry real noise of unknown rate (image sets, label files) rather than a
-    synthetic protocol's, whose rate is known."""
-    from comining.config import FOLDER_DATASETS
-    return cfg.dataset in FOLDER_DATASETS or cfg.labels is not None
+from comining.noise import rate_is_unknown
+from comining.methods import AFTER_WARMUP, FROM_START, UNUSED
 
 
 def target_rate(cfg) -> float | None:

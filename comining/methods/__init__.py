@@ -16,11 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from comining import forget_rate
 from comining.errors import UserError
 from comining.selection import CLEAN, DISCARDED
 
 METHODS: dict = {}
+
+# How a method brings its forget rate in (``Method.ramp``; comining.forget_rate computes the rate):
+FROM_START = "from_start"  # linearly over the first --num-gradual epochs (Co-teaching's schedule)
+AFTER_WARMUP = "after_warmup"  # linearly over --num-gradual epochs once warm-up ends (Co-mining's default)
+AT_ONCE = "at_once"  # the whole target from the first epoch that selects (the paper's Co-mining)
+UNUSED = "unused"  # the method selects by something else (Decoupling, DivideMix): always 0
 
 
 def register(name: str):
@@ -61,7 +66,7 @@ class Method(nn.Module):
     uses_baseline_aug = True  # False for methods that choose their own views (Co-mining's --aug)
     uses_recipe = False  # True for Co-mining, whose options --recipe names
     epsilon = 0.0  # the label smoothing of the targets the networks fit (Co-mining's ε; the baselines' none)
-    ramp = forget_rate.FROM_START
+    ramp = FROM_START
     # Whether --forget-rate auto counts the wrong labels without a split (the confident joint, anchor
     # points) where the losses do not separate: both need a network fitted to the labels (Co-mining's
     # after warm-up); one epoch in, a baseline's may be near chance, where they read every label as wrong.

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from comining import distributed, forget_rate
+from comining import distributed
 from comining.errors import UserError
 from comining.losses import smooth_labels, soft_cross_entropy, symmetric_kl
-from comining.methods import Method, num_kept, register
+from comining.methods import AFTER_WARMUP, AT_ONCE, Method, num_kept, register
 from comining.selection import CLEAN, DISCARDED, RELABELLED
 from comining.mining import MemoryBank, reciprocal_relabel, semi_hard_triplet
 from comining.setting import setting
@@ -157,7 +157,7 @@ class CoMining(Method):
 
     @property
     def ramp(self) -> str:
-        return forget_rate.AFTER_WARMUP if self.cfg.forget_ramp else forget_rate.AT_ONCE
+        return AFTER_WARMUP if self.cfg.forget_ramp else AT_ONCE
 
     @property
     def first_estimate_after(self) -> int:

@@ -4,14 +4,13 @@ Samples both networks already classify alike carry little new information and, u
 often the ones whose wrong label both have memorised; so each network trains on the disagreements.
 """
 
-from comining import forget_rate
-from comining.methods import TwoNetworks, masked_mean, register
+from comining.methods import UNUSED, TwoNetworks, masked_mean, register
 
 
 @register("decoupling")
 class Decoupling(TwoNetworks):
     title, paper_column = "Decoupling", 1
-    ramp = forget_rate.UNUSED  # selects by disagreement, not by loss
+    ramp = UNUSED  # selects by disagreement, not by loss
 
     def loss(self, views, labels, index, epoch, rate):
         z1, z2, ce1, ce2 = self.forward_ce(views[0], labels)

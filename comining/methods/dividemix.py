@@ -21,10 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from comining import distributed, forget_rate
+from comining import distributed
 from comining.errors import UserError
 from comining.losses import soft_cross_entropy
-from comining.methods import TwoNetworks, masked_mean, register
+from comining.methods import UNUSED, TwoNetworks, masked_mean, register
+from comining.noise import rate_is_unknown
 from comining.selection import CLEAN
 from comining.setting import setting
 
@@ -56,7 +57,7 @@ class DivideMixOptions:
 def default_lambda_u(cfg) -> float:
     """The paper's λ_u: 0 at symmetric 20 %, 25 at 50 %, 150 at 80 % and 90 % (nearest published rate),
     0 under asymmetric noise; 25 where the noise rate is unknown (a label file or an image set)."""
-    if forget_rate.rate_is_unknown(cfg):
+    if rate_is_unknown(cfg):
         return 25.0
     if cfg.noise_type == "asymmetric":
         return 0.0
@@ -142,7 +143,7 @@ class DivideMix(TwoNetworks):
     title, paper_column = "DivideMix", None
     Options = DivideMixOptions
     uses_baseline_aug = False  # MixMatch needs its two augmentations whatever --baseline-aug says
-    ramp = forget_rate.UNUSED  # divides by the mixture's clean probability, not by a forget rate
+    ramp = UNUSED  # divides by the mixture's clean probability, not by a forget rate
 
     def __init__(self, cfg, num_classes, make_model, selections):
         super().__init__(cfg, num_classes, make_model, selections)
