@@ -5,6 +5,8 @@ The networks are stubs whose logits (and features) are parameters we set, one ro
 after ``loss.backward()`` a row's gradient is non-zero exactly when that sample entered the loss.
 Labels are class 0 and a row's logits [m, 0] have cross-entropy log(1 + e^-m): a larger margin m
 is a smaller loss, and m > 0 predicts class 0.
+
+Then the pieces the methods select with: split_by_score and num_kept.
 """
 
 import math
@@ -17,8 +19,9 @@ from torch import nn
 from comining.config import Config
 from comining.errors import UserError
 from comining.forget_rate import ForgetRate
-from comining.methods import METHODS
+from comining.methods import METHODS, num_kept
 from comining.methods import comining as comining_module
+from comining.methods.comining import split_by_score
 from comining.methods.jocor import default_lambda
 from comining.selection import CLEAN, DISCARDED, RELABELLED, SelectionLog
 
@@ -356,3 +359,52 @@ def test_comining_scores_against_the_smoothed_target_so_a_flat_prediction_looks_
     step(method, N, labels=CM_LABELS, epoch=1)
     assert [i for i, s in enumerate(statuses(ledger)) if s == CLEAN] == [1, 3, 5, 7]
     torch.testing.assert_close(ledger.score, torch.tensor([1.2395, 1.0986] * 4), atol=1e-4, rtol=0)
+
+
+# --- split_by_score --------------------------------------------------------------------------
+
+# Scores of samples 0..9; ascending order of the indices: 5 1 7 3 9 2 8 6 4 0.
+SCORES = torch.tensor([0.9, 0.1, 0.5, 0.3, 0.8, 0.0, 0.7, 0.2, 0.6, 0.4])
+
+
+def test_split_sizes_and_contents():
+    # N 10, r 0.4, e 0.5: C = ⌊10·0.6⌋ = 6 lowest {5,1,7,3,9,2}; H = ⌊6·0.5⌋ = 3 lowest {5,1,7};
+    # D = the other 4 {8,6,4,0}.
+    clean, confident, noisy = split_by_score(SCORES, 0.4, 0.5)
+    assert clean.tolist() == [5, 1, 7, 3, 9, 2]
+    assert confident.tolist() == [5, 1, 7]
+    assert sorted(noisy.tolist()) == [0, 4, 6, 8]
+    assert sorted(clean.tolist() + noisy.tolist()) == list(range(10))  # a partition
+
+
+def test_noisy_set_is_the_complement_not_the_authors_slice():
+    # The authors' D = sorted[int(N·r):] = sorted[4:] has 6 samples and shares {9, 2} with C;
+    # the complement has 4 and shares none. At r 0.5 the two coincide.
+    _, _, noisy = split_by_score(SCORES, 0.4, 0.5)
+    authors = SCORES.argsort()[int(10 * 0.4):]
+    assert len(authors) == 6 and len(noisy) == 4
+    assert set(noisy.tolist()) < set(authors.tolist())
+    clean, _, noisy = split_by_score(SCORES, 0.5, 0.5)
+    assert noisy.tolist() == SCORES.argsort()[5:].tolist() and len(clean) == 5
+
+
+def test_split_without_forgetting():
+    # r 0: C is everything, H the 5 lowest, D empty.
+    clean, confident, noisy = split_by_score(SCORES, 0.0, 0.5)
+    assert sorted(clean.tolist()) == list(range(10))
+    assert confident.tolist() == [5, 1, 7, 3, 9]
+    assert noisy.numel() == 0
+
+
+# --- num_kept --------------------------------------------------------------------------------
+
+def test_num_kept_floors():
+    assert num_kept(10, 0.4) == 6
+    assert num_kept(128, 0.2) == 102  # ⌊102.4⌋
+    assert num_kept(128, 0.36) == 81  # ⌊81.92⌋
+    assert num_kept(7, 0.5) == 3  # ⌊3.5⌋
+    # In floats 100·(1-0.9) = 9.999999999999998; the exact floor is 10.
+    assert num_kept(100, 0.9) == 10
+    assert num_kept(10, 0.0) == 10
+    assert num_kept(3, 0.99) == 1  # ⌊0.03⌋ = 0, but a non-empty batch keeps one sample
+    assert num_kept(0, 0.5) == 0

@@ -1,4 +1,5 @@
-"""semi_hard_triplet and reciprocal_relabel: hand-worked cases and random comparison to a reference.
+"""comining.mining: semi_hard_triplet and reciprocal_relabel (hand-worked cases and random comparison
+to a reference), the MemoryBank, and the bound on the k-reciprocal search's memory.
 
 Every hand-worked case runs against both the loop-based reference (tests/reference_mining.py) and
 comining.mining, so a bug in the reference is caught as well as one in the real code.
@@ -9,6 +10,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from comining.mining import MemoryBank, reciprocal_relabel
 
 sys.path.insert(0, os.path.dirname(__file__))  # works whether or not tests/ is a package
 import reference_mining as ref  # noqa: E402
@@ -226,3 +230,88 @@ def test_relabel_matches_reference(seed):
     np.testing.assert_allclose(r_soft.sum(axis=1), np.ones(q), atol=1e-12)
     assert is_id.tolist() == r_id.tolist()
     assert pseudo.tolist() == r_pseudo.tolist()  # ties in counts are exact: first max wins
+
+
+# ---------------------------------------------------------------- MemoryBank
+
+def _rows(labels):
+    # Feature row of a label: the un-normalised vector [l+1, 1] (so normalising visibly changes it).
+    return torch.tensor([[l + 1.0, 1.0] for l in labels])
+
+
+def _unit(labels):
+    return torch.nn.functional.normalize(_rows(labels), dim=1)
+
+
+def test_bank_ring_order_and_valid_part():
+    bank = MemoryBank(4, 2)
+    assert bank.feats.shape == (0, 2) and bank.labels.shape == (0,)
+    bank.push(_rows([0, 1, 2]), torch.tensor([0, 1, 2]))  # a0 a1 a2 → slots 0,1,2
+    assert bank.labels.tolist() == [0, 1, 2]  # only the valid part before the bank fills
+    torch.testing.assert_close(bank.feats, _unit([0, 1, 2]))
+    # b0 b1 b2 go to slots 3, 0, 1 (wrapping): slots hold [b1, b2, a2, b0].
+    bank.push(_rows([10, 11, 12]), torch.tensor([10, 11, 12]))
+    assert bank.labels.tolist() == [11, 12, 2, 10]
+    torch.testing.assert_close(bank.feats, _unit([11, 12, 2, 10]))
+    torch.testing.assert_close(bank.feats.norm(dim=1), torch.ones(4))
+    bank.push(_rows([]).reshape(0, 2), torch.tensor([], dtype=torch.long))  # an empty push changes nothing
+    assert bank.labels.tolist() == [11, 12, 2, 10]
+
+
+def test_bank_push_larger_than_size_keeps_newest():
+    bank = MemoryBank(4, 2)
+    bank.push(_rows(range(6)), torch.arange(6))  # only 2,3,4,5 survive, in slots 0..3
+    assert bank.labels.tolist() == [2, 3, 4, 5]
+    bank = MemoryBank(4, 2)
+    bank.push(_rows([0, 1, 2]), torch.tensor([0, 1, 2]))  # pointer at slot 3
+    bank.push(_rows(range(20, 26)), torch.arange(20, 26))  # 22..25 go to slots 3, 0, 1, 2
+    assert bank.labels.tolist() == [23, 24, 25, 22]
+    torch.testing.assert_close(bank.feats, _unit([23, 24, 25, 22]))
+
+
+def test_bank_detaches():
+    bank = MemoryBank(3, 2)
+    x = _rows([0, 1]).requires_grad_()
+    bank.push(x * 2, torch.tensor([0, 1]))
+    assert not bank.feats.requires_grad
+
+
+def test_bank_state_dict_round_trip():
+    bank = MemoryBank(4, 2)
+    bank.push(_rows([0, 1, 2]), torch.tensor([0, 1, 2]))
+    other = MemoryBank(4, 2)
+    other.load_state_dict(bank.state_dict())
+    assert other.labels.tolist() == [0, 1, 2] and other.ptr == 3 and other.count == 3
+    torch.testing.assert_close(other.feats, bank.feats)
+    # The restored pointer continues the ring where the original left off.
+    for b in (bank, other):
+        b.push(_rows([7, 8]), torch.tensor([7, 8]))
+    assert other.labels.tolist() == bank.labels.tolist() == [8, 1, 2, 7]
+
+
+# ---------------------------------------------------------------- the reciprocal search's memory
+# It never builds a matrix larger than (queries·k) × (queries + bank).
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest number of elements of any tensor an operator returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_reciprocal_search_stays_within_its_bound():
+    queries, bank, k, dim = 64, 4096, 15, 8  # a small feature dimension, so only the matrices count
+    torch.manual_seed(0)
+    with LargestTensor() as seen:
+        reciprocal_relabel(torch.randn(queries, dim), torch.randn(bank, dim), torch.randint(0, 10, (bank,)),
+                           k, 0.15, 10)
+    bound = queries * k * (queries + bank)
+    assert bound // 2 < seen.largest <= bound  # the bound is reached (the test sees it) and never passed
