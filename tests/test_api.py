@@ -1,5 +1,4 @@
-"""comining.find_label_issues / label_quality_scores / load_verdicts against a run's own files, and the
-ledger's running record that the final verdicts read."""
+"""comining.find_label_issues / label_quality_scores / load_verdicts against a run's own files."""
 
 import csv
 
@@ -11,7 +10,6 @@ import comining
 from comining.config import resolve
 from comining.engine import train
 from comining.errors import UserError
-from comining.selection import CLEAN, SelectionLog
 
 
 @pytest.fixture(scope="module")
@@ -67,27 +65,3 @@ def test_a_folder_without_a_run_is_a_user_error(tmp_path):
         comining.find_label_issues(tmp_path)
     with pytest.raises(UserError, match="ranked_by"):
         comining.find_label_issues(tmp_path, ranked_by="score")
-
-
-def test_the_running_record_is_each_samples_mean_score_quantile():
-    ledger = SelectionLog(4, "cpu")
-    for scores in ([0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]):  # quantiles 0, 1/3, 2/3, 1 and reversed
-        ledger.new_epoch()
-        ledger.record(torch.arange(4), CLEAN, torch.tensor(scores))
-        ledger.end_epoch()
-    assert torch.allclose(ledger.rank_mean, torch.full((4,), 0.5))
-    ledger.new_epoch()
-    ledger.record(torch.tensor([0, 1]), CLEAN, torch.tensor([0.9, 0.0]))  # samples 2, 3 unseen this epoch
-    ledger.end_epoch()
-    assert torch.allclose(ledger.rank_mean, torch.tensor([(0.5 * 2 + 1) / 3, (0.5 * 2 + 0) / 3, 0.5, 0.5]))
-    assert ledger.epochs_ranked.tolist() == [3, 3, 2, 2]
-
-
-def test_a_checkpoint_from_before_the_running_record_still_loads():
-    old = SelectionLog(3, "cpu")
-    old.record(torch.arange(3), CLEAN, torch.tensor([0.1, 0.2, 0.3]))
-    state = {k: v for k, v in old.state_dict().items() if k not in ("rank_mean", "epochs_ranked")}
-    new = SelectionLog(3, "cpu")
-    new.load_state_dict(state)
-    assert new.score.tolist() == pytest.approx([0.1, 0.2, 0.3])
-    assert new.epochs_ranked.tolist() == [0, 0, 0]  # no history: the final verdicts use the network alone

@@ -1,10 +1,12 @@
-"""The final-verdict rule on hand-built evidence whose right answers are worked out by hand."""
+"""The final-verdict rule on hand-built evidence whose right answers are worked out by hand, and the
+verdict counts of docs/RESULTS.md on test_selection.py's hand-built ledger."""
 
 import numpy as np
 
 from comining.evidence import Evidence
-from comining.verdicts import decide, lowest_share
 from comining.selection import CLEAN, DISCARDED, RELABELLED
+from comining.verdicts import decide, lowest_share, verdict_summary
+from test_selection import GIVEN, TRUE, TinyData, hand_built_final
 
 
 def evidence(probs, labels, history=None, votes=None, prior_rate=0.25):
@@ -70,3 +72,14 @@ def test_scores_are_in_range_and_pred_probs_rows_sum_to_one():
     assert np.allclose(final.pred_probs[0], (np.array(AGREE) + np.array(OTHER)) / 2)  # the views' mean
     for scores in (final.label_quality, final.outlier_score):
         assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_verdict_summary_by_hand():
+    # Wrong labels: 3 and 5 (flipped), 7 and 8 (open-set): 4. Flagged (relabelled or discarded):
+    # {2,4,5,6,7}; of them wrong {5,7} (caught 2) and right {2,4,6} (3). Relabelled to the truth: {4,5}.
+    summary = verdict_summary(hand_built_final(), TinyData(GIVEN, TRUE))
+    assert summary == {"n_clean": 5, "n_relabelled": 3, "n_discarded": 2, "n_wrong_labels": 4,
+                       "wrong_caught": 2, "right_flagged": 3, "relabelled_correctly": 2}
+    # Without the truth (real noise) only the counts remain.
+    assert verdict_summary(hand_built_final(), TinyData(GIVEN, None)) == {
+        "n_clean": 5, "n_relabelled": 3, "n_discarded": 2}

@@ -1,17 +1,17 @@
-"""The selection metrics and verdict counts of docs/RESULTS.md, on a ledger whose answers we worked out."""
+"""comining.selection: the selection metrics of docs/RESULTS.md on a ledger whose answers we worked out
+(test_verdicts.py counts its verdicts), a sample no step saw in verdicts.csv, and the ledger's running
+record that the final verdicts read."""
 
 import csv
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
-import numpy as np
-
-from comining.verdicts import Verdicts
-from comining.selection import CLEAN, DISCARDED, RELABELLED, UNSEEN, SelectionLog, selection_metrics
-from comining.verdicts import verdict_summary
 from comining.rundir import RunDir, write_verdicts
+from comining.selection import CLEAN, DISCARDED, RELABELLED, UNSEEN, SelectionLog, selection_metrics
+from comining.verdicts import Verdicts
 
 # Ten samples, known classes 0..2 (a, b, c); true labels 3 and 4 are open-set (no known class).
 #   sample     0  1  2  3  4  5  6  7  8  9
@@ -76,17 +76,6 @@ def test_selection_metrics_count_only_this_epochs_samples():
                        "clean": 1, "relabelled": 1, "discarded": 0}
 
 
-def test_verdict_summary_by_hand():
-    # Wrong labels: 3 and 5 (flipped), 7 and 8 (open-set): 4. Flagged (relabelled or discarded):
-    # {2,4,5,6,7}; of them wrong {5,7} (caught 2) and right {2,4,6} (3). Relabelled to the truth: {4,5}.
-    summary = verdict_summary(hand_built_final(), TinyData(GIVEN, TRUE))
-    assert summary == {"n_clean": 5, "n_relabelled": 3, "n_discarded": 2, "n_wrong_labels": 4,
-                       "wrong_caught": 2, "right_flagged": 3, "relabelled_correctly": 2}
-    # Without the truth (real noise) only the counts remain.
-    assert verdict_summary(hand_built_final(), TinyData(GIVEN, None)) == {
-        "n_clean": 5, "n_relabelled": 3, "n_discarded": 2}
-
-
 def test_an_unseen_sample_is_reported_as_unseen_in_verdicts_csv(tmp_path):
     ledger = hand_built_log()
     assert ledger.status[9] == UNSEEN
@@ -100,3 +89,27 @@ def test_an_unseen_sample_is_reported_as_unseen_in_verdicts_csv(tmp_path):
     assert rows["9"]["score"] == "" and rows["0"]["score"] == "0.1000"
     assert [rows[str(i)]["suggested_label"] for i in (4, 5, 6, 9)] == ["b", "c", "b", ""]
     assert rows["7"]["true_label"] == "open:3" and rows["3"]["given_label"] == "b"
+
+
+def test_the_running_record_is_each_samples_mean_score_quantile():
+    ledger = SelectionLog(4, "cpu")
+    for scores in ([0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]):  # quantiles 0, 1/3, 2/3, 1 and reversed
+        ledger.new_epoch()
+        ledger.record(torch.arange(4), CLEAN, torch.tensor(scores))
+        ledger.end_epoch()
+    assert torch.allclose(ledger.rank_mean, torch.full((4,), 0.5))
+    ledger.new_epoch()
+    ledger.record(torch.tensor([0, 1]), CLEAN, torch.tensor([0.9, 0.0]))  # samples 2, 3 unseen this epoch
+    ledger.end_epoch()
+    assert torch.allclose(ledger.rank_mean, torch.tensor([(0.5 * 2 + 1) / 3, (0.5 * 2 + 0) / 3, 0.5, 0.5]))
+    assert ledger.epochs_ranked.tolist() == [3, 3, 2, 2]
+
+
+def test_a_checkpoint_from_before_the_running_record_still_loads():
+    old = SelectionLog(3, "cpu")
+    old.record(torch.arange(3), CLEAN, torch.tensor([0.1, 0.2, 0.3]))
+    state = {k: v for k, v in old.state_dict().items() if k not in ("rank_mean", "epochs_ranked")}
+    new = SelectionLog(3, "cpu")
+    new.load_state_dict(state)
+    assert new.score.tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert new.epochs_ranked.tolist() == [0, 0, 0]  # no history: the final verdicts use the network alone
