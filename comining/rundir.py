@@ -4,18 +4,12 @@ reader of each file that inspect, review, export, predict, table and the Python 
 A run directory (``comining train --out RUN``) holds:
 
   config.json       the run's settings (``Config.to_dict()``); written when training starts or resumes
-  data.json         what is needed of the data after training: format, dataset, root (image sets; None
-                    for in-memory data sets), classes, channels, image_size, crop_size, normalize (the
-                    evaluation view's (mean, std) or None), train_size, full_train_size, skipped_files,
-                    and for --backbone frozen ``backbone`` (what it is, its file and SHA-256, feature width:
-                    comining/models/backbone.py); written when training starts or resumes and again at its end
-  metrics.jsonl     one JSON object per finished epoch (epoch, test_acc, losses, selection metrics, ...);
-                    replaced as a whole after every epoch
-  checkpoint.pt     what resuming needs (config, epoch, step, method, optimizer, ledger: the selection log, rng, history);
-                    weights-only torch.save, replaced after every epoch and on a stop
-  results.json      the run's summary (test accuracy, noise, verdict counts); written at the end
-  verdicts.csv      per training sample: sample, given_label, [true_label], verdict, suggested_label,
-                    label_quality, outlier_score, selection, score (see ``write_verdicts``); at the end
+  data.json         what is needed of the data after training (``DATA_TYPES``; root is None for in-memory
+                    sets, backbone only for --backbone frozen); written when training starts or resumes, and at its end
+  metrics.jsonl     one JSON object per finished epoch (``EPOCH_TYPES``, losses, selection metrics, ...)
+  checkpoint.pt     what resuming needs (``CHECKPOINT_TYPES``; the ledger is the selection log), weights-only
+  results.json      the run's summary (``RESULT_TYPES``: test accuracy, noise, verdict counts); at the end
+  verdicts.csv      a row per training sample, with the columns ``write_verdicts`` lists; at the end
   pred_probs.npy    N×C float32, the final model's class probabilities per verdicts.csv row; at the end
   skipped_files.txt image sets: one ``path<TAB>reason`` line per unreadable file
   curves.png        the per-epoch curves of metrics.jsonl (comining/report.py)
@@ -23,18 +17,14 @@ A run directory (``comining train --out RUN``) holds:
 and what other commands write into it: contact_sheet.png (inspect), review.html with its sprite sheets
 in review/ (review) and reviewed_labels.csv (review --serve, a label file as comining/labelfile.py reads).
 
-Format: data.json's ``"format"`` (``FORMAT``) versions the layout as a whole. It lives there because
-data.json is the run's description of itself, written from the first epoch on, while results.json,
-verdicts.csv and pred_probs.npy are compared byte for byte across versions and config.json is read
-back as settings. A run written before the key existed has the same files and reads as format 0; a
-run of a newer format than this version knows is refused rather than misread.
+data.json's ``"format"`` (``FORMAT``) versions the layout as a whole (data.json describes the run from
+the first epoch on; the end files are compared byte for byte across versions). A run without it reads
+as format 0; a run of a newer format than this version knows is refused rather than misread.
 
-Every reader checks what it reads: a file that is missing (where it is needed), truncated or damaged
-is one ``UserError`` line naming the file and how to get it back, never a traceback or a partial
-result. Every file that is replaced as a whole is written to a temporary file in the same directory
-and renamed over the old one, so a crash or a full disk mid-write leaves the previous complete file;
-metrics.jsonl is one of them, so even a run in progress never shows a partial line, and any broken
-line is damage.
+A reader turns a file that is missing (where needed), truncated or damaged into one ``UserError`` line
+naming the file and how to get it back. metrics.jsonl and checkpoint.pt are replaced after every epoch
+(and the checkpoint on a stop). Every file replaced as a whole is written to a temporary file and renamed
+over the old one, so a crash mid-write leaves the previous complete file (and any broken line is damage).
 """
 
 from __future__ import annotations
@@ -103,13 +93,8 @@ def default_out(cfg: Config) -> Path:
     return Path("runs") / f"{cfg.dataset}-{noise_tag(cfg)}-{cfg.method}-{stamp}"
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
+_UMASK = os.umask(0o022)  # reading the umask means setting it: put it back at once
+os.umask(_UMASK)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -147,41 +132,32 @@ def atomic_csv(path: Path, header: list[str], rows) -> None:
 
 
 def write_verdicts(run: "RunDir", selections, data, final) -> None:
-    """verdicts.csv and pred_probs.npy of a finished run.
-
-    verdicts.csv has, per training sample: sample, given_label, [true_label], verdict (the final
-    verdict), suggested_label, label_quality, outlier_score, selection (the last step's selection)
-    and score (its selection score); ``final`` is a ``comining.verdicts.Verdicts``.
-    pred_probs.npy holds ``final.pred_probs`` (N×C float32, one row per training sample).
-    """
-    classes = data.classes
-    status, score = selections.status.tolist(), selections.score.tolist()
-    verdict, suggested = final.verdict.tolist(), final.suggested.tolist()
-    quality, outlier = final.label_quality.tolist(), final.outlier_score.tolist()
-    given = data.labels.tolist()
-    true = data.true_labels.tolist() if data.true_labels is not None else None
-    names = data.sample_names()
-    failed = data.failed_positions  # image files that broke during training
-
+    """verdicts.csv (the columns below, a row per training sample whose file did not break) and pred_probs.npy
+    of a finished run, from ``final`` (``comining.verdicts.Verdicts``) and the last step's ``selections``."""
     def name(label):
         return classes[label] if 0 <= label < len(classes) else f"open:{label}"
 
-    rows = [[names[i], name(given[i]), *([name(true[i])] if true else []), VERDICTS[verdict[i]],
-             name(suggested[i]) if suggested[i] >= 0 else "", f"{quality[i]:.4f}", f"{outlier[i]:.4f}",
-             SELECTIONS[status[i]], "" if math.isnan(score[i]) else f"{score[i]:.4f}"]
-            for i in range(len(names)) if i not in failed]
-    header = ["sample", "given_label", *(["true_label"] if true else []), "verdict", "suggested_label",
-              "label_quality", "outlier_score", "selection", "score"]
-    atomic_csv(run.verdicts, header, rows)
+    def scores(values, empty=False):
+        return ["" if empty and math.isnan(v) else f"{v:.4f}" for v in values.tolist()]
+
+    classes, true = data.classes, data.true_labels
+    columns = {"sample": data.sample_names(), "given_label": [name(y) for y in data.labels.tolist()],
+               **({"true_label": [name(y) for y in true.tolist()]} if true is not None else {}),
+               "verdict": [VERDICTS[v] for v in final.verdict.tolist()],
+               "suggested_label": [name(y) if y >= 0 else "" for y in final.suggested.tolist()],
+               "label_quality": scores(final.label_quality), "outlier_score": scores(final.outlier_score),
+               "selection": [SELECTIONS[s] for s in selections.status.tolist()],
+               "score": scores(selections.score, empty=True)}
+    rows = [row for i, row in enumerate(zip(*columns.values())) if i not in data.failed_positions]
+    atomic_csv(run.verdicts, list(columns), rows)
     buffer = io.BytesIO()
     np.save(buffer, final.pred_probs.astype(np.float32))
     atomic_write(run.pred_probs, buffer.getvalue())
 
 
 def write_data_files(run: "RunDir", dataset: str, data, normalize, backbone: dict | None = None) -> None:
-    """data.json (what predict and inspect need: classes, image geometry, the evaluation view's
-    normalisation, the data root, and for --backbone frozen the ``backbone`` record of
-    comining/models/backbone.py) and, for image folders, skipped_files.txt (path<TAB>reason)."""
+    """data.json and, for image sets, skipped_files.txt, as listed above; ``normalize`` is the evaluation
+    view's (mean, std), ``backbone`` the --backbone frozen record of comining/models/backbone.py."""
     root = data.root
     atomic_json(run.data_info, {
         "format": FORMAT, "dataset": dataset, "root": str(root.resolve()) if root is not None else None,
@@ -194,13 +170,25 @@ def write_data_files(run: "RunDir", dataset: str, data, normalize, backbone: dic
         atomic_write(run.path / "skipped_files.txt", lines.encode())
 
 
-def _json_kind(value) -> str:
-    """How JSON would name ``value``'s type, for messages."""
-    for kinds, name in ((bool, "true/false"), (NUMBER, "a number"), (str, "a string"), (list, "a list"),
-                        (dict, "an object"), (NONE, "null")):
-        if isinstance(value, kinds):
-            return name
-    return type(value).__name__
+JSON_KINDS = {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list",
+              dict: "an object", NONE: "null"}
+CHECKPOINT_TYPES = {"config": dict, "epoch": int, "step": int, "method": dict, "optimizer": dict, "ledger": dict,
+                    "rng": dict, "history": list}
+
+
+def _problem(record, types: dict, keys=()) -> str | None:
+    """What is wrong with ``record`` as an object holding ``keys`` and every key of ``types`` of its
+    type (the kinds named as JSON names them), or None."""
+    def kind(value):
+        return JSON_KINDS.get(type(value), type(value).__name__)
+
+    if not isinstance(record, dict):
+        return f"holds {kind(record)}, not a JSON object"
+    missing = [key for key in keys if key not in record]
+    if missing:
+        return f"has no {', '.join(missing)}"
+    return next((f"{key} is {kind(record[key])}" for key, kinds in types.items()
+                 if key in record and not isinstance(record[key], kinds)), None)
 
 
 def _first_line(err: BaseException) -> str:
@@ -213,13 +201,8 @@ class RunDir:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.config = self.path / "config.json"
-        self.data_info = self.path / "data.json"
-        self.metrics = self.path / "metrics.jsonl"
-        self.results = self.path / "results.json"
-        self.checkpoint = self.path / "checkpoint.pt"
-        self.verdicts = self.path / "verdicts.csv"
-        self.pred_probs = self.path / "pred_probs.npy"
+        self.config, self.data_info, self.metrics, self.checkpoint, self.results, self.verdicts, self.pred_probs = (
+            self.path / name for name in RUN_FILES[:7])
 
     def create(self) -> None:
         try:
@@ -261,7 +244,8 @@ class RunDir:
             raise UserError(f"no {name} in {self.path}: {self.remedy(name, missing=True)}")
         return None
 
-    def _text(self, name: str, required: bool = True) -> str | None:
+    def _text(self, name: str, required: bool = True, unit: str = "") -> str | None:
+        """The file's text; a text in ``unit``s (line, row) must end with a whole one."""
         path = self._existing(name, required)
         if path is None:
             return None
@@ -271,19 +255,15 @@ class RunDir:
             raise self.damaged(name, f"not UTF-8 text at byte {err.start}") from None
         if not text.strip():
             raise self.damaged(name, "empty")
+        if unit and not text.endswith("\n"):
+            raise self.damaged(name, f"it ends in the middle of a {unit}: truncated")
         return text
 
     def _checked(self, name: str, record, types: dict, keys=(), where: str = "") -> dict:
-        """``record`` if it is a JSON object holding ``keys`` with every key of ``types`` of its type."""
-        where = f"{where} " if where else ""
-        if not isinstance(record, dict):
-            raise self.damaged(name, f"{where}holds {_json_kind(record)}, not a JSON object")
-        missing = [key for key in keys if key not in record]
-        if missing:
-            raise self.damaged(name, f"{where}has no {', '.join(missing)}")
-        for key, kinds in types.items():
-            if key in record and not isinstance(record[key], kinds):
-                raise self.damaged(name, f"{where}{key} is {_json_kind(record[key])}")
+        """``record``, or the error for what ``_problem`` finds wrong with it (``where`` in ``name``)."""
+        problem = _problem(record, types, keys)
+        if problem:
+            raise self.damaged(name, f"{where} {problem}".lstrip())
         return record
 
     def _json(self, name: str, types: dict, keys=(), required: bool = True) -> dict | None:
@@ -319,11 +299,9 @@ class RunDir:
 
     def read_history(self, required: bool = True) -> list[dict]:
         """metrics.jsonl as per-epoch records ([] when it is missing and not ``required``)."""
-        text = self._text("metrics.jsonl", required)
+        text = self._text("metrics.jsonl", required, unit="line")
         if text is None:
             return []
-        if not text.endswith("\n"):
-            raise self.damaged("metrics.jsonl", "it ends in the middle of a line: truncated")
         history = []
         for number, line in enumerate(text.split("\n")[:-1], 1):
             try:
@@ -337,9 +315,7 @@ class RunDir:
         """verdicts.csv as one dict per row keyed by column name, in training-set order; the file must
         have ``columns``. Verdicts and selections must be known ones, scores numbers."""
         name = "verdicts.csv"
-        text = self._text(name)
-        if not text.endswith("\n"):
-            raise self.damaged(name, "it ends in the middle of a row: truncated")
+        text = self._text(name, unit="row")
         try:
             header, *lines = list(csv.reader(io.StringIO(text, newline="")))
         except csv.Error as err:
@@ -353,10 +329,10 @@ class RunDir:
             if len(fields) != len(header):
                 raise self.damaged(name, f"row {number} has {len(fields)} fields, expected {len(header)}")
             row = dict(zip(header, fields))
-            for column in ("verdict", "selection"):
-                if column in row and row[column] not in SELECTIONS:
-                    raise self.damaged(name, f"row {number} gives {row['sample']!r} the {column} {row[column]!r}, "
-                                             f"not one of {', '.join(SELECTIONS)}")
+            unknown = next((c for c in ("verdict", "selection") if row.get(c, SELECTIONS[0]) not in SELECTIONS), None)
+            if unknown:
+                raise self.damaged(name, f"row {number} gives {row['sample']!r} the {unknown} {row[unknown]!r}, "
+                                         f"not one of {', '.join(SELECTIONS)}")
             for column, may_be_empty in NUMBER_COLUMNS.items():
                 value = row.get(column)
                 if value is not None and not (may_be_empty and value == ""):
@@ -390,9 +366,7 @@ class RunDir:
         except Exception as err:  # truncated, not a torch file, or holds code
             raise UserError(f"checkpoint {self.checkpoint} cannot be loaded ({_first_line(err)}): "
                             "it is damaged or not a comining checkpoint; start a new run") from None
-        kinds = {"config": dict, "epoch": int, "step": int, "method": dict, "optimizer": dict, "ledger": dict,
-                 "rng": dict, "history": list}
-        if not isinstance(state, dict) or any(not isinstance(state.get(k), t) for k, t in kinds.items()):
+        if _problem(state, CHECKPOINT_TYPES, keys=CHECKPOINT_TYPES):
             raise UserError(f"checkpoint {self.checkpoint} is not a comining checkpoint (parts missing or of the "
                             "wrong kind): start a new run")
         return state
@@ -409,16 +383,14 @@ class RunDir:
         count = 1 + max((int(k.split(".")[1]) for k in method if k.startswith("nets.")), default=-1)
         if count == 0:
             raise UserError(f"checkpoint {self.checkpoint} holds no networks: it is not a comining checkpoint")
-        backbone = info.get("backbone")
+        backbone, classes = info.get("backbone"), len(info["classes"])
         if backbone is not None:  # --backbone frozen: heads on the features of a recorded backbone
             from comining.models.backbone import FrozenNet, restore_backbone
             frozen = restore_backbone(backbone, self.path).to(device)
         nets = []
         for i in range(count):
-            if backbone is None:
-                net = build_model(cfg["arch"], info["channels"], len(info["classes"]), info["crop_size"])
-            else:
-                net = build_model(cfg.get("head", "linear"), backbone["dim"], len(info["classes"]), 1)
+            net = (build_model(cfg["arch"], info["channels"], classes, info["crop_size"]) if backbone is None
+                   else build_model(cfg.get("head", "linear"), backbone["dim"], classes, 1))
             prefix = f"nets.{i}."
             try:
                 net.load_state_dict({k[len(prefix):]: v for k, v in method.items() if k.startswith(prefix)})

@@ -1,10 +1,8 @@
-"""The in-memory form every array data source returns, and a helper to locate data folders."""
+"""The in-memory form every array data source returns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -29,23 +27,6 @@ class ArrayData:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-
-def find_data_dir(
-    candidates: Iterable[str | Path | None], is_complete: Callable[[Path], bool]
-) -> Path | None:
-    """Return the first existing directory among `candidates` for which `is_complete` is true.
-
-    `None` entries are skipped so callers can pass an optional user root directly. Returns None
-    when no candidate qualifies; the caller turns that into a UserError naming where it looked.
-    """
-    for cand in candidates:
-        if cand is None:
-            continue
-        path = Path(cand)
-        if path.is_dir() and is_complete(path):
-            return path
-    return None
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

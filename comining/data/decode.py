@@ -1,9 +1,6 @@
-"""Reading image files without letting a bad one stop a run: decoding, and the worker processes
-that decode batches of files.
-
-A file that does not decode comes back as None with a one-line reason instead of an exception, so
-one broken download never kills a DataLoader worker (and with it the run); callers decide whether
-to skip it, list it, or replace it in its batch.
+"""Reading image files without letting a bad one stop a run: decoding, and the worker processes that
+decode batches of files. A file that does not decode comes back as None with a one-line reason, never
+as an exception that would kill a DataLoader worker (and the run); callers skip, list or replace it.
 """
 
 from __future__ import annotations
@@ -19,34 +16,30 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 
-SPECIAL_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+SPECIAL_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+                 stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
 
 
 class NotRegularFile(OSError):
-    """A path that names something other than a regular file: opening a FIFO or a device waits for
-    a writer that never comes, so such a path is refused before anything opens it."""
+    """A path to something other than a regular file, refused before anything opens it (opening a FIFO
+    or a device waits for a writer that never comes)."""
 
 
 def check_regular(path) -> None:
-    """NotRegularFile, with the kind in its message, where ``path`` is not a regular file (links
-    followed). A path that cannot be examined passes: opening it then says why it cannot be read."""
+    """NotRegularFile, naming the kind, where ``path`` (links followed) is not a regular file. A path that
+    cannot be examined passes: opening it then says why it cannot be read."""
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return
     if not stat.S_ISREG(mode):
-        kind = next((name for test, name in SPECIAL_KINDS if test(mode)), "a special file")
-        raise NotRegularFile(f"not a regular file ({kind})")
+        raise NotRegularFile(f"not a regular file ({SPECIAL_KINDS.get(stat.S_IFMT(mode), 'a special file')})")
 
 
 def decode(path, size: int | None, mode: str = "RGB") -> torch.Tensor | None:
     """The image at ``path`` as a uint8 tensor [C×size×size] (squashed to a square, as the paper's
-    Resize((512, 512))); ``size=None`` only checks that the whole file decodes and returns None.
-
-    Raises NotRegularFile for a FIFO, socket, device or folder (never opened), and whatever PIL
-    raises for an unreadable, truncated or non-image file.
-    """
+    Resize((512, 512))); ``size=None`` only checks that the whole file decodes and returns None. Raises
+    NotRegularFile (nothing opened) or whatever PIL raises for an unreadable or non-image file."""
     check_regular(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # EXIF and palette warnings of web images are noise, not errors
@@ -77,12 +70,8 @@ def describe(err: Exception) -> str:
 
 
 class ImageFiles(Dataset):
-    """Files decoded in worker processes: item i → (i, uint8 [C×S×S] tensor or None, reason).
-
-    A failure returns the marker None with its reason instead of raising; the main process drops
-    it from its batch. ``size=None`` checks the files without resizing (items are (i, None, reason
-    or "")). Paths are relative to ``root`` when it is given (an absolute path stays as it is).
-    """
+    """Files (relative to ``root`` when given) decoded in worker processes: item i is (i, uint8 [C×S×S]
+    tensor, ""), or (i, None, reason) for a file that fails; ``size=None`` only checks ((i, None, "") if good)."""
 
     def __init__(self, files: list, size: int | None, mode: str = "RGB", root: Path | None = None):
         self.files, self.size, self.mode, self.root = files, size, mode, root
@@ -126,8 +115,5 @@ def in_order(size: int, batch_size: int) -> list[list[int]]:
 
 def check_files(root: Path, files: list[str], workers: int) -> dict[int, str]:
     """{position: reason} of the files that do not decode completely (read in ``workers`` processes)."""
-    dataset = ImageFiles(files, None, root=root)
-    failed = {}
-    for _, _, _, reasons in loader(dataset, in_order(len(files), 64), workers if len(files) > 64 else 0):
-        failed.update(reasons)
-    return failed
+    batches = loader(ImageFiles(files, None, root=root), in_order(len(files), 64), workers if len(files) > 64 else 0)
+    return {i: reason for *_, reasons in batches for i, reason in reasons.items()}

@@ -1,10 +1,7 @@
-"""Image sets streamed from disk: image folders, CSV lists and web sets (comining/data/listing.py
-lists them), as a ``TrainingSet``.
-
-Every listed file is decoded once before training; those that do not decode are skipped and listed
-(``skipped_files``). During training, worker processes decode and resize the images (PIL) to
-``--rescale-size``² uint8 tensors; crops, flips and AutoAugment then happen on the device in
-``Views``, as for in-memory data.
+"""Image sets streamed from disk (image folders, CSV lists and web sets, as comining/data/listing.py
+lists them) as a ``TrainingSet``. Every listed file is decoded once before training; those that do not
+decode are skipped and listed (``skipped_files``). During training, worker processes decode and resize
+the images to ``--rescale-size``² uint8 tensors; crops, flips and AutoAugment happen on the device.
 """
 
 from __future__ import annotations
@@ -40,26 +37,22 @@ def readable(root: Path, split: str, files: list[str], labels: list[int], classe
     """The files of a split that decode, recording the others in ``skipped``; every class of the
     split must keep at least one image, and the split must keep some."""
     failed = check_files(root, files, workers)
-    for i, reason in failed.items():
-        skipped[files[i]] = reason
+    skipped.update({files[i]: reason for i, reason in failed.items()})
     keep = [i for i in range(len(files)) if i not in failed]
     if not keep:
         raise UserError(f"{root / split} holds no readable images ({len(files)} files, e.g. {files[0]}: "
                         f"{skipped[files[0]]}): the layout is {LAYOUT}")
-    before, after = set(labels), {labels[i] for i in keep}
-    for c in sorted(before - after):
-        example = next(f for i, f in enumerate(files) if labels[i] == c)
-        raise UserError(f"class {classes[c]} of {root / split} has no readable image (e.g. {example}: "
+    lost = sorted(set(labels) - {labels[i] for i in keep})
+    if lost:
+        example = files[labels.index(lost[0])]
+        raise UserError(f"class {classes[lost[0]]} of {root / split} has no readable image (e.g. {example}: "
                         f"{skipped[example]}): replace the files or remove them")
     return pick(files, labels, keep)
 
 
 class FolderData(TrainingSet):
-    """An image set streamed from disk; a ``--labels`` file replaces the listed labels.
-
-    Beyond ``TrainingSet``: files / test_files (paths relative to root, or absolute), test_labels,
-    eval_split (how messages name the evaluation split), workers (decoding processes).
-    """
+    """An image set streamed from disk; a ``--labels`` file replaces the listed labels. Beyond
+    ``TrainingSet``: files / test_files (relative to root, or absolute), test_labels, workers (decoders)."""
 
     reads_files = True
     channels = 3
@@ -67,7 +60,7 @@ class FolderData(TrainingSet):
 
     def __init__(self, cfg: Config, device, workers: int | None = None):
         listing = list_images(cfg)
-        self.root, self.eval_split = listing.root, listing.eval_where
+        self.root = listing.root
         self.device = torch.device(device)
         self.workers = cfg.workers if workers is None else workers
         self.image_size = cfg.rescale_size
@@ -109,9 +102,8 @@ class FolderData(TrainingSet):
         return len(self.files)
 
     def epoch_batches(self, epoch: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> list:
-        """Lists of positions. One process: ``epoch_order`` cut into batches. Several:
-        DistributedSampler (seeded, ``set_epoch``), each rank taking batch_size // world per step and
-        every rank the same number of steps."""
+        """Lists of positions: ``epoch_order`` cut into batches in one process; with several, a seeded
+        DistributedSampler's share, batch_size // world a step, the same number of steps on every rank."""
         n_batches = self.num_batches(batch_size)
         if world == 1:
             order = self.epoch_order(epoch, seed).tolist()
@@ -133,10 +125,9 @@ class FolderData(TrainingSet):
         self.skipped_files.update({self.files[i]: r for i, r in reasons.items()})
 
     def batches(self, epoch: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, start: int = 0):
-        """A file that fails to decode (every file decoded once before training, so only one that
-        changed on disk since) is added to ``skipped_files`` and ``failed_positions``, and its place in the batch
-        taken by a copy of the batch's first good sample: batch sizes stay fixed, which DDP's
-        collectives rely on."""
+        """A file that fails to decode (so changed since the check before training) goes to ``skipped_files``
+        and ``failed_positions``, and a copy of the batch's first good sample takes its place: batch
+        sizes stay fixed, as DDP's collectives need."""
         order = self.epoch_batches(epoch, batch_size, seed, rank, world)[start:]
         for index, ok, images, reasons in self.decoded(self.files, order):
             if reasons:

@@ -1,15 +1,14 @@
 """What an image set's layout names, before any image is read: the classes, and each split's files
-and labels. Two layouts:
+and labels (docs/DATA.md). Two layouts:
 
-- an image folder (Web-Bird/Car/Aircraft, ``--dataset folder``, docs/DATA.md): ``ROOT/train/<class>/**/<image>``
-  and an evaluation split ``ROOT/val`` (or ``tval``, ``test``) with class folders named as in
-  ``train``; the classes are the sorted names of the training class folders;
-- CSV lists (``--dataset csv --train-csv FILE --val-csv FILE``): a header row with the columns
-  ``path`` and ``label`` (others ignored), the label format of comining/labelfile.py, a row per
-  image, its path relative to the CSV's own folder or absolute, its label a class name. An empty
-  label or -1 leaves an image out of training, so the file ``comining export`` writes can be
-  trained on again. The classes are the training list's label names, sorted (numerically when
-  they are all whole numbers).
+- an image folder (Web-Bird/Car/Aircraft, ``--dataset folder``): ``ROOT/train/<class>/**/<image>`` and
+  an evaluation split ``ROOT/val`` (or ``tval``, ``test``) with class folders named as in ``train``; the
+  classes are the training class folders' names, sorted;
+- CSV lists (``--dataset csv --train-csv FILE --val-csv FILE``): a header row with the columns ``path``
+  and ``label`` (others ignored) and a row per image, in the label format of comining/labelfile.py: a
+  path relative to the CSV's folder or absolute, a class name, or an empty label or -1 to leave the
+  image out of training (so ``comining export``'s file trains again). The classes are the training
+  list's label names, sorted (numerically when they are all whole numbers).
 
 Layout errors are one-line UserErrors; whether the files decode is comining/data/image_set.py's job.
 """
@@ -31,9 +30,9 @@ LAYOUT = "train/<class>/<image> and val/<class>/<image>"
 
 @dataclass
 class Listing:
-    """What a layout names: the root that relative paths start from, the classes, each split's
-    files and labels, how messages name the splits, files found outside any class (skipped, with
-    their reason) and training images the layout itself leaves out (an empty label in a CSV)."""
+    """What a layout names: the root of relative paths, the classes, each split's files and labels, how
+    messages name the splits, files outside any class (skipped, with their reason) and training images
+    the layout itself leaves out (an empty label in a CSV)."""
 
     root: Path
     classes: list[str]
@@ -73,9 +72,8 @@ def locate_root(cfg: Config) -> Path:
 
 
 def is_entry(path: Path) -> bool:
-    """Whether ``path`` is something to list as a file: anything that exists but a folder. FIFOs,
-    sockets and devices are listed too, so the readability check skips them with their reason
-    rather than leaving them out without a word (only os.stat looks at them: nothing opens them)."""
+    """Whether to list ``path`` as a file: it exists and is no folder. FIFOs, sockets and devices are listed
+    so the readability check reports them (it only os.stats them) rather than leaving them out silently."""
     return path.exists() and not path.is_dir()
 
 
@@ -86,11 +84,8 @@ def visible_files(folder: Path) -> list[Path]:
 
 
 def scan_split(root: Path, split: str, classes: list[str] | None = None):
-    """(class names, files relative to root, labels, {loose file: reason}) of one split.
-
-    ``classes`` None: the split defines them (its sorted sub-folders). Otherwise every class folder
-    of the split must be one of them. An empty class folder or a split without any is a UserError.
-    """
+    """(classes, files relative to root, labels, {loose file: reason}) of one split, whose class folders
+    define the classes (``classes`` None) or must each be one of them; none, or an empty one, is a UserError."""
     folder = root / split
     names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not names:
@@ -98,9 +93,8 @@ def scan_split(root: Path, split: str, classes: list[str] | None = None):
     if classes is not None:
         unknown = [n for n in names if n not in classes]
         if unknown:
-            raise UserError(f"class folder{'s' if len(unknown) > 1 else ''} {', '.join(unknown[:3])} in {folder} "
-                            f"{'have' if len(unknown) > 1 else 'has'} no counterpart in {root / 'train'}: "
-                            "rename to a training class or remove")
+            raise UserError(f"{folder} has class folders with no counterpart in {root / 'train'} "
+                            f"({', '.join(unknown[:3])}): rename them to training classes or remove them")
     classes = names if classes is None else classes
     files, labels = [], []
     for name in names:
@@ -133,12 +127,9 @@ def list_folder(cfg: Config) -> Listing:
 # -- CSV lists ------------------------------------------------------------------------------------
 
 def read_list(csv_path: Path, classes: list[str] | None = None):
-    """(classes, paths as listed, labels, number of images left out) of one image list.
-
-    ``classes`` None: the training list, whose label names define them; otherwise every label must
-    name one of them (or be a class number). UserError for a missing file, a wrong header, a path
-    listed twice, an unknown class, or a list without any image to use.
-    """
+    """(classes, paths as listed, labels, number of images left out) of one image list, whose label names
+    define the classes (``classes`` None) or must each be one of them or a class number. UserError for a
+    missing file, a wrong header, a path listed twice, an unknown class, or no image to use."""
     if not csv_path.is_file():
         raise UserError(f"image list {csv_path} not found: check the path given to --train-csv / --val-csv")
     column, rows = labelfile.read_table(csv_path)
@@ -153,10 +144,7 @@ def read_list(csv_path: Path, classes: list[str] | None = None):
         seen[key] = line
     if classes is None:
         names = {text for _, _, text in rows if text not in ("", str(labelfile.LEFT_OUT))}
-        if all(n.isdigit() for n in names):
-            classes = sorted(names, key=int)
-        else:
-            classes = sorted(names)
+        classes = sorted(names, key=int if all(n.isdigit() for n in names) else None)
     labels = [labelfile.class_index(text, classes, f"{csv_path} line {line}") for line, _, text in rows]
     kept = [i for i, y in enumerate(labels) if y != labelfile.LEFT_OUT]
     if not kept:
@@ -165,9 +153,9 @@ def read_list(csv_path: Path, classes: list[str] | None = None):
 
 
 def list_csv(cfg: Config) -> Listing:
-    """The Listing of ``--train-csv`` / ``--val-csv``: training paths as listed (relative to the
-    training CSV's folder, the root, or absolute), so verdicts.csv shows them as the user wrote them;
-    evaluation paths listed relative to another folder are made absolute."""
+    """The Listing of ``--train-csv`` / ``--val-csv``: training paths as written (relative to the root, the
+    training CSV's folder, or absolute: verdicts.csv shows them so); evaluation paths made absolute where
+    the evaluation CSV is in another folder."""
     train_path, val_path = Path(cfg.train_csv), Path(cfg.val_csv)
     classes, files, labels, left_out = read_list(train_path)
     _, test_files, test_labels, _ = read_list(val_path, classes)
