@@ -302,7 +302,7 @@ def test_same_seed_same_accuracies_other_seed_differs(run_cli, tmp_path):
     assert runs["first"] != runs["other"]
 
 
-# --- 6. the help, the version, and a config file read as the flags are ---------------------------
+# --- 6. the help and the version ----------------------------------------------------------------
 
 def test_train_help_is_short_grouped_and_shows_defaults(run_main):
     result = run_main("train", "--help")
@@ -339,12 +339,3 @@ def test_version(run_main):
     from comining import __version__
     result = run_main("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"comining {__version__}"
-
-
-def test_a_config_file_accepts_what_the_flags_accept(tmp_path):
-    from comining.config import resolve
-    settings = tmp_path / "settings.json"
-    settings.write_text(json.dumps({"synthetic": "cifar10nc", "closed_rate": 0.5}))
-    cfg = resolve({}, config_file=str(settings))  # as --synthetic-data cifar10nc --closed-rate 0.5
-    assert cfg.dataset == "cifar10" and cfg.synthetic == "cifar10nc" and cfg.closed_rate == 0.5
-    assert cfg.to_dict() == resolve({"synthetic": "cifar10nc", "closed_rate": 0.5}).to_dict()

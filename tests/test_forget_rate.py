@@ -1,13 +1,18 @@
-"""comining.forget_rate: the target, the ramps, when an auto rate is estimated, resume and the prior."""
+"""comining.forget_rate: the target, the ramps, when an auto rate is estimated, resume and the prior;
+then --forget-rate auto in short runs: estimated after warm-up, once more, stored, kept on resume."""
+
+import json
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
-from comining.config import Config
+from comining.config import Config, resolve
 from comining.forget_rate import ForgetRate, estimated_noise_rate, target_rate
 from comining.methods import METHODS
 from comining.models import build_model
+from test_noise_rate import one_loss_population, two_loss_populations
 
 
 def schedule(name, **settings):
@@ -73,3 +78,137 @@ def test_an_estimated_rate_survives_resume_and_is_the_verdicts_prior():
     wrong = np.arange(400) % 5 == 0  # a fifth sure of another class
     probs[np.arange(400), np.where(wrong, (labels + 1) % 4, labels)] = 0.94
     assert fresh.prior(probs, labels) == pytest.approx(0.2, abs=0.02)
+
+
+# --- --forget-rate auto in a run ----------------------------------------------------------------
+
+def test_a_first_estimate_that_does_not_separate_is_counted_by_the_confident_joint_and_kept(tmp_path, monkeypatch):
+    from comining import engine, evidence
+    calls = []
+
+    def losses(probs, labels):  # the warm-up's are one population; the second split clearly, fewer wrong
+        calls.append(1)
+        rng = np.random.default_rng(1)
+        return one_loss_population(rng, len(labels)) if len(calls) == 1 else two_loss_populations(rng, len(labels), 0.2)
+
+    monkeypatch.setattr(evidence, "given_label_losses", losses)
+    cfg = resolve({"train_subset": 60, "epochs": 3, "warmup_epochs": 1, "epoch_decay_start": 1, "batch_size": 20,
+                   "forget_rate": "auto", "quiet": True, "closed_rate": 0.0})
+    trainer = engine.Trainer(cfg, tmp_path / "run")
+    labels = trainer.data.labels.cpu().numpy()
+    classes = trainer.method.num_classes
+    # A network sure that every third sample belongs to the next class: each sample reaches the
+    # threshold of the class it is put in and of no other, so the confident joint counts a third.
+    flipped = np.arange(len(labels)) % 3 == 0
+    probs = np.full((len(labels), classes), 0.1 / (classes - 1))
+    probs[np.arange(len(labels)), np.where(flipped, (labels + 1) % classes, labels)] = 0.9
+    monkeypatch.setattr(evidence, "plain_probabilities", lambda *a: torch.as_tensor(probs))
+    results = trainer.fit()
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["noise_separation"] < 2 and "mixture_noise_rate" in first
+    assert results["estimated_noise_rate"] == first["confident_joint_noise_rate"] == pytest.approx(flipped.mean())
+    assert first["anchor_noise_rate"] < first["confident_joint_noise_rate"]  # sure of every label it kept
+    # A first estimate made without a clear split is not lowered: the second (after epoch 2), clear
+    # but lower, is recorded and not used.
+    assert trainer.method.second_estimate_after == 2 and len(calls) == 2
+    second = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1])
+    assert second["noise_separation"] >= 2 and second["unused_noise_rate"] == pytest.approx(0.2, abs=0.03)
+
+
+def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
+    from comining import engine
+    cfg = resolve({"train_subset": 500, "epochs": 3, "warmup_epochs": 2, "epoch_decay_start": 2,
+                   "forget_rate": "auto", "quiet": True, "closed_rate": 0.4})
+    trainer = engine.Trainer(cfg, tmp_path / "run")
+    results = trainer.fit()
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [("estimated_noise_rate" in r) for r in history] == [False, True, False]
+    assert results["estimated_noise_rate"] == history[1]["estimated_noise_rate"] == results["forget_rate"]
+    # The default recipe ramps the estimate in: the first selecting epoch forgets 1/num_gradual of it.
+    assert history[2]["forget_rate"] == pytest.approx(results["estimated_noise_rate"] / cfg.num_gradual)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["recipe"] == "default"
+    # A resumed run keeps the estimate instead of training with no forget rate.
+    resumed = engine.Trainer.resume(tmp_path / "run")
+    assert resumed.forget.target == results["estimated_noise_rate"]
+
+
+def probabilities_with_disagreements(labels, classes, flips: bool):
+    """[N×C] probabilities that agree with every third label and put the other samples in another
+    class: the next one (pair flips: concentration 1), or each label's in turn over the C − 1 others
+    (an even spread: concentration near 0)."""
+    n = len(labels)
+    turn = np.zeros(n, dtype=np.int64)  # the how-manieth disagreeing sample of its label
+    for j in range(classes):
+        mine = np.flatnonzero((labels == j) & (np.arange(n) % 3 != 0))
+        turn[mine] = np.arange(len(mine))
+    step = np.ones(n, dtype=np.int64) if flips else 1 + turn % (classes - 1)
+    predicted = np.where(np.arange(n) % 3 == 0, labels, (labels + step) % classes)
+    probs = np.full((n, classes), 0.1 / (classes - 1))
+    probs[np.arange(n), predicted] = 0.9
+    return torch.as_tensor(probs)
+
+
+@pytest.mark.parametrize("second_share, flips, used", [(0.2, True, True), (0.2, False, False), (0.45, False, True),
+                                                     (None, True, False)])
+def test_auto_re_estimates_once_replacing_under_class_dependent_noise_and_only_raising_otherwise(
+        tmp_path, monkeypatch, second_share, flips, used):
+    """The first estimate is 0.3, from a clear split. second_share None: the second losses are one
+    population, never used. flips: the labels' disagreements point to one class each (pair flips),
+    and a clear second split replaces the first; spread over the classes, only where it is higher."""
+    from comining import engine, evidence
+    rng = np.random.default_rng(0)
+    calls = []
+
+    def losses(probs, labels):
+        calls.append(len(calls))
+        if len(calls) == 1:
+            return two_loss_populations(rng, len(labels), 0.3)
+        if second_share is None:
+            return one_loss_population(rng, len(labels))
+        return two_loss_populations(rng, len(labels), second_share)
+
+    monkeypatch.setattr(evidence, "given_label_losses", losses)
+    cfg = resolve({"train_subset": 400, "epochs": 5, "warmup_epochs": 2, "epoch_decay_start": 2,
+                   "forget_rate": "auto", "quiet": True, "closed_rate": 0.4,
+                   "forget_ramp": False})  # so an epoch's forget rate is the estimate in use
+    trainer = engine.Trainer(cfg, tmp_path / "run")
+    probs = probabilities_with_disagreements(trainer.data.labels.cpu().numpy(), trainer.method.num_classes, flips)
+    monkeypatch.setattr(evidence, "plain_probabilities", lambda *a: probs)
+    assert trainer.method.second_estimate_after == 4
+    results = trainer.fit()
+    assert calls == [0, 1]  # after warm-up (epoch 2) and once more (epoch 4), not every epoch
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert history[1]["estimated_noise_rate"] == pytest.approx(0.3, abs=0.03)
+    assert "disagreement_concentration" not in history[1]  # asked of the second estimate only
+    assert history[3]["disagreement_concentration"] == pytest.approx(1.0 if flips else 0.0, abs=0.1)
+    assert (history[3]["noise_separation"] >= 2) == (second_share is not None)
+    expected = second_share if used else history[1]["estimated_noise_rate"]
+    if used:
+        assert history[3]["estimated_noise_rate"] == pytest.approx(second_share, abs=0.03)
+    else:  # recorded, not used
+        assert "estimated_noise_rate" not in history[3] and "unused_noise_rate" in history[3]
+    assert history[4]["forget_rate"] == pytest.approx(expected, abs=0.03 if used else 0)
+    assert results["estimated_noise_rate"] == results["forget_rate"] == history[4]["forget_rate"]
+    # Resumed after the second estimate, the run keeps the rate in use.
+    assert engine.Trainer.resume(tmp_path / "run").forget.target == results["forget_rate"]
+
+
+def test_a_baseline_estimates_once_after_its_first_epoch(monkeypatch):
+    from comining import engine, evidence
+    calls = []
+    monkeypatch.setattr(evidence, "given_label_losses",
+                        lambda probs, labels: calls.append(1) or np.random.default_rng(0).gamma(2.0, 0.1, len(labels)))
+    cfg = resolve({"method": "coteaching", "train_subset": 200, "epochs": 4, "warmup_epochs": 1, "quiet": True,
+                   "forget_rate": "auto", "closed_rate": 0.4})
+    trainer = engine.Trainer(cfg)
+    trainer.fit()
+    assert len(calls) == 1
+    # One epoch in, a baseline's network may be near chance: the confident joint is not counted.
+    assert trainer.history[0]["noise_separation"] < 2 and "confident_joint_noise_rate" not in trainer.history[0]
+
+
+def test_a_given_forget_rate_is_never_estimated(tmp_path, monkeypatch):
+    from comining import engine, evidence
+    monkeypatch.setattr(evidence, "given_label_losses", lambda *a: pytest.fail("estimated a given rate"))
+    cfg = resolve({"train_subset": 200, "epochs": 5, "warmup_epochs": 2, "quiet": True, "closed_rate": 0.4})
+    assert engine.Trainer(cfg).fit()["forget_rate"] == pytest.approx(0.4)

@@ -6,7 +6,7 @@ after ``loss.backward()`` a row's gradient is non-zero exactly when that sample 
 Labels are class 0 and a row's logits [m, 0] have cross-entropy log(1 + e^-m): a larger margin m
 is a smaller loss, and m > 0 predicts class 0.
 
-Then the pieces the methods select with: split_by_score and num_kept.
+Then the pieces the methods select with: split_by_score (also within each class) and num_kept.
 """
 
 import math
@@ -21,7 +21,7 @@ from comining.errors import UserError
 from comining.forget_rate import ForgetRate
 from comining.methods import METHODS, num_kept
 from comining.methods import comining as comining_module
-from comining.methods.comining import split_by_score
+from comining.methods.comining import split_by_score, within_class_order
 from comining.methods.jocor import default_lambda
 from comining.selection import CLEAN, DISCARDED, RELABELLED, SelectionLog
 
@@ -394,6 +394,21 @@ def test_split_without_forgetting():
     assert sorted(clean.tolist()) == list(range(10))
     assert confident.tolist() == [5, 1, 7, 3, 9]
     assert noisy.numel() == 0
+
+
+# --- split_by_score within each class (the study's select_per_class) ----------------------------
+
+def test_within_class_order_takes_the_same_share_of_each_label():
+    # Label 0 has four easy samples, label 1 four hard ones: across the batch the four lowest scores
+    # are all of label 0; within labels, the two lowest of each label come first.
+    score = torch.tensor([0.1, 0.2, 0.3, 0.4, 5.0, 6.0, 7.0, 8.0])
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    assert score.argsort()[:4].tolist() == [0, 1, 2, 3]
+    order = within_class_order(score, labels, num_classes=3)
+    assert order.tolist() == [0, 4, 1, 5, 2, 6, 3, 7]  # quantiles 1/8, 3/8, ...; ties by score
+    clean, confident, noisy = split_by_score(score, 0.5, 0.5, labels, 3)
+    assert sorted(clean.tolist()) == [0, 1, 4, 5] and sorted(noisy.tolist()) == [2, 3, 6, 7]
+    assert sorted(confident.tolist()) == [0, 4]
 
 
 # --- num_kept --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ handled without a word where it is harmless, and never run code or train on a wr
   sample left out: refused, saying what changed; test_training_set.py: renamed files, other
   in-memory images); resuming a folder with no checkpoint; a new run over an existing one (also on
   every DDP rank, test_distributed.py).
-- Settings (here, test_cli.py, test_recipes.py, test_noise.py, test_table.py, test_models_views.py):
+- Settings (here, test_cli.py, test_config.py, test_noise.py, test_table.py, test_models_views.py):
   numbers as strings, floats, booleans, null, zero, negative or NaN; rates out of range; unknown
   method, data set, preset, recipe, selector, view, synthetic setting or config key; malformed JSON,
   a folder as --config; a crop larger than the images; an image too small for the CNN; a batch that

@@ -1,6 +1,8 @@
-"""`comining table`: the grid runs once, resumes without retraining, and writes the paper's format."""
+"""`comining table`: the grid runs once, resumes without retraining, and writes the paper's format;
+--seeds aggregates, and a cell is refused under other settings."""
 
 import csv
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -8,9 +10,9 @@ from dataclasses import replace
 import pytest
 
 from comining import engine
-from comining.config import resolve
+from comining.config import recipe_values, resolve
 from comining.errors import UserError
-from comining.table import markdown_table, run_grid
+from comining.table import aggregate, markdown_table, run_grid, write_table
 from comining.titles import parse_noise
 
 
@@ -116,3 +118,65 @@ def test_table_rejects_an_unknown_method_before_training(tmp_path):
     assert done.returncode == 2
     assert "nosuch" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "t").exists()
+
+
+# --- --seeds --------------------------------------------------------------------------------
+
+def _fake_run(folder, cfg, last10_mean, seed):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
+    (folder / "results.json").write_text(json.dumps({
+        "last10_mean": last10_mean, "last10_std": 0.1, "best_acc": last10_mean + 1, "best_epoch": 3,
+        "epochs": 3, "seconds": 1.0, "estimated_noise_rate": 0.5}))
+
+
+def test_seeds_aggregate_hand_written_results(tmp_path, monkeypatch):
+    from dataclasses import replace
+    from comining import engine
+    base = resolve({"quiet": True, "epochs": 3})
+    figures = {("sym50", "comining"): [80.0, 82.0, 84.0], ("sym50", "standard"): [70.0, 71.0, 75.0]}
+    for (noise, method), values in figures.items():
+        for seed, value in zip((1, 2, 3), values):
+            cfg = replace(base, method=method, noise_type="symmetric", closed_rate=0.5, seed=seed)
+            _fake_run(tmp_path / f"{noise}-{method}-seed{seed}", cfg, value, seed)
+    monkeypatch.setattr(engine.Trainer, "fit", lambda self: pytest.fail("a finished run was trained again"))
+    results = run_grid(base, ["standard", "comining"], ["sym50"], tmp_path, seeds=[1, 2, 3])
+    assert [r["seed"] for r in results["sym50", "comining"]] == [1, 2, 3]
+    cell = aggregate(results["sym50", "comining"])
+    assert cell["last10_mean"] == pytest.approx(82.0) and cell["last10_std"] == pytest.approx(2.0)  # sample std
+    text = markdown_table(results, ["standard", "comining"], ["sym50"])
+    assert "| Symmetric-50% | 72.00±2.65 | **82.00±2.00** |" in text
+    assert "Co-mining − Standard = +10.00, +11.00, +9.00 (mean +10.00, min +9.00)" in text
+    write_table(results, ["standard", "comining"], ["sym50"], tmp_path)
+    rows = list(csv.DictReader((tmp_path / "table.csv").open()))
+    assert [(r["method"], r["seed"], float(r["last10_mean"])) for r in rows] == [
+        ("standard", "1", 70.0), ("standard", "2", 71.0), ("standard", "3", 75.0),
+        ("comining", "1", 80.0), ("comining", "2", 82.0), ("comining", "3", 84.0)]
+    # Runs made under other settings are refused, not averaged in.
+    with pytest.raises(UserError, match="other settings"):
+        run_grid(replace(base, epochs=4), ["comining"], ["sym50"], tmp_path, seeds=[1])
+
+
+def test_a_baseline_cell_serves_any_recipe(tmp_path):
+    from dataclasses import replace
+    from comining.table import check_cell
+    base = resolve({"quiet": True, "method": "standard"})
+    _fake_run(tmp_path / "cell", replace(base, recipe="paper", **recipe_values("paper")), 70.0, 1)
+    check_cell(tmp_path / "cell", replace(base, recipe="authors", **recipe_values("authors")))  # no error
+    with pytest.raises(UserError, match="other settings"):
+        check_cell(tmp_path / "cell", replace(base, method="comining", recipe="authors", **recipe_values("authors")))
+
+
+def test_a_cell_stored_with_the_old_explicit_epsilon_matches_the_default(tmp_path):
+    # Runs made before ε's default became None stored 0.5, which is what None means with three classes
+    # or more (the only data sets 0.5 can run on); an ε of 0.2 is another setting.
+    from dataclasses import replace
+    from comining.table import check_cell
+    base = resolve({"quiet": True})
+    assert base.epsilon is None
+    _fake_run(tmp_path / "old", replace(base, epsilon=0.5), 80.0, 1)
+    check_cell(tmp_path / "old", base)  # no error
+    check_cell(tmp_path / "old", replace(base, epsilon=0.5))
+    _fake_run(tmp_path / "light", replace(base, epsilon=0.2), 80.0, 1)
+    with pytest.raises(UserError, match="epsilon 0.2"):
+        check_cell(tmp_path / "light", base)
