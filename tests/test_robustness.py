@@ -17,11 +17,11 @@ handled without a word where it is harmless, and never run code or train on a wr
   sample left out: refused, saying what changed; test_training_set.py: renamed files, other
   in-memory images); resuming a folder with no checkpoint; a new run over an existing one (also on
   every DDP rank, test_distributed.py).
-- Settings (here, test_cli.py, test_config.py, test_noise.py, test_table.py, test_models_views.py):
-  numbers as strings, floats, booleans, null, zero, negative or NaN; rates out of range; unknown
-  method, data set, preset, recipe, selector, view, synthetic setting or config key; malformed JSON,
-  a folder as --config; a crop larger than the images; an image too small for the CNN; a batch that
-  does not split over the DDP processes (test_distributed.py).
+- Settings (here, test_cli.py, test_config.py, test_noise.py, test_table.py, test_models.py,
+  test_views.py): numbers as strings, floats, booleans, null, zero, negative or NaN; rates out of
+  range; unknown method, data set, preset, recipe, selector, view, synthetic setting or config key;
+  malformed JSON, a folder as --config; a crop larger than the images; an image too small for the
+  CNN; a batch that does not split over the DDP processes (test_distributed.py).
 - Data sets (test_data_sources.py, test_cli.py): Fashion-MNIST with a wrong magic number, header
   sizes that disagree, truncated gzip, not gzip at all, counts that disagree, labels out of range;
   CIFAR missing folders or batches, wrong content, truncated pickles, Python 2 pickles, and pickles
@@ -41,7 +41,7 @@ handled without a word where it is harmless, and never run code or train on a wr
   int64 (2**63+5, 2**64-1, 1e30, not wrapped to -1) or not .npy at all; .npy and .pt whose pickle
   would run code (refused, nothing run); CIFAR-N files without the key, of the wrong length or
   with labels out of range; a file leaving every sample out; weights files with wrong keys or
-  shapes, or unreadable (test_resnet.py).
+  shapes, or unreadable (test_models.py).
 - The review page and server (test_review.py, test_review_server.py): file and class names that are
   markup or close the script element (shown as text, nothing run); unreadable thumbnails; unknown
   verdicts; saves without the page's header, too large, or not a label file of the run; requests

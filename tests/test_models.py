@@ -1,4 +1,5 @@
-"""ResNet-18/50 in torchvision's layout, and `--weights none | imagenet | PATH` loading."""
+"""comining.models: ResNet-18/50 in torchvision's layout, `--weights none | imagenet | PATH` loading, and
+the CNNs' (logits, features) of the documented sizes."""
 
 from __future__ import annotations
 
@@ -198,3 +199,32 @@ def test_resnet18_trains_on_a_folder_with_weights_from_a_file(tmp_path):
     results = train(cfg, out=tmp_path / "run")
     assert results["train_size"] == 64 and results["skipped_files"] == 3
     assert len(read_csv(tmp_path / "run" / "verdicts.csv")) == 64
+
+
+# --- the CNNs ----------------------------------------------------------------------------------
+
+# Paper CNN: three 2× poolings, 16 channels at the end: 8 px → 16·1·1, 28 → 16·3·3, 32 → 16·4·4.
+@pytest.mark.parametrize("size, feature_dim", [(8, 16), (28, 144), (32, 256)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_paper_cnn_shapes(size, feature_dim, channels):
+    model = build_model("cnn", channels, 7, size)
+    assert model.feature_dim == feature_dim
+    logits, feats = model(torch.rand(2, channels, size, size))
+    assert logits.shape == (2, 7) and feats.shape == (2, feature_dim)
+    # The features are the input of the final linear layer.
+    torch.testing.assert_close(model.fc(feats), logits)
+
+
+@pytest.mark.parametrize("size", [8, 28, 32])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_small_cnn_shapes(size, channels):
+    model = build_model("small", channels, 5, size)
+    assert model.feature_dim == 128  # global average pooling of 128 channels, whatever the size
+    logits, feats = model(torch.rand(2, channels, size, size))
+    assert logits.shape == (2, 5) and feats.shape == (2, 128)
+    torch.testing.assert_close(model.fc(feats), logits)
+
+
+def test_paper_cnn_rejects_tiny_images():
+    with pytest.raises(UserError, match="at least 8 px"):
+        build_model("cnn", 3, 10, 7)  # 7 // 8 = 0: nothing left after three poolings
