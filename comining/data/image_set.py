@@ -134,8 +134,7 @@ class FolderData(TrainingSet):
                 self.broke(reasons)
                 if not ok.any():
                     continue  # nothing left to train on (a whole batch broke mid-run)
-                fill = torch.cumsum(ok.long(), 0).clamp(min=1) - 1  # the good sample each slot takes
-                fill[~ok] = 0
+                fill = torch.where(ok, ok.long().cumsum(0) - 1, 0)  # the good sample each slot takes
                 index = index[ok][fill]
                 images = images[fill]
             index = index.to(self.device, non_blocking=True)

@@ -1,7 +1,4 @@
-"""In-memory training sets (digits, Fashion-MNIST, CIFAR) as a ``TrainingSet``: the whole uint8
-data set on the training device, with the run's synthetic label noise applied; every view is made
-from a batch on the device.
-"""
+"""In-memory training sets (digits, Fashion-MNIST, CIFAR) as a ``TrainingSet``."""
 
 from __future__ import annotations
 
@@ -16,12 +13,9 @@ from comining.errors import UserError
 
 
 class InMemoryData(TrainingSet):
-    """Training and test arrays of a data set with the run's label noise applied.
-
-    Beyond ``TrainingSet``: images [N×C×H×W uint8] and test_images / test_labels on the device
-    (open-set classes removed from the test set), sample_index (each position's index in the data
-    set's training set, as label files and verdicts.csv count).
-    """
+    """A whole uint8 data set on the training device with the run's label noise applied. Beyond ``TrainingSet``:
+    images [N×C×H×W uint8] and test_images / test_labels (open-set classes removed) on the device, and
+    sample_index (each position's index in the data set's training set, as label files and verdicts.csv count)."""
 
     reads_files = False
     root = None  # samples are numbered, not files
@@ -95,8 +89,7 @@ class InMemoryData(TrainingSet):
             yield index, self.images[index], self.labels[index]
 
     def ordered_batches(self, batch_size: int):
-        for start in range(0, len(self), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(self)), device=self.device)
+        for index in torch.arange(len(self), device=self.device).split(batch_size):
             yield index, self.images[index]
 
     def test_batches(self, batch_size: int, rank: int = 0, world: int = 1):

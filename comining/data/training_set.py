@@ -38,43 +38,27 @@ def subset_positions(size: int, n: int | None, shuffled: bool) -> list[int] | No
 
 class TrainingSet(ABC):
     """The training set of a run (N samples), its evaluation split, and how its images are viewed.
-    Implementations set these members in ``__init__`` and define the abstract methods:
+    Implementations set these members in ``__init__`` and define the abstract methods."""
 
-    reads_files       True: image files read from disk (they can be unreadable: skipped_files); False: arrays
-    root              what sample_names() are relative to (data.json keeps it); None for in-memory sets
-    classes           the known classes' names, label c is classes[c]; num_classes = len(classes), the outputs
-    labels            the given (noisy) labels [N long] on the training device: what the run trains on
-    true_labels       the true labels [N long] on the device where known (synthetic noise), else None
-    noise             the synthetic noise applied (noise.realised_rates); {} when the labels are as given
-    full_size         samples a --labels file describes (data.json's full_train_size): all of an in-memory
-                      training set (by position), an image set's readable images after --train-subset (by path)
-    left_out          training samples a label file (or a CSV list) gives no label
-    skipped_files     {file: reason} of either split's image files left out (undecodable before or during
-                      training, outside any class folder); {} in memory
-    failed_positions  positions whose file broke during training (verdicts.csv leaves them out)
-    channels          1 (grey) or 3 (RGB); image_size: the side of the square uint8 images batches yield
-    crop_size         the side of the views' crops (random in training, centre in testing), ≤ image_size
-    padding, flip     zero padding before a random crop; whether training views flip at random
-    normalize         (mean, std) per channel, applied to [0, 1] pixels by the views
-    """
-
-    reads_files: bool
-    root: Path | None
-    classes: list[str]
-    num_classes: int
-    labels: torch.Tensor
-    true_labels: torch.Tensor | None
-    noise: dict
-    full_size: int
-    left_out: int
-    skipped_files: dict[str, str]
-    failed_positions: set[int]
-    channels: int
-    image_size: int
-    crop_size: int
-    padding: int
-    flip: bool
-    normalize: tuple[tuple[float, ...], tuple[float, ...]]
+    reads_files: bool  # True: image files from disk (they can be unreadable: skipped_files); False: arrays
+    root: Path | None  # what sample_names() are relative to (data.json keeps it); None for in-memory sets
+    classes: list[str]  # the known classes' names, label c is classes[c]
+    num_classes: int  # len(classes): the classifier's outputs (open-set labels are num_classes or above)
+    labels: torch.Tensor  # the given (noisy) labels [N long] on the training device: what the run trains on
+    true_labels: torch.Tensor | None  # the true labels [N long] on the device where known (synthetic noise)
+    noise: dict  # the synthetic noise applied (noise.realised_rates); {} when the labels are as given
+    full_size: int  # samples a --labels file describes (data.json's full_train_size): all of an in-memory
+    #                 training set (by position), an image set's readable images after --train-subset (by path)
+    left_out: int  # training samples a label file (or a CSV list) gives no label
+    skipped_files: dict[str, str]  # {file: reason} of either split's image files left out (undecodable before
+    #                                or during training, outside any class folder); {} in memory
+    failed_positions: set[int]  # positions whose file broke during training (verdicts.csv leaves them out)
+    channels: int  # 1 (grey) or 3 (RGB)
+    image_size: int  # the side of the square uint8 images the batch methods yield
+    crop_size: int  # the side of the views' crops (random in training, centre in testing), ≤ image_size
+    padding: int  # zero padding around an image before a random crop
+    flip: bool  # whether training views flip images horizontally at random
+    normalize: tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std) per channel of [0, 1] pixels
 
     @abstractmethod
     def __len__(self) -> int:
@@ -160,20 +144,18 @@ def data_change(then: dict, now: dict) -> str | None:
             and isinstance(labels, torch.Tensor) and labels.shape == (len(names),)
             and isinstance(content, (str, torch.Tensor))):
         raise ValueError("its record of the training data is damaged")
-    size = len(now["names"])
+    size, now_content = len(now["names"]), now["content"]
     if len(names) != size:
-        return (f"{size} training samples now, {len(names)} then (images added or removed, or the label "
-                "file changed)")
+        return f"{size} training samples now, {len(names)} then (images added or removed, or the label file changed)"
     moved = [i for i, (a, b) in enumerate(zip(names, now["names"])) if a != b]
     if moved:
         return (f"{len(moved)} of {size} training samples are others now (first: {names[moved[0]]} "
                 f"is now {now['names'][moved[0]]})")
-    if isinstance(content, torch.Tensor) and isinstance(now["content"], torch.Tensor) \
-            and content.shape == now["content"].shape:  # a record per file
-        changed = (content != now["content"]).any(1).nonzero().flatten().tolist()
+    if isinstance(content, torch.Tensor) and getattr(now_content, "shape", None) == content.shape:  # one per file
+        changed = (content != now_content).any(1).nonzero().flatten().tolist()
         if changed:
             return f"{len(changed)} of {size} image files changed since (first: {names[changed[0]]})"
-    elif not (isinstance(content, str) and content == now["content"]):
+    elif not (isinstance(content, str) and content == now_content):
         return "the training images differ (another copy or version of the data set)"
     relabelled = (labels != now["labels"]).nonzero().flatten().tolist()
     if relabelled:
