@@ -218,16 +218,13 @@ class RunDir:
 
     def remedy(self, name: str, missing: bool = False) -> str:
         """How to get ``name`` back, as the end of a one-line error."""
-        if name == "metrics.jsonl" and missing:
-            return "train the run again to record its per-epoch history"
         if name in REWRITTEN_ON_RESUME and self.checkpoint.is_file():
             return (f"`comining train --resume {self.path}` writes it again from checkpoint.pt "
                     "(finishing the run first if it had not finished)")
-        if name == "checkpoint.pt":
-            return "pass the --out folder of a run that has one, or start a new run"
-        if name == "metrics.jsonl":
-            return "remove it to go on without the per-epoch history, or train the run again"
-        return "train the run again (it has no checkpoint.pt to rewrite it from)"
+        fixes = {"checkpoint.pt": "pass the --out folder of a run that has one, or start a new run",
+                 "metrics.jsonl": "train the run again to record its per-epoch history" if missing
+                 else "remove it to go on without the per-epoch history, or train the run again"}
+        return fixes.get(name, "train the run again (it has no checkpoint.pt to rewrite it from)")
 
     def damaged(self, name: str, reason: str) -> UserError:
         """The one-line error for a file of this run that is truncated, damaged or inconsistent."""
