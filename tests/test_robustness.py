@@ -49,6 +49,13 @@ handled without a word where it is harmless, and never run code or train on a wr
   response), a client hanging up mid-response (no traceback).
 - Precision (test_hardware.py): ATEN_CPU_CAPABILITY=avx2 or oneDNN limited below AVX512_CORE_BF16
   on a bf16 CPU makes --precision auto pick fp32 and say why.
+- Outputs (test_outputs.py): `export --out` onto the run's own verdicts.csv (or any file the training
+  run wrote) and `predict --output` onto one of its input images (refused, even with --force); an
+  existing output file without --force; a label file that keeps one sample or one class (stopped
+  before training); the same CSV as --train-csv and --val-csv (warned: the accuracy is training
+  accuracy); a run directory named with spaces and shell syntax (the suggested commands are quoted);
+  an exported label file with names that begin and end with spaces (reads back); a run named as
+  markup (the review page's title, test_review.py).
 """
 
 from __future__ import annotations
