@@ -38,6 +38,19 @@ def test_ranked_issues_run_from_lowest_label_quality(short_run):
     assert quality == sorted(quality)
 
 
+def test_a_share_flags_that_many_samples_of_lowest_label_quality(short_run):
+    out, rows = short_run
+    quality = np.array([float(r["label_quality"]) for r in rows])
+    mask = comining.find_label_issues(out, share=0.1)
+    cut = np.sort(quality)[29]  # the 30th lowest of 300: 10 %, whatever the run's own count
+    assert mask.tolist() == (quality <= cut).tolist() and mask.sum() >= 30  # ties at the cut all taken
+    ranked = comining.find_label_issues(out, ranked_by="label_quality", share=0.1)
+    assert sorted(ranked.tolist()) == np.flatnonzero(mask).tolist() and list(quality[ranked]) == sorted(quality[mask])
+    assert comining.find_label_issues(out, share=0).sum() == 0
+    with pytest.raises(UserError, match="share=1.5"):
+        comining.find_label_issues(out, share=1.5)
+
+
 def test_label_quality_scores_are_the_csv_column(short_run):
     out, rows = short_run
     scores = comining.label_quality_scores(out)
