@@ -132,6 +132,7 @@ def test_cifar10nc_checkpoint_loads_with_rundir(cifar10_run):
 
 # --- 2. cifar80no: CIFAR-100 with classes 80–99 as open-set noise --------------------------------
 
+@pytest.mark.slow
 def test_cifar80no_trains_80_outputs(run_cli, cifar100_root, tmp_path):
     out = tmp_path / "run80"
     result = run_cli("train", "--synthetic-data", "cifar80no", "--data-root", cifar100_root, "--epochs", "2",
@@ -289,6 +290,7 @@ def test_flags_override_config_file_and_preset(run_cli, tmp_path):
 
 # --- 5. reproducibility ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_seed_same_accuracies_other_seed_differs(run_cli, tmp_path):
     common = ["train", "--epochs", "2", "--warmup-epochs", "1", "--train-subset", "200", "--quiet"]
     runs = {}

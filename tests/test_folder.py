@@ -305,6 +305,7 @@ def offline_env(tmp_path) -> dict:
             "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "", "NO_PROXY": ""}
 
 
+@pytest.mark.slow
 def test_seed_web_command_starts_and_asks_for_a_local_weights_file(tmp_path, monkeypatch):
     cwd = tmp_path / "cwd"
     run = cli_runner(cwd)

@@ -84,6 +84,7 @@ def test_seed_layout_of_cifar_under_the_default_root(tmp_path, monkeypatch):
     assert len(load_arrays("cifar10", "datasets/cifar10").train_labels) == 200  # the folder above the batches
 
 
+@pytest.mark.slow
 def test_cifar_n_file_on_the_seed_layout_end_to_end(tmp_path):
     """The seed's CIFAR command with a CIFAR-N file: the run trains on the chosen key and reports its
     disagreement with CIFAR's own labels, the left-out samples, and nothing synthetic."""

@@ -9,7 +9,6 @@ import pytest
 
 from comining.errors import UserError
 from comining.rundir import RUN_FILES, check_output
-from conftest import DIGITS_SHORT
 
 
 def one_line_error(result, *words):
@@ -37,8 +36,19 @@ def test_check_output_protects_the_runs_files_and_the_inputs_and_asks_for_force(
     assert check_output(run / "labels.csv", force=False, run_dir=run) == run / "labels.csv"  # new
 
 
-def test_export_never_writes_over_the_runs_verdicts_and_needs_force_for_other_files(digits_runs, run_main, tmp_path):
-    _, run = digits_runs("comining-fp32")
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """Co-mining on 300 digits for 4 epochs: every file a finished run has, in a few seconds."""
+    from comining.config import resolve
+    from comining.engine import train
+    out = tmp_path_factory.mktemp("outputs") / "run"
+    results = train(resolve({"train_subset": 300, "epochs": 4, "warmup_epochs": 1, "num_gradual": 1,
+                             "precision": "fp32", "quiet": True}), out=out)
+    return results, out
+
+
+def test_export_never_writes_over_the_runs_verdicts_and_needs_force_for_other_files(small_run, run_main, tmp_path):
+    _, run = small_run
     before = (run / "verdicts.csv").read_bytes()
     one_line_error(run_main("export", run, "--out", run / "verdicts.csv", "--force"), "the run's own verdicts.csv")
     assert (run / "verdicts.csv").read_bytes() == before
@@ -47,7 +57,7 @@ def test_export_never_writes_over_the_runs_verdicts_and_needs_force_for_other_fi
     one_line_error(run_main("export", run, "--out", mine), "already exists", "--force")
     assert mine.read_text() == "index,label\n0,3\n"
     assert run_main("export", run, "--out", mine, "--force").returncode == 0
-    assert mine.read_text().startswith("index,label\n") and len(mine.read_text().splitlines()) > 100
+    assert mine.read_text().startswith("index,label\n") and len(mine.read_text().splitlines()) == 1 + 1437
     assert f"--labels {shlex.quote(str(mine))}" in run_main("export", run, "--out", mine, "--force").stdout
 
 
@@ -107,9 +117,9 @@ def test_a_label_file_that_keeps_too_little_stops_before_training(tmp_path, run_
     assert not out.exists()
 
 
-def test_the_demo_settings_still_train(digits_runs):
-    results, _ = digits_runs("comining-fp32")
-    assert results["epochs"] == DIGITS_SHORT["epochs"] and results["precision_reason"].startswith("fp32")
+def test_the_results_say_why_the_precision(small_run):
+    results, _ = small_run
+    assert results["precision"] == "fp32" and results["precision_reason"] == "fp32: as asked with --precision"
 
 
 # --- label files round trip ---------------------------------------------------------------------

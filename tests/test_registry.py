@@ -12,6 +12,8 @@ import pytest
 
 import comining
 
+pytestmark = pytest.mark.slow  # copies the package and trains in subprocesses: `make test`, not the edit loop
+
 PROBE_METHOD = '''
 """Probe: cross-entropy on the given labels, scaled by its one option."""
 

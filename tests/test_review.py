@@ -307,6 +307,7 @@ def shown_count(page) -> int:
     return int(page.locator("#shown-count").text_content().split()[0])
 
 
+@pytest.mark.slow
 def test_digits_page_counts_filters_decisions_and_saved_file(digits_run, watched):
     rows = read_csv(digits_run / "verdicts.csv")
     counts = Counter((r["given_label"], r["verdict"]) for r in rows)

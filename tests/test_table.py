@@ -96,6 +96,7 @@ def test_grid_runs_once_and_resumes_without_training(tmp_path, monkeypatch):
     assert third["sym40", "standard"][0]["last10_mean"] == first["sym40", "standard"][0]["last10_mean"]
 
 
+@pytest.mark.slow
 def test_table_command_writes_markdown_csv_and_plot(tmp_path):
     args = ["--methods", "standard,comining", "--noise", "sym40,asym20", "--train-subset", "200", "--epochs", "2",
             "--warmup-epochs", "1", "--batch-size", "64", "--out", str(tmp_path / "t"), "--quiet"]
