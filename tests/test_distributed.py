@@ -77,6 +77,7 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path, method):
     assert sum(Path(p).name == "verdicts.csv" for p in written) == 1
 
 
+@pytest.mark.slow
 def test_batch_must_split_evenly(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -87,6 +88,7 @@ def test_batch_must_split_evenly(tmp_path):
     assert "comining/" not in done.stderr  # torchrun reports the failure; our code raised no traceback
 
 
+@pytest.mark.slow
 def test_every_rank_refuses_to_start_over_an_existing_run(tmp_path):
     out = tmp_path / "r"
     out.mkdir()

@@ -179,6 +179,7 @@ def test_export_writes_the_decisions(digits_run):
         export_run("nowhere", "e.csv")
 
 
+@pytest.mark.slow
 def test_training_on_the_export_reproduces_its_labels(digits_run):
     base, run, rows = digits_run
     export_run(base / "r1", base / "again.npy")
