@@ -12,14 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from comining import noise_rate
-from comining.noise import rate_is_unknown
 from comining.methods import AFTER_WARMUP, FROM_START, UNUSED
+from comining.noise import forget_rate, rate_is_unknown
 
 
 def target_rate(cfg) -> float | None:
     """--forget-rate if given; else the share of wrong labels the noise protocol implies. None where
     the rate is to be estimated (``auto``, the default where no protocol fixes it)."""
-    from comining.noise import forget_rate
     if cfg.forget_rate == "auto" or (cfg.forget_rate is None and rate_is_unknown(cfg)):
         return None
     if cfg.forget_rate is not None:
