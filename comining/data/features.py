@@ -30,10 +30,10 @@ from tqdm import tqdm
 from comining import hardware, labelfile
 from comining.config import Config
 from comining.data.augment import Views
-from comining.data.decode import ImageFiles, check_files, check_regular, in_order, loader
-from comining.data.image_set import is_folder_dataset
+from comining.data.decode import ImageFiles, check_regular, loader
+from comining.data.image_set import is_folder_dataset, readable
 from comining.data.in_memory import InMemoryData
-from comining.data.listing import LAYOUT, Listing, list_images
+from comining.data.listing import Listing, list_images
 from comining.data.training_set import TrainingSet, file_stats, subset_positions
 from comining.errors import UserError
 from comining.models.backbone import describe, load_backbone
@@ -235,23 +235,13 @@ class ImageSource:
         self.test_labels = torch.tensor(test_labels, dtype=torch.long)
 
     def usable(self, where: str, files: list[str], labels: list[int], known) -> tuple[list, list, list]:
-        """(files, labels, keys) of a split's readable files: those ``known`` (cached) without decoding,
-        the rest checked by decoding; UserError where the split or one of its classes keeps none."""
-        keys = [file_key(self.path(f)) for f in files]
-        cached = known(keys)
-        unknown = [i for i, key in enumerate(keys) if key not in cached]
-        failed = {unknown[j]: reason for j, reason in
-                  check_files(self.root, [files[i] for i in unknown], self.workers).items()}
-        self.skipped_files.update({files[i]: reason for i, reason in failed.items()})
-        keep = [i for i in range(len(files)) if i not in failed]
-        if not keep:
-            raise UserError(f"{self.root / where} holds no readable images ({len(files)} files, e.g. {files[0]}: "
-                            f"{failed[0]}): the layout is {LAYOUT}")
-        for c in sorted(set(labels) - {labels[i] for i in keep}):
-            example = next(i for i in range(len(files)) if labels[i] == c)
-            raise UserError(f"class {self.classes[c]} of {self.root / where} has no readable image (e.g. "
-                            f"{files[example]}: {failed[example]}): replace the files or remove them")
-        return [files[i] for i in keep], [labels[i] for i in keep], [keys[i] for i in keep]
+        """(files, labels, keys) of a split's readable files (``image_set.readable``), those whose key
+        ``known`` finds cached counted readable without decoding."""
+        keys = {name: file_key(self.path(name)) for name in files}
+        cached = known(list(keys.values()))
+        kept, kept_labels = readable(self.root, where, files, labels, self.classes, self.workers, self.skipped_files,
+                                     known={name for name, key in keys.items() if key in cached})
+        return kept, kept_labels, [keys[name] for name in kept]
 
     def path(self, name: str) -> Path:
         return self.root / name

@@ -33,10 +33,13 @@ def pick(files: list[str], labels: list[int], keep) -> tuple[list[str], list[int
 
 
 def readable(root: Path, split: str, files: list[str], labels: list[int], classes: list[str],
-             workers: int, skipped: dict) -> tuple[list[str], list[int]]:
+             workers: int, skipped: dict, known=frozenset()) -> tuple[list[str], list[int]]:
     """The files of a split that decode, recording the others in ``skipped``; every class of the
-    split must keep at least one image, and the split must keep some."""
-    failed = check_files(root, files, workers)
+    split must keep at least one image, and the split must keep some. Files in ``known`` (found
+    readable before, e.g. whose features are cached) count as readable without being decoded again."""
+    unknown = [i for i, name in enumerate(files) if name not in known]
+    failed = {unknown[j]: reason for j, reason in
+              check_files(root, [files[i] for i in unknown], workers).items()}
     skipped.update({files[i]: reason for i, reason in failed.items()})
     keep = [i for i in range(len(files)) if i not in failed]
     if not keep:
