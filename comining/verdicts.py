@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from comining.evidence import Evidence
-from comining.selection import CLEAN, DISCARDED, RELABELLED
+from comining.selection import CLEAN, DISCARDED, RELABELLED, SELECTIONS, UNSEEN
 
-# The final verdicts take the same three values as a step's selection.
-VERDICTS = ("clean", "relabelled", "discarded")
+# The final verdicts take a step's selection values and codes, but never "unseen".
+VERDICTS = SELECTIONS[:UNSEEN]
 HISTORY_WEIGHT = 0.1  # least share of label_quality from the training history (more where memorised)
 OUTLIER_RATIO = 0.6  # discard as "no class fits" when the best class has less than this share of a typical one
 

@@ -44,7 +44,8 @@ def num_kept(n: int, rate: float) -> int:
 
 
 class Method(nn.Module):
-    """Base of all methods: ``num_networks`` models built by ``make_model``, and the selection log (``comining.selection``) its steps write.
+    """Base of all methods: ``num_networks`` models built by ``make_model``, and the selection log
+    (``comining.selection``) its steps write.
 
     Subclasses implement ``loss(views, labels, index, epoch, rate) -> (loss, terms)``: views are the
     augmented batches named by ``view_kinds``, labels the given (noisy) labels, index the samples'
