@@ -36,7 +36,7 @@ from comining.data.in_memory import InMemoryData
 from comining.data.listing import Listing, list_images
 from comining.data.training_set import TrainingSet, file_stats, subset_positions
 from comining.errors import UserError
-from comining.models.backbone import describe, load_backbone
+from comining.models.backbone import describe, features_of, load_backbone
 from comining.rundir import atomic_json, atomic_write
 
 FORMAT = 1  # of the cache's chunks; part of every recipe's key
@@ -349,7 +349,7 @@ class FeatureData(TrainingSet):
                   "image_size": self.cfg.rescale_size if is_folder_dataset(self.cfg.dataset) else None,
                   "crop_size": self.crop, "padding": self.cfg.padding, "flip": self.cfg.flip,
                   "dataset_kind": "files" if is_folder_dataset(self.cfg.dataset) else self.cfg.dataset,
-                  "precision": self.precision}
+                  "precision": self.precision, "memory_format": "channels_last"}
         return self.cache.folder(recipe)
 
     # -- the features ----------------------------------------------------------------------------
@@ -410,7 +410,7 @@ class FeatureData(TrainingSet):
                     torch.manual_seed(int(keys[good[0]][:15], 16))
                     for v in range(count):
                         with hardware.autocast(self.device, self.precision):
-                            feats = self.backbone_net(views(images, kind))
+                            feats = features_of(self.backbone_net, views(images, kind))
                         out[[row_of[p] for p in good], v] = feats.float().cpu()
                 pending += [row_of[p] for p in good]
             if len(pending) >= CHUNK:
