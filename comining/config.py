@@ -137,10 +137,6 @@ class _Settings:
         return dataclasses.asdict(self)
 
 
-def _copy(f: dataclasses.Field) -> tuple[str, str, dataclasses.Field]:
-    return f.name, f.type, field(default=f.default, metadata=f.metadata)
-
-
 def _fields_of(classes) -> list[tuple[str, str, dataclasses.Field]]:
     out, seen = [], set()
     for cls in classes:
@@ -148,7 +144,7 @@ def _fields_of(classes) -> list[tuple[str, str, dataclasses.Field]]:
             if f.name in seen:
                 raise TypeError(f"setting {f.name} is declared twice ({cls.__name__})")
             seen.add(f.name)
-            out.append(_copy(f))
+            out.append((f.name, f.type, field(default=f.default, metadata=f.metadata)))
     return out
 
 
@@ -368,9 +364,8 @@ def validate(cfg: Config) -> None:
     need(cfg.lr > 0, f"--lr {cfg.lr} must be positive")
     need(cfg.batch_size >= 2, f"--batch-size {cfg.batch_size} must be at least 2 (BatchNorm needs two samples)")
     need(cfg.epochs >= 1, f"--epochs {cfg.epochs} must be at least 1")
-    for name in ("warmup_epochs", "num_gradual", "epoch_decay_start", "noise_seed", "seed"):
+    for name in ("warmup_epochs", "num_gradual", "epoch_decay_start", "noise_seed", "seed", "workers"):
         need(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} {getattr(cfg, name)} must not be negative")
-    need(cfg.workers >= 0, f"--workers {cfg.workers} must not be negative")
     need(cfg.eval_batch_size >= 1, f"--eval-batch-size {cfg.eval_batch_size} must be at least 1")
     for name in ("train_subset", "test_subset", "crop_size", "padding"):
         value = getattr(cfg, name)

@@ -98,11 +98,6 @@ def gather_objects(obj) -> list:
     return out
 
 
-def barrier() -> None:
-    if active():
-        dist.barrier()
-
-
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -10,7 +10,6 @@ comining/labelfile.py, so ``--labels FILE`` (and, for image sets, ``--train-csv 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -48,13 +47,13 @@ def training_positions(run: RunDir, rows: list[dict], size: int) -> list[int]:
 
 def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = None, force: bool = False) -> dict:
     """Write the label file ``out`` (format ``fmt``, 'csv' or 'npy'; default from the extension) of the
-    run in ``run_dir``; an existing ``out`` is replaced only with ``force``, the run's own files never. Returns {"path", "format", "samples" (training samples of the run), "relabelled",
-    "discarded" (left out as discarded), "untrained" (left out as the run did not train on them)}."""
+    run in ``run_dir``; an existing ``out`` is replaced only with ``force``, the run's own files never.
+    Returns {"path", "format", "samples" (training samples of the run), "relabelled", "discarded" (left
+    out as discarded), "untrained" (left out as the run did not train on them)}."""
     run = RunDir(run_dir)
     out = check_output(out, force, run_dir)
     rows = run.read_verdicts((*VERDICT_COLUMNS, "suggested_label"))
     data = run.read_data_info(keys=("classes",))
-    out = Path(out)
     fmt = fmt or {".csv": "csv", ".npy": "npy"}.get(out.suffix.lower())
     if fmt not in ("csv", "npy"):
         raise UserError(f"cannot tell the format of {out}: name it .csv or .npy, or pass --format csv|npy")

@@ -15,7 +15,7 @@ import torch
 
 from comining import hardware
 from comining.data.augment import Views
-from comining.data.decode import ImageFiles, loader
+from comining.data.decode import ImageFiles, in_order, loader
 from comining.data.listing import visible_files
 from comining.errors import UserError
 from comining.rundir import RunDir, atomic_csv, check_output
@@ -59,9 +59,8 @@ def predict(run_dir, paths: list[str], output="predictions.csv", device: str = "
     classes = info["classes"]
     views = Views(info["crop_size"], 0, False, info.get("normalize"))
     dataset = ImageFiles(files, info["image_size"], "L" if info["channels"] == 1 else "RGB")
-    order = [list(range(s, min(s + batch_size, len(files)))) for s in range(0, len(files), batch_size)]
     results: list[list] = [[str(f), "", "", ""] for f in files]
-    for index, ok, images, reasons in loader(dataset, order, workers, device.type == "cuda"):
+    for index, ok, images, reasons in loader(dataset, in_order(len(files), batch_size), workers, device.type == "cuda"):
         for i, reason in reasons.items():
             results[i][3] = reason
         if not images.numel():

@@ -9,8 +9,6 @@ same settings: a grid never reports a result made under other ones.
 
 from __future__ import annotations
 
-import csv
-import io
 import dataclasses
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +20,7 @@ from tqdm import tqdm
 from comining.config import Config, comparable, from_stored, method_options, validate
 from comining.errors import UserError
 from comining import report
-from comining.rundir import RunDir, atomic_write
+from comining.rundir import RunDir, atomic_csv, atomic_write
 from comining.methods import METHODS, titles
 from comining.titles import noise_title, parse_noise
 
@@ -163,17 +161,12 @@ def write_table(results: dict, methods: list[str], noises: list[str], out: Path,
     out = Path(out)
     text = markdown_table(results, methods, noises)
     atomic_write(out / "table.md", ((f"### {title}\n\n" if title else "") + text).encode())
-    rows = io.StringIO()
-    writer = csv.writer(rows)
-    writer.writerow(["noise", "method", "seed", "last10_mean", "last10_std", "best_acc", "best_epoch", "epochs",
-                     "label_precision", "estimated_noise_rate", "seconds"])
-    for noise in noises:
-        for m in methods:
-            for r in results[noise, m]:  # every run's own figure
-                writer.writerow([noise, m, r.get("seed", ""), f"{r['last10_mean']:.4f}", f"{r['last10_std']:.4f}",
-                                 f"{r['best_acc']:.4f}", r["best_epoch"], r["epochs"], r.get("label_precision", ""),
-                                 r.get("estimated_noise_rate", ""), f"{r['seconds']:.1f}"])
-    atomic_write(out / "table.csv", rows.getvalue().encode())
+    header = ["noise", "method", "seed", "last10_mean", "last10_std", "best_acc", "best_epoch", "epochs",
+              "label_precision", "estimated_noise_rate", "seconds"]
+    atomic_csv(out / "table.csv", header, (  # every run's own figure
+        [noise, m, r.get("seed", ""), f"{r['last10_mean']:.4f}", f"{r['last10_std']:.4f}", f"{r['best_acc']:.4f}",
+         r["best_epoch"], r["epochs"], r.get("label_precision", ""), r.get("estimated_noise_rate", ""),
+         f"{r['seconds']:.1f}"] for noise in noises for m in methods for r in results[noise, m]))
     report.plot_table({key: aggregate(runs) for key, runs in results.items()}, methods, noises,
                       out / "table.png", title)
     return text
