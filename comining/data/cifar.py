@@ -35,15 +35,11 @@ def _locate(root: str | Path | None, name: str, folder: str, files: list[str], t
         if cand.is_dir() and (cand.name == folder or any((cand / f).exists() for f in files)):
             missing = [f for f in files if not (cand / f).is_file()]
             if missing:
-                raise UserError(
-                    f"{title} folder {cand} is incomplete: missing {', '.join(missing)}; "
-                    f"unpack the python version of {title} there again"
-                )
+                raise UserError(f"{title} folder {cand} is incomplete: missing {', '.join(missing)}; "
+                                f"unpack the python version of {title} there again")
             return cand
-    raise UserError(
-        f"{title} not found: expected {base / name / folder}/{shown} (or {base / folder}/); download the "
-        f"python version of {title} and unpack it there, or pass --data-root"
-    )
+    raise UserError(f"{title} not found: expected {base / name / folder}/{shown} (or {base / folder}/); download "
+                    f"the python version of {title} and unpack it there, or pass --data-root")
 
 
 def _batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,22 +47,15 @@ def _batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np
     data = np.asarray(_get(d, "data", path))
     labels = np.asarray(_get(d, label_key, path))
     in_range = data.dtype == np.uint8 or (
-        data.dtype.kind in "ui" and (data.size == 0 or (data.min() >= 0 and data.max() <= 255))
-    )
+        data.dtype.kind in "ui" and (data.size == 0 or (data.min() >= 0 and data.max() <= 255)))
     if data.ndim != 2 or data.shape[1] != 3072 or not in_range:
-        raise UserError(
-            f"{path}: 'data' should be N×3072 uint8 pixel rows but is {data.dtype} {data.shape}; "
-            "re-download the data set"
-        )
+        raise UserError(f"{path}: 'data' should be N×3072 uint8 pixel rows but is {data.dtype} {data.shape}; "
+                        "re-download the data set")
     if labels.ndim != 1 or len(labels) != len(data) or labels.dtype.kind not in "ui":
-        raise UserError(
-            f"{path}: '{label_key}' should hold {len(data)} integer labels, one per image, but has "
-            f"shape {labels.shape}; re-download the data set"
-        )
+        raise UserError(f"{path}: '{label_key}' should hold {len(data)} integer labels, one per image, but has "
+                        f"shape {labels.shape}; re-download the data set")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise UserError(
-            f"{path}: label {int(labels.max())} is outside 0..{num_classes - 1}; re-download the data set"
-        )
+        raise UserError(f"{path}: label {int(labels.max())} is outside 0..{num_classes - 1}; re-download the data set")
     return data.astype(np.uint8).reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 

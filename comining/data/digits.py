@@ -22,14 +22,6 @@ def load(root: str | None = None) -> ArrayData:
     pixels = np.floor(bunch.images.astype(np.float64) * 255.0 / 16.0 + 0.5).astype(np.uint8)
     images = pixels[:, None, :, :]
     labels = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        images, labels, test_size=0.2, stratify=labels, random_state=0
-    )
-    return ArrayData(
-        name="digits",
-        train_images=to_tensor(x_tr),
-        train_labels=np.ascontiguousarray(y_tr, dtype=np.int64),
-        test_images=to_tensor(x_te),
-        test_labels=np.ascontiguousarray(y_te, dtype=np.int64),
-        classes=[str(i) for i in range(10)],
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(images, labels, test_size=0.2, stratify=labels, random_state=0)
+    return ArrayData("digits", to_tensor(x_tr), np.ascontiguousarray(y_tr, dtype=np.int64), to_tensor(x_te),
+                     np.ascontiguousarray(y_te, dtype=np.int64), [str(i) for i in range(10)])

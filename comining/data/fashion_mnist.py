@@ -13,12 +13,8 @@ from .arrays import ArrayData, to_tensor
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+         "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 _IMAGE_MAGIC, _LABEL_MAGIC = 0x00000803, 0x00000801
 
@@ -67,10 +63,8 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         raise UserError(f"{path} has a truncated IDX header; {fix}")
     dims = [int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)]
     if int(np.prod(dims)) != len(raw) - header:
-        raise UserError(
-            f"{path}: header dimensions {dims} need {int(np.prod(dims))} bytes but the file holds "
-            f"{len(raw) - header}; {fix}"
-        )
+        raise UserError(f"{path}: header dimensions {dims} need {int(np.prod(dims))} bytes but the file holds "
+                        f"{len(raw) - header}; {fix}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -80,10 +74,8 @@ def _split(folder: Path, images_key: str, labels_key: str) -> tuple[np.ndarray, 
     images = read_idx(img_path, _IMAGE_MAGIC)
     labels = read_idx(lab_path, _LABEL_MAGIC).astype(np.int64)
     if len(images) != len(labels):
-        raise UserError(
-            f"{img_path} holds {len(images)} images but {lab_path} holds {len(labels)} labels; "
-            "the files come from different copies, re-download both"
-        )
+        raise UserError(f"{img_path} holds {len(images)} images but {lab_path} holds {len(labels)} labels; "
+                        "the files come from different copies, re-download both")
     if labels.size and labels.max() >= len(CLASSES):
         raise UserError(f"{lab_path} has label {labels.max()}, above 9; re-download the file")
     return images[:, None, :, :], labels
@@ -104,21 +96,15 @@ def load(root: str | Path | None = None) -> ArrayData:
             break
         # A half-copied folder should be reported, not silently skipped in favour of another copy.
         if len(missing) < len(FILES):
-            raise UserError(
-                f"Fashion-MNIST folder {cand} is incomplete: missing {', '.join(missing)} (.gz or plain); "
-                "copy all four IDX files there or pass another --data-root"
-            )
+            raise UserError(f"Fashion-MNIST folder {cand} is incomplete: missing {', '.join(missing)} (.gz or "
+                            "plain); copy all four IDX files there or pass another --data-root")
     if folder is None:
         looked = ", ".join(str(d) for d in candidate_dirs(root))
-        raise UserError(
-            f"Fashion-MNIST not found: looked for {FILES['train_images']}.gz and the other three IDX "
-            f"files in {looked}; run 'apt-get install dataset-fashion-mnist' or pass --data-root"
-        )
+        raise UserError(f"Fashion-MNIST not found: looked for {FILES['train_images']}.gz and the other three IDX "
+                        f"files in {looked}; run 'apt-get install dataset-fashion-mnist' or pass --data-root")
     x_tr, y_tr = _split(folder, "train_images", "train_labels")
     x_te, y_te = _split(folder, "test_images", "test_labels")
     if x_tr.shape[1:] != x_te.shape[1:]:
-        raise UserError(
-            f"Fashion-MNIST in {folder}: train images are {x_tr.shape[2]}×{x_tr.shape[3]} but test "
-            f"images are {x_te.shape[2]}×{x_te.shape[3]}; re-download the files"
-        )
+        raise UserError(f"Fashion-MNIST in {folder}: train images are {x_tr.shape[2]}×{x_tr.shape[3]} but test "
+                        f"images are {x_te.shape[2]}×{x_te.shape[3]}; re-download the files")
     return ArrayData("fashion-mnist", to_tensor(x_tr), y_tr, to_tensor(x_te), y_te, list(CLASSES))

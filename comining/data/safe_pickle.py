@@ -14,14 +14,8 @@ from ..errors import UserError
 
 # Pickles written under numpy 1.x name `numpy.core.*`; numpy 2 moved it to `numpy._core.*` and
 # warns on the old path, so both spellings resolve to the new module's object.
-_ALLOWED = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("_codecs", "encode"),
-}
+_ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "scalar"), ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode")}
 _ALIASES = {"numpy.core.multiarray": "numpy._core.multiarray", "numpy.core.numeric": "numpy._core.numeric"}
 
 
@@ -60,15 +54,13 @@ def load_pickle(path: str | Path) -> Any:
         with open(path, "rb") as fh:
             return _RestrictedUnpickler(fh, encoding="bytes").load()
     except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or _one_line(exc)}; check the path and permissions") from exc
+        raise UserError(f"cannot read {path}: {exc.strerror or _one_line(exc)}; check the path and "
+                        "permissions") from exc
     except pickle.UnpicklingError as exc:
         if str(exc).startswith("refused global"):
-            raise UserError(
-                f"{path} is not a plain data pickle ({_one_line(exc)}); it may be malicious, "
-                "replace it with the original file"
-            ) from exc
+            raise UserError(f"{path} is not a plain data pickle ({_one_line(exc)}); it may be malicious, "
+                            "replace it with the original file") from exc
         raise UserError(f"{path} is not a valid pickle ({_one_line(exc)}); re-download or re-unpack it") from exc
     except Exception as exc:  # truncated or garbled streams fail in many ways (EOFError, ValueError, ...)
-        raise UserError(
-            f"{path} is truncated or not a pickle ({type(exc).__name__}: {_one_line(exc)}); re-download or re-unpack it"
-        ) from exc
+        raise UserError(f"{path} is truncated or not a pickle ({type(exc).__name__}: {_one_line(exc)}); "
+                        "re-download or re-unpack it") from exc
