@@ -1,9 +1,6 @@
-"""What a finished run knows about each training sample, gathered once at the end of training.
-
-``gather(method, data, views, ...)`` makes one pass over the training set in order with the final
-network(s) and returns an ``Evidence`` (NumPy arrays on the host) for ``comining.verdicts``:
-class probabilities under each of the method's views and un-augmented, the selection log's running record
-of selection scores, and, for methods with memory banks, the k-reciprocal neighbours' label votes.
+"""What a finished run knows about each training sample, gathered once at the end of training by one
+pass over the training set in order with the final network(s), for ``comining.verdicts``; and the
+un-augmented class probabilities that ``--forget-rate auto`` estimates the noise rate from.
 """
 
 from __future__ import annotations
@@ -50,13 +47,10 @@ def final_view_kinds(method) -> tuple[str, ...]:
 
 @torch.no_grad()
 def gather(method, data, views, selections, precision: str, batch_size: int, seed: int, prior) -> Evidence:
-    """Evidence from the trained ``method`` on every training sample of ``data`` (see module doc).
-
-    The weak view's random crops are drawn after seeding torch with ``seed`` inside ``fork_rng``,
-    so the evidence repeats for a given run and the run's own random state is left as it was.
-    ``prior(probs, labels)`` gives the expected share of wrong labels (``ForgetRate.prior``) from the
-    un-augmented probabilities [N×C] and the given labels.
-    """
+    """Evidence from the trained ``method`` on every training sample of ``data``. The weak view's random
+    crops are drawn after seeding torch with ``seed`` inside ``fork_rng``, so the evidence repeats for a
+    given run and the run's own random state is left as it was. ``prior(probs, labels)`` gives the
+    expected share of wrong labels (``ForgetRate.prior``) from the un-augmented probabilities."""
     device = selections.status.device
     n, num_classes = len(data), method.num_classes
     kinds = final_view_kinds(method)
@@ -92,8 +86,7 @@ def evaluation_nets(method) -> list:
 
 
 def plain_probabilities(method, data, views, precision: str, batch_size: int) -> torch.Tensor:
-    """[N×C] class probabilities of every training sample under the un-augmented view, the networks
-    in evaluation mode and their probabilities averaged; NaN rows for images that could not be read."""
+    """``network_probabilities`` averaged over the networks: [N×C]."""
     return network_probabilities(method, data, views, precision, batch_size).mean(0)
 
 
@@ -115,13 +108,10 @@ def network_probabilities(method, data, views, precision: str, batch_size: int) 
 
 
 def given_label_losses(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """[N] cross-entropy of each training sample's given label ``labels`` under ``probs``, the [N×C]
-    output of ``plain_probabilities``: what ``--forget-rate auto`` estimates the noise rate from (NaN
-    for images that could not be read).
-
-    The un-augmented pass in evaluation mode, because the training steps' own scores mix random views
-    and a network that changed during the epoch: on Fashion-MNIST at 50 % symmetric noise they put the
-    rate at 0.77 where this pass gives 0.50 (realised 0.49; docs/METHOD.md).
+    """[N] cross-entropy of each given label under ``plain_probabilities``' [N×C] ``probs`` (NaN for
+    images that could not be read). An un-augmented pass in evaluation mode, because the training steps'
+    own scores mix random views and a network that changed during the epoch: on Fashion-MNIST at 50 %
+    symmetric noise they put the rate at 0.77 where this pass gives 0.50 (realised 0.49; docs/METHOD.md).
     """
     given = probs.gather(1, labels[:, None]).squeeze(1)
     return (-given.clamp(min=1e-12).log()).cpu().numpy()

@@ -1,25 +1,10 @@
 """Label files: training labels that come from a file rather than from the data set.
 
-Formats (docs/DATA.md, "Label files"):
-
-- CSV with a header row holding a ``label`` column and a key column: ``index`` (in-memory data sets:
-  the position in the training set, plain decimal digits) or ``path`` (image sets: as in verdicts.csv
-  ``sample``, relative to the data root or absolute). Every row has both fields; an empty label or -1
-  leaves the sample out of training, and so does a sample the file does not list. A sample listed
-  twice is an error (paths are compared after joining them to the root and normalising, so ``x.png``,
-  ``./x.png`` and the absolute path are one image). Labels and indices may carry surrounding spaces;
-  paths are taken as written, spaces included, since file names may begin or end with one.
-- What a CSV label means (``class_index``): a label that is a class name is that class (even ``-1``,
-  should a class bear that name; an empty label still leaves the sample out). A label of
-  plain decimal digits that is not a class name is a class number (0 = the first class) only while
-  no class name reads as a number; where one does (classes ``0,1,2,5``, say), a number means nothing
-  but the class of that name, so ``3`` is an error rather than the fourth class. Anything else is an
-  error listing the classes.
-- ``.npy``: one integer per training sample, in the training set's order; -1 = left out. Whole-number
-  floats are accepted; booleans, fractions and values beyond 64-bit integers are errors.
-- ``.pt``: the CIFAR-N format, a ``torch.save``d dict of integer arrays with one entry per training
-  sample (``clean_label``, ``aggre_label``, ``worse_label``, ``noisy_label``, ...), one of which is
-  picked by key. Read with ``weights_only`` loading: a file that would run code is refused.
+The formats are docs/DATA.md's ("Label files"): a CSV keyed by ``index`` (in-memory data sets: the
+position in the training set) or ``path`` (image sets: as verdicts.csv names the sample), a ``.npy`` of
+one integer per training sample, or a CIFAR-N ``.pt`` dict of such arrays, one picked by key and read
+with ``weights_only`` loading. An empty label or -1 leaves a sample out, and so does a sample a CSV
+does not list; a sample listed twice is an error.
 
 Every reader returns an int64 array aligned with the training samples, -1 where a sample is left out,
 and raises UserError with one line naming the file and the fix. ``comining export`` and the review page
@@ -62,11 +47,8 @@ def verdict_label(verdict: str, given: str, suggested: str | None) -> str | None
 
 
 def read_by_position(path, num_samples: int, classes: list[str], key: str | None = None) -> np.ndarray:
-    """Labels of an in-memory training set of ``num_samples`` (the whole set, before any subset).
-
-    ``path``: a ``.npy``, a CIFAR-N ``.pt`` (``key`` picks the array) or a CSV with header
-    ``index,label``. Returns int64 [num_samples], class indices into ``classes`` or -1 (left out).
-    """
+    """Labels of an in-memory training set of ``num_samples`` (the whole set, before any subset) from
+    a ``.npy``, a CIFAR-N ``.pt`` (``key`` picks the array) or an ``index,label`` CSV."""
     path = Path(path)
     kind = file_kind(path)
     if key is not None and kind != "pt":
@@ -94,13 +76,9 @@ def read_by_position(path, num_samples: int, classes: list[str], key: str | None
 
 
 def read_by_path(path, names: list[str], root, classes: list[str], key: str | None = None) -> np.ndarray:
-    """Labels of an image set whose samples are ``names`` (paths relative to ``root``, or absolute).
-
-    ``path``: a CSV with header ``path,label``; its paths are relative to ``root`` (as verdicts.csv
-    names samples) or absolute. Returns int64 [len(names)]: class indices, -1 for samples left out
-    (an empty label, -1, or not listed). Listed paths that are not training samples are ignored.
-    ``key`` must be None: it names an array of a .pt, which cannot match images by path.
-    """
+    """Labels of an image set whose samples are ``names`` (paths relative to ``root``, or absolute)
+    from a ``path,label`` CSV; listed paths that are not training samples are ignored. ``key`` must be
+    None: it names an array of a .pt, which cannot match images by path."""
     path = Path(path)
     kind = file_kind(path)
     if kind != "csv" or key is not None:
@@ -170,9 +148,10 @@ def read_table(path: Path) -> tuple[str, list[tuple[int, str, str]]]:
 
 def class_index(text: str, classes: Sequence[str], where: str = "") -> int:
     """The class index (into ``classes``) of the CSV label ``text``, or -1 (left out) for an empty
-    label or -1. The rule is the module docstring's: a class name is that class; plain decimal digits
-    are a class number only while no class name reads as a number. UserError otherwise, one line
-    starting with ``where`` (say, "FILE line N") and listing the classes."""
+    label or -1. A class name is that class (even ``-1``, should a class bear that name); plain decimal
+    digits are a class number only while no class name reads as a number, so with classes ``0,1,2,5``
+    a ``3`` is an error rather than the fourth class. UserError otherwise, one line starting with
+    ``where`` (say, "FILE line N") and listing the classes."""
     lookup, numbers_are_indices = _class_lookup(tuple(classes))
     text = text if text in lookup else text.strip()
     if text in lookup:
