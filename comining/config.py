@@ -132,11 +132,6 @@ def method_options() -> dict[str, type]:
     return {name: cls.Options for name, cls in METHODS.items() if cls.Options is not None}
 
 
-class _Settings:
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 def _fields_of(classes) -> list[tuple[str, str, dataclasses.Field]]:
     out, seen = [], set()
     for cls in classes:
@@ -150,7 +145,7 @@ def _fields_of(classes) -> list[tuple[str, str, dataclasses.Field]]:
 
 # The flat settings of a run: every section's fields, then every method's options.
 Config = dataclasses.make_dataclass("Config", _fields_of([*SECTIONS.values(), *method_options().values()]),
-                                    bases=(_Settings,))
+                                    namespace={"to_dict": dataclasses.asdict})
 Config.__doc__ = "All settings of a run (see the module docstring for the sections)."
 Config.__module__ = __name__
 
@@ -200,10 +195,6 @@ DATASET_PRESET = {"digits": "digits", "fashion-mnist": "fashion-mnist", "cifar10
                   **{name: "web" for name in FOLDER_DATASETS}}
 
 
-def dataset_preset(dataset: str) -> dict:
-    return PRESETS.get(DATASET_PRESET.get(dataset, ""), {})
-
-
 def settings_fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(Config))
 
@@ -249,7 +240,7 @@ def resolve(overrides: dict, preset: str | None = None, config_file: str | None 
     if recipe not in _recipes():
         raise UserError(f"unknown recipe '{recipe}': choose one of {', '.join(_recipes())}")
     # The recipe sits between the presets and the user's own settings (config file, then flags).
-    values = dict(dataset_preset(dataset))
+    values = dict(PRESETS.get(DATASET_PRESET.get(dataset, ""), {}))
     for layer in [*(PRESETS[n] for n in named), recipe_values(recipe), *user]:
         values.update(layer)
     values["recipe"] = recipe

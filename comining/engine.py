@@ -65,13 +65,6 @@ def load_training_data(cfg: Config, device, precision: str = "fp32", progress: b
     return InMemoryData(cfg, load_arrays(cfg.dataset, cfg.data_root), device)
 
 
-def progress_postfix(record: dict) -> dict:
-    postfix = {"acc": f"{record['test_acc']:.2f}"}
-    if record.get("label_precision") is not None:
-        postfix["precision"] = f"{record['label_precision']:.3f}"
-    return postfix
-
-
 def check_enough_samples(labels: torch.Tensor, rate_estimated: bool) -> None:
     """UserError, before anything trains, where too little is left to train on (a label file that keeps
     a few samples): samples of fewer than two classes, or, where the noise rate is to be estimated,
@@ -245,7 +238,10 @@ class Trainer:
                 record["seconds"] = time.time() - tick
                 self.history.append(record)
                 self.save(epoch + 1)
-                epochs.set_postfix(progress_postfix(record))
+                postfix = {"acc": f"{record['test_acc']:.2f}"}
+                if record.get("label_precision") is not None:
+                    postfix["precision"] = f"{record['label_precision']:.3f}"
+                epochs.set_postfix(postfix)
                 if self.stop_requested():
                     raise Interrupted(self.stop_signal or "SIGTERM", epoch + 1, 0, self.run)
         return self.finish(time.time() - started)
