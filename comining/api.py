@@ -1,10 +1,4 @@
-"""Reading a finished run's verdicts from Python, in the shape of cleanlab's functions.
-
-``load_verdicts(run_dir)`` gives the rows of verdicts.csv; ``find_label_issues(run_dir)`` the
-samples whose final verdict is not ``clean`` (a mask, or indices from most to least suspect);
-``label_quality_scores(run_dir)`` each sample's label quality (higher = label more likely right);
-``load_pred_probs(run_dir)`` the final model's class probabilities, one row per training sample.
-"""
+"""Reading a finished run's verdicts from Python, in the shape of cleanlab's functions."""
 
 from __future__ import annotations
 
@@ -32,8 +26,7 @@ def find_label_issues(run_dir, ranked_by: str | None = None, share: float | None
     estimate how many labels are wrong; ties at the cut are all taken).
 
     ranked_by=None: a boolean mask over the rows of verdicts.csv. ranked_by="label_quality": the
-    row indices of those samples from most to least suspect (lowest label quality first).
-    """
+    row indices of those samples from most to least suspect (lowest label quality first)."""
     if ranked_by not in (None, "label_quality"):
         raise UserError(f"ranked_by={ranked_by!r} is not known: pass None or 'label_quality'")
     if share is not None and not 0 <= share <= 1:
@@ -53,8 +46,6 @@ def find_label_issues(run_dir, ranked_by: str | None = None, share: float | None
 
 def load_pred_probs(run_dir) -> np.ndarray:
     """pred_probs.npy of a run: [N×C] class probabilities of the final model, one row per training sample.
-
     In-sample: the model was trained on these samples (with their given labels where it trusted
-    them), so the probabilities are more confident in the given labels than held-out ones would be.
-    """
+    them), so the probabilities are more confident in the given labels than held-out ones would be."""
     return RunDir(run_dir).read_pred_probs()

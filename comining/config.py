@@ -1,18 +1,11 @@
-"""The settings of a run: four sections, each method's own options, the presets, and validation.
+"""The settings of a run: four sections (``SECTIONS``), each method's own options, the presets, and validation.
 
-A run's settings are flat (``cfg.epochs``, ``cfg.w_tri``) but declared in sections, each field
-carrying its help, flag spellings and choices, from which the command line and its help are made:
-
-  data and labels   what to train on and how its labels are corrupted or replaced (DataSettings)
-  model             the network (ModelSettings)
-  training          method, recipe, forget rate, optimiser and schedule (TrainingSettings)
-  run and hardware  seed, device, precision, run directory (RunSettings)
-
-and the options of each method, declared in the method's own file (``Method.Options``; Co-mining's
-recipes are named instances of its options). They resolve in this order, later winning: the
-defaults (the paper's CIFAR settings, on the embedded digits data set), the preset of the data set,
-a named preset (``--preset`` / ``--synthetic-data``), the Co-mining recipe (``--recipe``), a JSON
-file (``--config``), and the flags given on the command line.
+A run's settings are flat (``cfg.epochs``, ``cfg.w_tri``) but declared in sections, and each method's
+options in the method's own file (``Method.Options``; Co-mining's recipes are named instances of its
+options), each field carrying its help, flag spellings and choices, from which the command line and
+its help are made. They resolve in this order, later winning: the defaults (the paper's CIFAR
+settings, on the embedded digits data set), the preset of the data set, a named preset (``--preset`` /
+``--synthetic-data``), the Co-mining recipe (``--recipe``), a JSON file (``--config``), and the flags.
 """
 
 from __future__ import annotations
@@ -214,10 +207,8 @@ def choices_of(f: dataclasses.Field):
 
 def resolve(overrides: dict, preset: str | None = None, config_file: str | None = None) -> Config:
     """The settings of a run from explicit ``overrides`` (CLI flags), a preset name and a JSON file.
-
     A config file takes the same settings as the flags (by setting name), so ``{"synthetic":
-    "cifar10nc"}`` in a file means what ``--synthetic-data cifar10nc`` means on the command line.
-    """
+    "cifar10nc"}`` in a file means what ``--synthetic-data cifar10nc`` means on the command line."""
     layers = [read_config_file(config_file)] if config_file else []
     user = [*layers, overrides]  # the user's own settings, later winning
     from comining.noise import SYNTHETIC

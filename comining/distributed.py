@@ -71,10 +71,8 @@ def max_(tensor: torch.Tensor) -> torch.Tensor:
 
 def broadcast_buffers(module: torch.nn.Module) -> None:
     """Rank 0's buffers (BatchNorm running statistics) to every rank.
-
     DDP broadcasts them before each forward, so after the last step of an epoch each rank holds
-    statistics of its own last batch; evaluation and checkpoints should all see rank 0's.
-    """
+    statistics of its own last batch; evaluation and checkpoints should all see rank 0's."""
     if active():
         for buffer in module.buffers():
             dist.broadcast(buffer, src=0)

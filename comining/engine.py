@@ -35,10 +35,8 @@ from comining.rundir import RunDir, atomic_json, atomic_torch_save, write_data_f
 
 def schedule(cfg: Config, epoch: int) -> tuple[float, float]:
     """(learning rate, Adam β1) of an epoch.
-
     linear (the paper's CIFAR plan): constant until --epoch_decay_start, then linear decay towards 0
-    with β1 = 0.1. cosine (the web plan): constant for the warm-up epochs, then cosine decay to 0.
-    """
+    with β1 = 0.1. cosine (the web plan): constant for the warm-up epochs, then cosine decay to 0."""
     if cfg.schedule == "linear":
         if epoch < cfg.epoch_decay_start:
             return cfg.lr, 0.9
@@ -301,10 +299,8 @@ class Trainer:
     @classmethod
     def resume(cls, path, overrides: dict | None = None) -> "Trainer":
         """A Trainer that continues the run in ``path`` from its checkpoint.
-
         ``overrides`` may change settings that leave the computation's meaning intact (device,
-        precision, learning rate after a divergence, workers, progress bars).
-        """
+        precision, learning rate after a divergence, workers, progress bars)."""
         run = RunDir(path)
         state = run.load_checkpoint()  # checks the format and that every part is there
         try:

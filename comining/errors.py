@@ -3,10 +3,8 @@
 
 class UserError(Exception):
     """Bad input from the user: a missing file, a wrong layout, a value out of range.
-
     The message is one line that names the problem and says how to fix it; the CLI prints it
-    without a traceback.
-    """
+    without a traceback."""
 
 
 class TrainingStopped(Exception):

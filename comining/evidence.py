@@ -19,14 +19,12 @@ QUERY_CHUNK = 512  # queries per k-reciprocal search: its largest matrix is (chu
 @dataclass
 class Evidence:
     """Per-sample evidence for the final verdicts (N training samples, C known classes).
-
     probs: [V×N×C] class probabilities under each view (averaged over the method's networks);
     labels: [N] given labels (>= 0); history: [N] mean over epochs of the selection score's quantile
     (0 = most trusted, 1 = least; NaN where no epoch ranked the sample); votes: [N×C] soft labels
     from k-reciprocal bank neighbours, or None without banks; prior_rate: the share of wrong labels
     expected before looking (the run's forget-rate target). Samples the final pass could not
-    read (image files broken since training) keep uniform probabilities.
-    """
+    read (image files broken since training) keep uniform probabilities."""
 
     probs: np.ndarray
     labels: np.ndarray
@@ -37,10 +35,8 @@ class Evidence:
 
 def final_view_kinds(method) -> tuple[str, ...]:
     """The views the final pass uses: the method's training views, once each, and un-augmented.
-
     Not the strong (AutoAugment) view: it distorts images on purpose, and on digits its predictions
-    alone found the wrong labels with F1 0.83 against 0.99 for the weak view (docs/METHOD.md).
-    """
+    alone found the wrong labels with F1 0.83 against 0.99 for the weak view (docs/METHOD.md)."""
     kinds = tuple(k for k in dict.fromkeys(method.view_kinds) if k != "strong")
     return kinds if kinds == ("plain",) else (*kinds, "test")
 
@@ -111,8 +107,7 @@ def given_label_losses(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     """[N] cross-entropy of each given label under ``plain_probabilities``' [N×C] ``probs`` (NaN for
     images that could not be read). An un-augmented pass in evaluation mode, because the training steps'
     own scores mix random views and a network that changed during the epoch: on Fashion-MNIST at 50 %
-    symmetric noise they put the rate at 0.77 where this pass gives 0.50 (realised 0.49; docs/METHOD.md).
-    """
+    symmetric noise they put the rate at 0.77 where this pass gives 0.50 (realised 0.49; docs/METHOD.md)."""
     given = probs.gather(1, labels[:, None]).squeeze(1)
     return (-given.clamp(min=1e-12).log()).cpu().numpy()
 

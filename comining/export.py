@@ -1,10 +1,8 @@
 """``comining export RUN_DIR --out FILE``: a run's decisions as a label file to train on again.
 
-Per training sample of the run (verdicts.csv, read by column name): a relabelled sample gets its
-suggested label, a discarded one is left out (or keeps its given label with ``keep_discarded``),
-every other one (clean, or never seen by a selection step) keeps its given label. Samples the run
-itself left out (a -1 in its own label file) stay left out. The file is in the format of
-comining/labelfile.py, so ``--labels FILE`` (and, for image sets, ``--train-csv FILE``) reads it back.
+Each training sample keeps the label ``labelfile.verdict_label`` gives it (a discarded one its given
+label with ``keep_discarded``); samples the run itself left out stay left out. The file is in the
+format of comining/labelfile.py, so ``--labels FILE`` (and, for image sets, ``--train-csv FILE``) reads it back.
 """
 
 from __future__ import annotations

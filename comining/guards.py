@@ -15,9 +15,7 @@ from comining.errors import TrainingStopped
 
 class LossMonitor:
     """Sums an epoch's loss terms on the device and remembers the first step with a non-finite term.
-
-    Checking means one synchronisation, so on a GPU it happens every ``check_every`` steps only.
-    """
+    Checking means one synchronisation, so on a GPU it happens every ``check_every`` steps only."""
 
     def __init__(self, device, check_every: int):
         self.device, self.check_every = device, check_every
@@ -86,10 +84,8 @@ class Interrupted(TrainingStopped):
 @contextlib.contextmanager
 def stop_on_signals(trainer):
     """SIGINT/SIGTERM ask the trainer to stop after its current step; a second one exits at once.
-
     Every file of the run directory is replaced atomically, so exiting at once never leaves half a
-    file: at worst the checkpoint of the step before.
-    """
+    file: at worst the checkpoint of the step before."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -48,12 +48,10 @@ def cpu_bf16_features() -> list[str]:
 
 
 def precision_choice(requested: str, device: torch.device) -> tuple[str, str]:
-    """(precision, why) for --precision ``requested`` on ``device``: 'auto' becomes bf16 only where the
-    kernels that will run compute it natively, which on a CPU takes three things at once: the CPU's
-    bf16 instructions, PyTorch's own kernels built for AVX512 (ATEN_CPU_CAPABILITY may lower them)
-    and oneDNN, which runs convolutions and matrix products, not limited below AVX512_CORE_BF16
-    (ONEDNN_MAX_CPU_ISA). Emulated bf16 trains about 9x slower than fp32, so any one missing means fp32.
-    ``why`` is a short phrase for the run's summary."""
+    """(precision, a short phrase why) for --precision ``requested`` on ``device``: 'auto' is bf16 only
+    where the kernels that will run compute it natively, on a CPU the CPU's bf16 instructions, PyTorch's
+    kernels built for AVX512 and oneDNN (convolutions, matrix products) not limited below AVX512_CORE_BF16
+    all at once: emulated bf16 trains about 9x slower than fp32."""
     if requested != "auto":
         return requested, f"{requested}: as asked with --precision"
     if device.type == "cuda":

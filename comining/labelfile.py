@@ -119,11 +119,9 @@ def file_kind(path: Path) -> str:
 
 def read_table(path: Path) -> tuple[str, list[tuple[int, str, str]]]:
     """(key column 'index' or 'path', [(line number, key, label text)]) of a label CSV.
-
     The header must name a ``label`` column and one key column; other columns are ignored. Blank rows
     are skipped; a row without its key or label field is an error. Indices and labels are stripped of
-    surrounding spaces, paths are kept as written (a file name may begin or end with a space).
-    """
+    surrounding spaces, paths are kept as written (a file name may begin or end with a space)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
             reader = csv.reader(fh)

@@ -18,11 +18,9 @@ def full_precision(device: torch.device):
 
 class MemoryBank:
     """FIFO ring buffer of ``size`` detached, L2-normalised features and their labels.
-
     ``push(feats, labels)`` overwrites the oldest slots; ``feats`` and ``labels`` return the valid
     part (all slots once the bank has filled, in slot order). The fill count is a host integer that
-    only depends on how many rows were pushed, so reading the valid part never synchronises.
-    """
+    only depends on how many rows were pushed, so reading the valid part never synchronises."""
 
     def __init__(self, size: int, dim: int, device=None):
         self.size, self.dim = int(size), int(dim)
@@ -67,9 +65,7 @@ class MemoryBank:
 
 def _ranked_mean(values: torch.Tensor, valid: torch.Tensor, lo: int, hi: int, descending: bool):
     """Per row, mean of the valid entries ranked [lo, hi) in the given order, and whether any exist.
-
-    Invalid entries are pushed to the end of the order with ±inf, so ranks count valid entries only.
-    """
+    Invalid entries are pushed to the end of the order with ±inf, so ranks count valid entries only."""
     fill = float("-inf") if descending else float("inf")
     take = min(hi, values.shape[1])
     if take <= lo:
@@ -85,14 +81,12 @@ def _ranked_mean(values: torch.Tensor, valid: torch.Tensor, lo: int, hi: int, de
 def semi_hard_triplet(anchors: torch.Tensor, anchor_labels: torch.Tensor, bank_feats: torch.Tensor,
                       bank_labels: torch.Tensor, margin: float, pos_range=(0, 5), neg_range=(0, 5)) -> torch.Tensor:
     """Per-anchor loss max(0, s_n - s_p + margin) against a memory bank (DESIGN.md §2 step 7).
-
     anchors [A×D] and bank_feats [B×D] are compared by cosine similarity. s_p is the mean similarity
     of the positives (same label) ranked ``pos_range`` counting from the least similar: hard
     positives, but not the very hardest when ``pos_range`` starts above 0. s_n is the mean of the
     negatives ranked ``neg_range`` counting from the most similar. An anchor with no positive or no
     negative in its rank range contributes 0. Returns a tensor of shape [A]; gradients flow into
-    ``anchors`` only.
-    """
+    ``anchors`` only."""
     if anchors.shape[0] == 0 or bank_feats.shape[0] == 0:
         return anchors.new_zeros(anchors.shape[0]) * anchors.sum()  # keeps the graph connected
     with full_precision(anchors.device):
@@ -116,8 +110,7 @@ def reciprocal_relabel(queries: torch.Tensor, bank_feats: torch.Tensor, bank_lab
 
     Returns (soft_labels [Q×C], is_in_distribution [Q] bool: max entry >= sigma,
     pseudo_labels [Q] long: argmax). With an empty bank every query is uniform and not in-distribution.
-    The largest matrix built is (Q·k) × (Q + B).
-    """
+    The largest matrix built is (Q·k) × (Q + B)."""
     q_count, b_count = queries.shape[0], bank_feats.shape[0]
     device = queries.device
     if b_count == 0 or q_count == 0:

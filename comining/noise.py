@@ -68,11 +68,9 @@ def check_rates(closed_rate: float, open_ratio: float, num_classes: int) -> None
 def transition_matrix(noise_type: str, closed_rate: float, open_ratio: float,
                       num_classes: int) -> np.ndarray:
     """Row-stochastic C×C matrix P with P[true, given] = probability of the given label.
-
     Closed classes come first. Symmetric noise spreads ``closed_rate`` evenly over the other closed
     classes; asymmetric (pair-flip) noise moves it all to the next closed class. Rows of open-set
-    classes are uniform over the closed classes, and no column of an open class is ever non-zero.
-    """
+    classes are uniform over the closed classes, and no column of an open class is ever non-zero."""
     noise_type = canonical_noise_type(noise_type)
     check_rates(closed_rate, open_ratio, num_classes)
     cc = closed_classes(num_classes, open_ratio)

@@ -49,8 +49,7 @@ def predict(run_dir, paths: list[str], output="predictions.csv", device: str = "
     """Classify ``paths`` with the run in ``run_dir`` and write ``output`` (path, class, confidence, error);
     an existing ``output`` is replaced only with ``force``, an input image or the run's own files never.
 
-    Returns {"images": n, "errors": n unreadable, "counts": {class: n}, "output": path}.
-    """
+    Returns {"images": n, "errors": n unreadable, "counts": {class: n}, "output": path}."""
     device = hardware.resolve_device(device)
     nets, info, cfg = load_networks(run_dir, device)
     precision = hardware.resolve_precision(cfg.get("precision", "auto"), device)

@@ -17,14 +17,11 @@ A run directory (``comining train --out RUN``) holds:
 and what other commands write into it: contact_sheet.png (inspect), review.html with its sprite sheets
 in review/ (review) and reviewed_labels.csv (review --serve, a label file as comining/labelfile.py reads).
 
-data.json's ``"format"`` (``FORMAT``) versions the layout as a whole (data.json describes the run from
-the first epoch on; the end files are compared byte for byte across versions). A run without it reads
-as format 0; a run of a newer format than this version knows is refused rather than misread.
-
-A reader turns a file that is missing (where needed), truncated or damaged into one ``UserError`` line
-naming the file and how to get it back. metrics.jsonl and checkpoint.pt are replaced after every epoch
-(and the checkpoint on a stop). Every file replaced as a whole is written to a temporary file and renamed
-over the old one, so a crash mid-write leaves the previous complete file (and any broken line is damage).
+data.json's ``"format"`` (``FORMAT``; 0 where absent) versions the layout as a whole; a run of a newer
+format than this version knows is refused rather than misread. A reader turns a file that is missing
+(where needed), truncated or damaged into one ``UserError`` line naming the file and how to get it
+back. Every file is written to a temporary file and renamed over the old one, so a crash mid-write
+leaves the previous complete file (and any broken line is damage).
 """
 
 from __future__ import annotations

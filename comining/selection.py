@@ -18,7 +18,6 @@ CLEAN, RELABELLED, DISCARDED, UNSEEN = range(4)
 
 class SelectionLog:
     """What the method decided for every training sample, kept from the last step that saw it.
-
     Lives on the training device and is written with index tensors, so recording a step's decisions
     never synchronises. ``status`` holds codes into SELECTIONS (UNSEEN until a step records the
     sample); ``pseudo`` the suggested label of relabelled samples (-1 otherwise); ``score`` the
@@ -26,8 +25,7 @@ class SelectionLog:
     ``epoch_seen`` marks the samples seen in the current epoch for the per-epoch metrics.
     ``rank_mean`` / ``epochs_ranked`` are each sample's running record for the final verdict: the mean
     over epochs of its score's quantile among the epoch's scores (0 = most trusted, 1 = least), a
-    scale-free summary of the whole training history (losses shrink as training goes on, ranks do not).
-    """
+    scale-free summary of the whole training history (losses shrink as training goes on, ranks do not)."""
 
     def __init__(self, num_samples: int, device):
         self.status = torch.full((num_samples,), UNSEEN, dtype=torch.int8, device=device)
@@ -50,10 +48,8 @@ class SelectionLog:
 
     def end_epoch(self) -> None:
         """Fold this epoch's scores, as quantiles among the samples seen, into the running record.
-
         One argsort on the device per epoch; samples not seen (or without a finite score) keep their
-        record unchanged.
-        """
+        record unchanged."""
         scored = self.epoch_seen & torch.isfinite(self.score)
         order = self.score.masked_fill(~scored, float("inf")).argsort()
         rank = torch.empty_like(self.score)
@@ -91,11 +87,9 @@ class SelectionLog:
 
 def selection_metrics(selections: SelectionLog, noisy: torch.Tensor, true: torch.Tensor, num_closed: int) -> dict:
     """Quality of this epoch's decisions, computable because synthetic noise keeps the true labels.
-
     label_precision: share of the clean set whose given label is right; label_recall: share of the
     right labels that made the clean set; relabel_acc: share of relabelled samples given their true
-    class; open_discarded: share of open-set samples discarded. Counts only samples seen this epoch.
-    """
+    class; open_discarded: share of open-set samples discarded. Counts only samples seen this epoch."""
     seen = selections.epoch_seen
     right = (noisy == true) & (true < num_closed) & seen
     clean = (selections.status == CLEAN) & seen

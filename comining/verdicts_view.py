@@ -1,11 +1,6 @@
-"""``comining inspect RUN_DIR``: what a run decided about its training images, per class and as pictures.
-
-Reads the run's verdicts.csv (and data.json / config.json to find the images) through
-comining/rundir.py, prints a table of
-clean / relabelled / discarded counts per given class (the final verdicts), and draws a contact
-sheet: for every class, one row of its most confidently discarded images and one of its most
-confidently relabelled ones (lowest label quality first), each captioned with its label quality
-and, when relabelled, the suggested class.
+"""``comining inspect RUN_DIR``: what a run decided about its training images, per class (a table of
+the final verdicts) and as pictures (a contact sheet of the images set aside), read through
+comining/rundir.py.
 """
 
 from __future__ import annotations
@@ -75,10 +70,8 @@ def read_thumbnail_source(path: Path):
 
 def image_source(data: dict, cfg: dict):
     """A function sample name → PIL image (or None when it cannot be shown).
-
     Image folders: the file under the data root. In-memory data sets: the training array of the
-    data set named in config.json, where the sample name is the position in it.
-    """
+    data set named in config.json, where the sample name is the position in it."""
     if data.get("root"):
         root = Path(data["root"])
         return lambda name: read_thumbnail_source(root / name)

@@ -19,9 +19,7 @@ ARRAY_SOURCES: dict[str, Callable[..., ArrayData]] = {
 
 def load_arrays(name: str, root: str | Path | None = None) -> ArrayData:
     """Load the in-memory data set `name` (a key of ARRAY_SOURCES) from `root` (None: its default).
-
-    Raises UserError for an unknown name, listing the known ones.
-    """
+    Raises UserError for an unknown name, listing the known ones."""
     try:
         loader = ARRAY_SOURCES[name]
     except KeyError:

@@ -11,11 +11,9 @@ import torch
 @dataclass
 class ArrayData:
     """A whole data set held in memory.
-
     Images are contiguous uint8 tensors of shape N×C×H×W (augmentation and scaling happen later, on
     the model's device); labels are int64 numpy arrays holding the true classes, indices into
-    `classes`. Label noise is applied by the caller, never here.
-    """
+    `classes`. Label noise is applied by the caller, never here."""
 
     name: str
     train_images: torch.Tensor

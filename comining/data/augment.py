@@ -44,12 +44,10 @@ def random_flip(images: torch.Tensor) -> torch.Tensor:
 
 class Views:
     """Makes the views a method asks for from uint8 batches [N×C×H×W].
-
     crop_size: output side; padding: zero padding before the random crop (4 px for 32-px data);
     flip: whether the weak view flips horizontally; normalize: (mean, std) per channel or None for
     tensor conversion only (the baselines' ``plain`` training then matches their evaluation);
-    channels_last: memory format of the output. ``plain`` and ``test`` are the same deterministic view.
-    """
+    channels_last: memory format of the output. ``plain`` and ``test`` are the same deterministic view."""
 
     def __init__(self, crop_size: int, padding: int = 0, flip: bool = True, normalize=None,
                  channels_last: bool = False):

@@ -60,10 +60,8 @@ def affine_matrices(op: str, value: torch.Tensor, height: int, width: int) -> to
 
 class BatchAutoAugment:
     """Callable on float images [N×C×H×W] in [0, 1] (C = 1 or 3); returns the augmented batch.
-
     ``policy`` is a list of sub-policies, each a list of (operation, probability, magnitude bin).
-    Randomness comes from torch's generator of the batch's device.
-    """
+    Randomness comes from torch's generator of the batch's device."""
 
     def __init__(self, policy=cifar10_policy):
         self.policy = policy
@@ -101,9 +99,7 @@ class BatchAutoAugment:
     def apply_slot(self, x: torch.Tensor, op: torch.Tensor, level: torch.Tensor, sign: torch.Tensor,
                    present=OPERATIONS):
         """Apply to every image the one operation ``op`` it drew (-1: none) at ``level`` in [0, 1].
-
-        Only the operations in ``present`` are computed (any other must not occur in ``op``).
-        """
+        Only the operations in ``present`` are computed (any other must not occur in ``op``)."""
         height, width = x.shape[-2:]
         chosen = {name: (op == OPERATIONS.index(name)).view(-1, 1, 1, 1) for name in present}
         # All geometric operations of the slot in one warp: each image gets its own matrix.

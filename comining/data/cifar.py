@@ -78,12 +78,10 @@ def _load(name, title, root, folder, train_files, test_file, meta_file, label_ke
 
 def load_cifar10(root: str | Path | None = None) -> ArrayData:
     """Load CIFAR-10 (50000 train / 10000 test, N×3×32×32 uint8, 10 classes).
-
     `root` is the folder containing `cifar-10-batches-py` or `cifar10/cifar-10-batches-py` (the
     seed's layout; default `datasets/`) or that folder itself; it must hold data_batch_1..5,
     test_batch and batches.meta. Raises UserError when the folder is missing or incomplete, or a
-    file is malformed or not a plain-data pickle.
-    """
+    file is malformed or not a plain-data pickle."""
     train = [f"data_batch_{i}" for i in range(1, 6)]
     return _load("cifar10", "CIFAR-10", root, "cifar-10-batches-py", train, "test_batch",
                  "batches.meta", "labels", "label_names", "data_batch_1..5 and test_batch")
@@ -91,7 +89,6 @@ def load_cifar10(root: str | Path | None = None) -> ArrayData:
 
 def load_cifar100(root: str | Path | None = None) -> ArrayData:
     """Load CIFAR-100 with its fine labels (50000 train / 10000 test, N×3×32×32 uint8, 100 classes).
-
     `root` is the folder containing `cifar-100-python` or `cifar100/cifar-100-python` (default
     `datasets/`) or that folder itself; it must hold train, test and meta. Raises UserError as load_cifar10 does.
     """

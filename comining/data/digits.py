@@ -9,11 +9,9 @@ from .arrays import ArrayData, to_tensor
 
 def load(root: str | None = None) -> ArrayData:
     """Load the digits as an ArrayData (1437 train / 360 test, N×1×8×8 uint8, 10 classes).
-
     `root` is accepted for a uniform loader signature and ignored: the data ships with
     scikit-learn. Pixels 0..16 are scaled to 0..255 (round half up of v*255/16). The split is
-    fixed (stratified, 20% test, random_state=0) so every run sees the same test set.
-    """
+    fixed (stratified, 20% test, random_state=0) so every run sees the same test set."""
     # Imported here so that importing comining.data does not pay for scikit-learn.
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

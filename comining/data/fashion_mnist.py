@@ -39,11 +39,9 @@ def candidate_dirs(root: str | Path | None) -> list[Path]:
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """Read one IDX file (gzip-compressed if its name ends in .gz) into a uint8 array.
-
     `magic` is 0x803 for images (N×H×W) or 0x801 for labels (N). Raises UserError for an
     unreadable or corrupt file, a wrong magic number, or header dimensions that do not match
-    the payload size.
-    """
+    the payload size."""
     fix = "re-download the file or reinstall the data set (apt-get install dataset-fashion-mnist)"
     try:
         if path.suffix == ".gz":
@@ -83,11 +81,9 @@ def _split(folder: Path, images_key: str, labels_key: str) -> tuple[np.ndarray, 
 
 def load(root: str | Path | None = None) -> ArrayData:
     """Load Fashion-MNIST as ArrayData (60000 train / 10000 test, N×1×28×28 uint8, 10 classes).
-
     Looks in the folders from `candidate_dirs(root)` for the four IDX files, each either
     gzip-compressed (`.gz`) or plain. Raises UserError when none holds all four or a file is
-    malformed, or when a searched folder holds only some of the four files.
-    """
+    malformed, or when a searched folder holds only some of the four files."""
     folder = None
     for cand in candidate_dirs(root):
         missing = [stem for stem in FILES.values() if not _file_in(cand, stem)]

@@ -44,11 +44,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def load_pickle(path: str | Path) -> Any:
     """Unpickle `path` (keys and str values come back as bytes, like Python 2's CIFAR files).
-
     Returns the unpickled object (dicts, lists, numbers, bytes/str, numpy arrays). Raises
     UserError, without executing anything, if the file is missing, truncated, not a pickle, or
-    names any other global (e.g. os.system).
-    """
+    names any other global (e.g. os.system)."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:

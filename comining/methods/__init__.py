@@ -49,20 +49,14 @@ class Method(nn.Module):
 
     Subclasses implement ``loss(views, labels, index, epoch, rate) -> (loss, terms)``: views are the
     augmented batches named by ``view_kinds``, labels the given (noisy) labels, index the samples'
-    positions in the training set, rate the epoch's forget rate (from ``comining.forget_rate``),
-    terms a dict of scalar tensors to log. ``loss`` must stay on the device: no ``.item()``,
-    ``.cpu()`` or data-dependent shapes, so a step never waits on the host.
-
-    Class attributes a method sets: ``title`` (as the paper's tables print it), ``paper_column``
-    (its column in the paper's tables; None for methods outside them), ``Options`` (a dataclass of
-    its own settings, with a ``validate(cfg)`` classmethod; None if it has none), and how it uses the
-    forget rate (``ramp``, ``first_estimate_after``, ``second_estimate_after``, ``counts_without_split``).
-    """
+    positions in the training set, rate the epoch's forget rate, terms a dict of scalar tensors to log.
+    ``loss`` must stay on the device: no ``.item()``, ``.cpu()`` or data-dependent shapes, so a step
+    never waits on the host."""
 
     name = "base"
-    title = "base"
-    paper_column: int | None = None
-    Options = None
+    title = "base"  # as the paper's tables print it
+    paper_column: int | None = None  # its column in the paper's tables; None for methods outside them
+    Options = None  # a dataclass of its own settings with a validate(cfg) classmethod
     num_networks = 1
     uses_baseline_aug = True  # False for methods that choose their own views (Co-mining's --aug)
     uses_recipe = False  # True for Co-mining, whose options --recipe names
@@ -85,14 +79,12 @@ class Method(nn.Module):
 
     @property
     def first_estimate_after(self) -> int:
-        """With --forget-rate auto, the epoch after which the noise rate is estimated from the losses:
-        the first, while the ramp has not yet used the rate."""
-        return 1
+        """With --forget-rate auto, the epoch after which the noise rate is estimated from the losses."""
+        return 1  # the first, while the ramp has not yet used the rate
 
     @property
     def second_estimate_after(self) -> int | None:
-        """With --forget-rate auto, the epoch after which the noise rate is estimated once more, from
-        networks that have trained with selection (None: the first estimate holds)."""
+        """The epoch after which it is estimated once more, from networks trained with selection (None: never)."""
         return None
 
     def begin_epoch(self, epoch: int, rate: float, labels: torch.Tensor, probabilities) -> None:
@@ -107,10 +99,7 @@ class Method(nn.Module):
 
 def pick_smallest(values: torch.Tensor, rate: float, among: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean mask of the ⌊n(1-rate)⌋ smallest ``values`` among the candidates ``among`` (all if None).
-
-    n is the number of candidates, counted on the device, so a data-dependent candidate set (such
-    as the samples two networks disagree on) never forces a synchronisation.
-    """
+    n is counted on the device, so a data-dependent candidate set never forces a synchronisation."""
     n = values.shape[0]
     among = torch.ones(n, dtype=torch.bool, device=values.device) if among is None else among
     order = values.detach().masked_fill(~among, float("inf")).argsort()

@@ -91,12 +91,10 @@ VIEWS = {"ws": ("weak", "strong"), "ww": ("weak", "weak"), "ss": ("strong", "str
 
 def split_by_score(score: torch.Tensor, rate: float, confident_fraction: float, labels=None, num_classes=0):
     """Indices of C (the ⌊N(1-r)⌋ lowest scores), H (the ⌊N(1-r)e⌋ lowest) and D (everything not in C).
-
     The authors' code takes D as ``sorted[int(N*r):]``, which is the complement of C only at r = 0.5;
     here D is always the complement, so no sample is both trained as clean and relabelled.
     With ``labels``, samples are ordered by their score's rank within their given label instead
-    (``within_class_order``), so each label gives up about the same share of its samples.
-    """
+    (``within_class_order``), so each label gives up about the same share of its samples."""
     n = score.shape[0]
     n_clean = num_kept(n, rate)
     n_confident = min(n_clean, max(1, math.floor(n * (1 - rate) * confident_fraction + 1e-9)))
@@ -106,11 +104,9 @@ def split_by_score(score: torch.Tensor, rate: float, confident_fraction: float, 
 
 def within_class_order(score: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Samples ordered by the quantile of their score among the batch's samples of the same label.
-
     Under pair-flip noise the small-loss split across a batch takes whole easy classes and leaves hard
     ones out; ordering by within-label quantile keeps the split's size fixed (no host synchronisation)
-    while taking about the same share of every label. Ties go to the lower score.
-    """
+    while taking about the same share of every label. Ties go to the lower score."""
     grouped = lexsort_pair(labels, score)  # by label, then by score
     # scatter_add, not bincount: bincount reads the labels' maximum back to the host on a GPU
     counts = torch.zeros(num_classes, dtype=torch.long, device=labels.device)

@@ -29,9 +29,7 @@ class Classifier(nn.Module):
 @register("cnn")
 def paper_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier:
     """Conv 3×3 64,64,pool,128,128,pool,196,16,pool with BatchNorm and ReLU; linear on the flat map.
-
-    The flattened size follows the input size (32 px → 16·4·4 = 256, 28 px → 144, 8 px → 16).
-    """
+    The flattened size follows the input size (32 px → 16·4·4 = 256, 28 px → 144, 8 px → 16)."""
     body = nn.Sequential(
         conv_bn_relu(in_channels, 64), conv_bn_relu(64, 64), nn.MaxPool2d(2),
         conv_bn_relu(64, 128), conv_bn_relu(128, 128), nn.MaxPool2d(2),
@@ -47,11 +45,9 @@ def paper_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier
 @register("small")
 def small_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier:
     """Three conv blocks (32, 64, 64 channels, each pooled) and a 128-wide hidden layer.
-
     About 9× cheaper than the paper's CNN on 28-px images. The flattened map (not a global
     average) keeps where things are in the image, which Fashion-MNIST needs; with global pooling
-    test accuracy swung by 20+ points from epoch to epoch under label noise.
-    """
+    test accuracy swung by 20+ points from epoch to epoch under label noise."""
     side = image_size // 8
     if side < 1:
         raise UserError(f"the small CNN needs images of at least 8 px, got {image_size}: use a larger --crop-size")

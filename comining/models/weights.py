@@ -38,10 +38,8 @@ def load_weights(model: nn.Module, spec: str | None, arch: str, progress: bool =
 
 def fetch_imagenet(arch: str, progress: bool = False) -> dict:
     """torchvision's ImageNet state dict for ``arch``, from torch's hub cache or downloaded into it.
-
     The cache is torch.hub's (``$TORCH_HOME/hub/checkpoints``), where torchvision keeps the same
-    files, so weights fetched once (by either) are found offline. The file's hash is checked.
-    """
+    files, so weights fetched once (by either) are found offline. The file's hash is checked."""
     url = IMAGENET_URLS.get(arch)
     if url is None:
         raise UserError(f"no ImageNet weights for --arch {arch} (only {', '.join(IMAGENET_URLS)}): "
