@@ -22,7 +22,6 @@ from comining.noise import FOLDER_DATASETS
 from comining.setting import setting
 
 
-
 @dataclass
 class DataSettings:
     dataset: str = setting("digits", "digits (bundled), fashion-mnist, cifar10, cifar100, web-bird, web-car, "

@@ -24,20 +24,17 @@ from comining.errors import UserError
 NOISE_TYPES = ("symmetric", "asymmetric")
 _ALIASES = {"sym": "symmetric", "asym": "asymmetric", "pairflip": "asymmetric", "pair": "asymmetric"}
 
-# Named settings of the paper: (data set, open-set ratio).
 # Image sets read from disk (folders, or a CSV list of files): their labels carry real noise, which the
 # protocol never adds to.
-WEB_DATASETS = ("web-bird", "web-car", "web-aircraft")
-FOLDER_DATASETS = (*WEB_DATASETS, "folder", "csv")
+FOLDER_DATASETS = ("web-bird", "web-car", "web-aircraft", "folder", "csv")
+# Named settings of the paper: (data set, open-set ratio).
+SYNTHETIC = {"cifar10nc": ("cifar10", 0.0), "cifar100nc": ("cifar100", 0.0), "cifar80no": ("cifar100", 0.2)}
 
 
 def rate_is_unknown(cfg) -> bool:
     """Whether a run's labels carry real noise of unknown rate (image sets, label files) rather than
     the synthetic protocol's, whose rate is known."""
     return cfg.dataset in FOLDER_DATASETS or cfg.labels is not None
-
-
-SYNTHETIC = {"cifar10nc": ("cifar10", 0.0), "cifar100nc": ("cifar100", 0.0), "cifar80no": ("cifar100", 0.2)}
 
 
 def canonical_noise_type(name: str) -> str:

@@ -115,9 +115,7 @@ def sheet_rows(rows: list[dict], classes: list[str], per_row: int, max_classes: 
     for r in rows:
         if r["verdict"] in ("discarded", "relabelled"):
             picked.setdefault((r["given_label"], r["verdict"]), []).append(r)
-    aside = Counter()
-    for (name, _), members in picked.items():
-        aside[name] += len(members)
+    aside = Counter(r["given_label"] for members in picked.values() for r in members)
     order = [c for c in classes if aside[c]] + sorted(set(aside) - set(classes))
     keep = set(sorted(order, key=lambda c: -aside[c])[:max_classes])
     out = []

@@ -2,8 +2,8 @@
 
 One ``Views`` object serves every method and data set: ``plain`` (tensor conversion only, what the
 authors' baselines see), ``weak`` (random crop + horizontal flip), ``strong`` (weak + AutoAugment
-with the CIFAR-10 policy, a sub-policy per image) and ``test`` (centre crop). Randomness comes from torch's global generator
-of the device, so a seeded run repeats and a checkpoint can restore it.
+with the CIFAR-10 policy, a sub-policy per image) and ``test`` (centre crop). Randomness comes from
+torch's global generator of the device, so a seeded run repeats and a checkpoint can restore it.
 """
 
 from __future__ import annotations

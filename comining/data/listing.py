@@ -1,14 +1,7 @@
 """What an image set's layout names, before any image is read: the classes, and each split's files
-and labels (docs/DATA.md). Two layouts:
-
-- an image folder (Web-Bird/Car/Aircraft, ``--dataset folder``): ``ROOT/train/<class>/**/<image>`` and
-  an evaluation split ``ROOT/val`` (or ``tval``, ``test``) with class folders named as in ``train``; the
-  classes are the training class folders' names, sorted;
-- CSV lists (``--dataset csv --train-csv FILE --val-csv FILE``): a header row with the columns ``path``
-  and ``label`` (others ignored) and a row per image, in the label format of comining/labelfile.py: a
-  path relative to the CSV's folder or absolute, a class name, or an empty label or -1 to leave the
-  image out of training (so ``comining export``'s file trains again). The classes are the training
-  list's label names, sorted (numerically when they are all whole numbers).
+and labels. The two layouts are docs/DATA.md's: an image folder (Web-Bird/Car/Aircraft, ``--dataset
+folder``: ``ROOT/train/<class>/**/<image>`` and ``ROOT/val``, ``tval`` or ``test``), and CSV lists in
+the label format of comining/labelfile.py (``--dataset csv --train-csv FILE --val-csv FILE``).
 
 Layout errors are one-line UserErrors; whether the files decode is comining/data/image_set.py's job.
 """
