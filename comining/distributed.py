@@ -55,17 +55,10 @@ def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def sum_(tensor: torch.Tensor) -> torch.Tensor:
-    """Element-wise sum over ranks (in place, returned for convenience)."""
+def reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """Element-wise ``op`` ("sum" or "max") over ranks (in place, returned for convenience)."""
     if active():
-        dist.all_reduce(tensor)
-    return tensor
-
-
-def max_(tensor: torch.Tensor) -> torch.Tensor:
-    """Element-wise maximum over ranks (in place, returned for convenience)."""
-    if active():
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, op.upper()))
     return tensor
 
 
@@ -80,11 +73,7 @@ def broadcast_buffers(module: torch.nn.Module) -> None:
 
 def any_rank(flag: bool, device) -> bool:
     """True on every rank when it is true on any: lets all ranks stop at the same step."""
-    if not active():
-        return flag
-    value = torch.tensor(float(flag), device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return bool(reduce(torch.tensor(float(flag), device=device), "max").item()) if active() else flag
 
 
 def gather_objects(obj) -> list:

@@ -190,7 +190,7 @@ class Trainer:
                     net = getattr(net, "module", net)  # DDP's forward is a collective; evaluation is not
                     counts[n] += (net(x)[0].argmax(1) == labels).sum()
             counts[-1] += labels.shape[0]
-        counts = distributed.sum_(counts)
+        counts = distributed.reduce(counts)
         return (100 * counts[:-1] / counts[-1].clamp(min=1)).tolist()
 
     def wrap_for_ddp(self) -> None:

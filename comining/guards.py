@@ -44,7 +44,7 @@ class LossMonitor:
         none = torch.iinfo(torch.long).max
         step = torch.where(self.bad_step < 0, none, self.bad_step).view(1)
         terms = self.bad_terms.long() if self.bad_terms is not None else step.new_zeros(0)
-        negated, *bad = distributed.max_(torch.cat([-step, terms])).tolist()
+        negated, *bad = distributed.reduce(torch.cat([-step, terms]), "max").tolist()
         if -negated != none:
             raise NonFiniteLoss(epoch, -negated, [n for n, b in zip(self._names, bad) if b])
 

@@ -67,7 +67,7 @@ class SelectionLog:
         seen = self.epoch_seen
         packed = torch.stack([seen.float(), torch.where(seen, self.status.float(), 0.0),
                               torch.where(seen, self.score, 0.0), torch.where(seen, self.pseudo.float(), 0.0)])
-        distributed.sum_(packed)  # shares are disjoint, so each sum is its owner's value
+        distributed.reduce(packed)  # shares are disjoint, so each sum is its owner's value
         owned = packed[0] > 0
         self.status = torch.where(owned, packed[1].to(torch.int8), self.status)
         self.score = torch.where(owned, packed[2], self.score)
