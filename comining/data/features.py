@@ -20,8 +20,10 @@ sharing a cache never see half a chunk; two that compute the same images write t
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -29,7 +31,7 @@ from tqdm import tqdm
 
 from comining import hardware, labelfile
 from comining.config import Config
-from comining.data.augment import Views
+from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD, Views
 from comining.data.decode import ImageFiles, check_regular, loader
 from comining.data.image_set import is_folder_dataset, readable
 from comining.data.in_memory import InMemoryData
@@ -60,11 +62,8 @@ def file_key(path: Path) -> str:
     (a FIFO is never opened)."""
     try:
         check_regular(path)
-        hasher = hashlib.blake2b(digest_size=20)
         with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                hasher.update(block)
-        return hasher.hexdigest()
+            return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=20)).hexdigest()
     except (OSError, ValueError):
         return UNREADABLE
 
@@ -135,8 +134,6 @@ class FeatureCache:
 
     def store(self, folder: Path, keys: list[str], features: torch.Tensor) -> None:
         """One chunk, named by its keys (two writers of the same samples write the same name)."""
-        import io
-
         buffer = io.BytesIO()
         torch.save({"keys": list(keys), "features": features.cpu().contiguous()}, buffer)
         atomic_write(folder / f"{digest(''.join(keys).encode())}.pt", buffer.getvalue())
@@ -149,21 +146,13 @@ class FeatureCache:
                 recipe = json.loads((folder / "recipe.json").read_text())
             except (OSError, ValueError):
                 recipe = {}
-            files = [p for p in folder.rglob("*") if p.is_file()]
-            samples = 0
-            for path in self.chunks(folder):
-                try:
-                    samples += len(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["keys"])
-                except Exception:  # noqa: BLE001  shown as a folder with fewer samples
-                    pass
-            out.append({"folder": folder, "recipe": recipe, "chunks": len(self.chunks(folder)), "samples": samples,
-                        "bytes": sum(p.stat().st_size for p in files)})
+            out.append({"folder": folder, "recipe": recipe, "chunks": len(self.chunks(folder)),
+                        "samples": sum(len(keys) for keys, _ in self.entries(folder)),
+                        "bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())})
         return out
 
     def clear(self) -> int:
         """Remove every recipe folder; returns the bytes freed."""
-        import shutil
-
         freed = sum(entry["bytes"] for entry in self.usage())
         if self.root.is_dir():
             for folder in (p for p in self.root.glob("*") if p.is_dir()):
@@ -213,7 +202,6 @@ class ImageSource:
             raise UserError(f"--crop-size {self.crop_size} is larger than --rescale-size {self.image_size}: "
                             "lower --crop-size or raise --rescale-size")
         self.padding, self.flip = cfg.padding or 0, True if cfg.flip is None else cfg.flip
-        from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
         self.normalize = (IMAGENET_MEAN, IMAGENET_STD)
         train = self.usable(listing.train_where, listing.files, listing.labels, known)
         test = self.usable(listing.eval_where, listing.test_files, listing.test_labels, known)
@@ -237,16 +225,13 @@ class ImageSource:
     def usable(self, where: str, files: list[str], labels: list[int], known) -> tuple[list, list, list]:
         """(files, labels, keys) of a split's readable files (``image_set.readable``), those whose key
         ``known`` finds cached counted readable without decoding."""
-        keys = {name: file_key(self.path(name)) for name in files}
+        keys = {name: file_key(self.root / name) for name in files}
         cached = known(list(keys.values()))
         kept, kept_labels = readable(self.root, where, files, labels, self.classes, self.workers, self.skipped_files,
                                      known={name for name, key in keys.items() if key in cached})
         return kept, kept_labels, [keys[name] for name in kept]
 
-    def path(self, name: str) -> Path:
-        return self.root / name
-
-    def images(self, split: str, positions: list[int], device):
+    def pixel_batches(self, split: str, positions: list[int], device):
         """(positions [b], ok [b bool], uint8 images of the ok ones, {position: reason}) per batch."""
         files = self.files if split == "train" else self.test_files
         for index, ok, images, reasons in loader(ImageFiles(files, self.image_size, root=self.root),
@@ -262,36 +247,25 @@ class ImageSource:
         return file_stats(self.root, self.files)
 
 
-class ArraySource:
-    """An in-memory data set (InMemoryData) with a content key per image (a hash of its pixels)."""
+class ArraySource(InMemoryData):
+    """An in-memory data set with a content key per image (a hash of its pixels)."""
 
     def __init__(self, cfg: Config, device):
         from comining.data import load_arrays
 
-        self.data = InMemoryData(cfg, load_arrays(cfg.dataset, cfg.data_root), device)
-        for name in ("reads_files", "root", "classes", "noise", "full_size", "left_out", "skipped_files",
-                     "channels", "image_size", "crop_size", "padding", "flip", "normalize", "true_labels",
-                     "labels", "test_labels"):
-            setattr(self, name, getattr(self.data, name))
-        self.keys = self.pixel_keys(self.data.images)
-        self.test_keys = self.pixel_keys(self.data.test_images)
+        super().__init__(cfg, load_arrays(cfg.dataset, cfg.data_root), device)
+        self.keys, self.test_keys = self.pixel_keys(self.images), self.pixel_keys(self.test_images)
 
     @staticmethod
     def pixel_keys(images: torch.Tensor) -> list[str]:
         prefix = f"{tuple(images.shape[1:])}".encode()
         return [digest(prefix + row.tobytes()) for row in images.cpu().numpy()]
 
-    def images(self, split: str, positions: list[int], device):
-        source = self.data.images if split == "train" else self.data.test_images
+    def pixel_batches(self, split: str, positions: list[int], device):
+        source = self.images if split == "train" else self.test_images
         for start in range(0, len(positions), EXTRACT_BATCH):
             index = torch.tensor(positions[start:start + EXTRACT_BATCH], dtype=torch.long)
             yield index, torch.ones(len(index), dtype=torch.bool), source[index.to(source.device)].to(device), {}
-
-    def sample_names(self) -> list[str]:
-        return self.data.sample_names()
-
-    def content_check(self) -> str:
-        return self.data.content_check()
 
 
 def augmented_kinds(view_kinds) -> tuple[str, ...]:
@@ -402,7 +376,7 @@ class FeatureData(TrainingSet):
         pending: list[int] = []  # rows computed but not yet stored
         bar = tqdm(total=len(positions), desc=f"features ({kind}, {split})", unit="image", dynamic_ncols=True,
                    disable=not self.progress)
-        for index, ok, images, reasons in self.source.images(split, positions, self.device):
+        for index, ok, images, reasons in self.source.pixel_batches(split, positions, self.device):
             self.broke(split, reasons)
             good = index[ok].tolist()
             if good:
