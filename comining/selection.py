@@ -19,19 +19,16 @@ CLEAN, RELABELLED, DISCARDED, UNSEEN = range(4)
 class SelectionLog:
     """What the method decided for every training sample, kept from the last step that saw it.
     Lives on the training device and is written with index tensors, so recording a step's decisions
-    never synchronises. ``status`` holds codes into SELECTIONS (UNSEEN until a step records the
-    sample); ``pseudo`` the suggested label of relabelled samples (-1 otherwise); ``score`` the
-    selection score (lower = more trusted).
-    ``epoch_seen`` marks the samples seen in the current epoch for the per-epoch metrics.
-    ``rank_mean`` / ``epochs_ranked`` are each sample's running record for the final verdict: the mean
-    over epochs of its score's quantile among the epoch's scores (0 = most trusted, 1 = least), a
-    scale-free summary of the whole training history (losses shrink as training goes on, ranks do not)."""
+    never synchronises."""
 
     def __init__(self, num_samples: int, device):
-        self.status = torch.full((num_samples,), UNSEEN, dtype=torch.int8, device=device)
-        self.pseudo = torch.full((num_samples,), -1, dtype=torch.long, device=device)
-        self.score = torch.full((num_samples,), float("nan"), device=device)
-        self.epoch_seen = torch.zeros(num_samples, dtype=torch.bool, device=device)
+        self.status = torch.full((num_samples,), UNSEEN, dtype=torch.int8, device=device)  # codes into SELECTIONS
+        self.pseudo = torch.full((num_samples,), -1, dtype=torch.long, device=device)  # relabelled ones' label
+        self.score = torch.full((num_samples,), float("nan"), device=device)  # lower = more trusted
+        self.epoch_seen = torch.zeros(num_samples, dtype=torch.bool, device=device)  # for the per-epoch metrics
+        # The running record for the final verdict: the mean over epochs of each sample's score's quantile
+        # among the epoch's scores (0 = most trusted, 1 = least), a scale-free summary of the whole training
+        # history (losses shrink as training goes on, ranks do not).
         self.rank_mean = torch.zeros(num_samples, device=device)
         self.epochs_ranked = torch.zeros(num_samples, device=device)
 
