@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comining.errors import UserError
+from comining.errors import UserError, need
 from comining.methods import METHODS
 from comining.noise import FOLDER_DATASETS
 from comining.setting import setting
@@ -310,11 +310,6 @@ def _types_ok(cfg: Config) -> None:
             raise UserError(f"setting {f.name} must be of type {want}, got {value!r}")
         if want == "float" and not math.isfinite(value):
             raise UserError(f"setting {f.name} must be a finite number, got {value!r}")
-
-
-def need(ok: bool, message: str) -> None:
-    if not ok:
-        raise UserError(message)
 
 
 def validate(cfg: Config) -> None:

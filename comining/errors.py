@@ -9,3 +9,8 @@ class UserError(Exception):
 
 class TrainingStopped(Exception):
     """Training stopped on purpose (a signal, a non-finite loss); the message says how to go on."""
+
+
+def need(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)

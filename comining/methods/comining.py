@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from comining import distributed
-from comining.errors import UserError
+from comining.errors import UserError, need
 from comining.losses import smooth_labels, soft_cross_entropy, symmetric_kl
 from comining.methods import AFTER_WARMUP, AT_ONCE, Method, num_kept, register
 from comining.selection import CLEAN, DISCARDED, RELABELLED
@@ -53,21 +53,16 @@ class CoMiningOptions:
     @classmethod
     def validate(cls, cfg) -> None:
         """UserError naming the first of these options of ``cfg`` that is out of range."""
-        checks = [
-            (cfg.epsilon is None or 0 <= cfg.epsilon < 1, f"--epsilon {cfg.epsilon} is outside [0, 1): the "
-             "label-smoothing mass, e.g. 0.5"),
-            (0 < cfg.confident_fraction <= 1, f"--confident-fraction {cfg.confident_fraction} is outside (0, 1]"),
-            *((getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} {getattr(cfg, name)} must not be negative")
-              for name in ("w_pc", "w_tri", "w_re", "margin")),
-            (0 <= cfg.plk < cfg.puk, f"--plk {cfg.plk} --puk {cfg.puk}: need 0 <= plk < puk (a rank range)"),
-            (0 <= cfg.nlk < cfg.nuk, f"--nlk {cfg.nlk} --nuk {cfg.nuk}: need 0 <= nlk < nuk (a rank range)"),
-            (cfg.re_k >= 1, f"--re-k {cfg.re_k} must be at least 1"),
-            (0 <= cfg.re_sigma <= 1, f"--re-sigma {cfg.re_sigma} is outside [0, 1]"),
-            (cfg.bank >= 1, f"--bank {cfg.bank} must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
+        need(cfg.epsilon is None or 0 <= cfg.epsilon < 1, f"--epsilon {cfg.epsilon} is outside [0, 1): the "
+             "label-smoothing mass, e.g. 0.5")
+        need(0 < cfg.confident_fraction <= 1, f"--confident-fraction {cfg.confident_fraction} is outside (0, 1]")
+        for name in ("w_pc", "w_tri", "w_re", "margin"):
+            need(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} {getattr(cfg, name)} must not be negative")
+        need(0 <= cfg.plk < cfg.puk, f"--plk {cfg.plk} --puk {cfg.puk}: need 0 <= plk < puk (a rank range)")
+        need(0 <= cfg.nlk < cfg.nuk, f"--nlk {cfg.nlk} --nuk {cfg.nuk}: need 0 <= nlk < nuk (a rank range)")
+        need(cfg.re_k >= 1, f"--re-k {cfg.re_k} must be at least 1")
+        need(0 <= cfg.re_sigma <= 1, f"--re-sigma {cfg.re_sigma} is outside [0, 1]")
+        need(cfg.bank >= 1, f"--bank {cfg.bank} must be at least 1")
 
 
 RECIPES = {

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from comining import distributed
-from comining.errors import UserError
+from comining.errors import need
 from comining.losses import soft_cross_entropy
 from comining.methods import UNUSED, TwoNetworks, masked_mean, register
 from comining.noise import rate_is_unknown
@@ -43,15 +43,10 @@ class DivideMixOptions:
     @classmethod
     def validate(cls, cfg) -> None:
         """UserError naming the first of these options of ``cfg`` that is out of range."""
-        checks = [
-            (0 <= cfg.dm_tau <= 1, f"--dm-tau {cfg.dm_tau} is outside [0, 1]: a clean probability, e.g. 0.5"),
-            (cfg.dm_temperature > 0, f"--dm-temperature {cfg.dm_temperature} must be positive, e.g. 0.5"),
-            (cfg.dm_alpha > 0, f"--dm-alpha {cfg.dm_alpha} must be positive, e.g. 4"),
-            (cfg.dm_lambda_u is None or cfg.dm_lambda_u >= 0, f"--dm-lambda-u {cfg.dm_lambda_u} must not be negative"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
+        need(0 <= cfg.dm_tau <= 1, f"--dm-tau {cfg.dm_tau} is outside [0, 1]: a clean probability, e.g. 0.5")
+        need(cfg.dm_temperature > 0, f"--dm-temperature {cfg.dm_temperature} must be positive, e.g. 0.5")
+        need(cfg.dm_alpha > 0, f"--dm-alpha {cfg.dm_alpha} must be positive, e.g. 4")
+        need(cfg.dm_lambda_u is None or cfg.dm_lambda_u >= 0, f"--dm-lambda-u {cfg.dm_lambda_u} must not be negative")
 
 
 def default_lambda_u(cfg) -> float:
@@ -59,9 +54,7 @@ def default_lambda_u(cfg) -> float:
     0 under asymmetric noise; 25 where the noise rate is unknown (a label file or an image set)."""
     if rate_is_unknown(cfg):
         return 25.0
-    if cfg.noise_type == "asymmetric":
-        return 0.0
-    if cfg.closed_rate < 0.35:
+    if cfg.noise_type == "asymmetric" or cfg.closed_rate < 0.35:
         return 0.0
     return 25.0 if cfg.closed_rate < 0.65 else 150.0
 
