@@ -9,6 +9,8 @@ The engine asks it for the epoch's rate once per epoch; the estimators are in ``
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from comining import noise_rate
@@ -72,7 +74,7 @@ class ForgetRate:
             if not estimate.separated and self.method.counts_without_split:
                 estimate = noise_rate.without_split(estimate, probs, labels, self.method.epsilon)
             return estimate
-        return noise_rate.with_concentration(estimate, probs, labels)
+        return replace(estimate, concentration=noise_rate.disagreement_concentration(probs, labels))
 
     def adopt(self, estimate: noise_rate.NoiseEstimate, history: list[dict], record: dict) -> str:
         """Make ``estimate`` (from ``read``; under DDP rank 0's, so all ranks agree) the target from the

@@ -136,17 +136,9 @@ def anchor_noise_rate(probs, labels, smoothing: float = 0.0, quantile: float = A
 
 def why_first_holds(second: NoiseEstimate, rate_in_use: float, first_separation: float) -> str | None:
     """Why the rate in use (the first estimate's) stands against a ``second`` estimate made after
-    some epochs of selection, or None where ``second`` replaces it.
-
-    ``second`` needs ``concentration`` set (``with_concentration``); ``first_separation`` is the first
-    estimate's Ashman's D. The second estimate is used only where its losses separate, and then to
-    raise the rate, or to lower it only where the first split was confident too (D ≥ 2) and the
-    noise is class-dependent: the one case where the warm-up's split is confidently wrong. Elsewhere
-    a lower second estimate is the expected bias of a network that has memorised the wrong labels
-    its clean sets kept; and a first estimate whose losses did not separate was counted without a
-    split, while the second estimate's mixture runs low in just those cases (pair flips the warm-up
-    half learned, heavy symmetric noise).
-    """
+    some epochs of selection (its ``concentration`` set), or None where ``second`` replaces it;
+    ``first_separation`` is the first estimate's Ashman's D. The rule and its reasons are the module
+    docstring's."""
     if not second.separated:
         return f"the losses do not separate (D = {second.separation:.1f})"
     if second.rate > rate_in_use:
@@ -159,12 +151,6 @@ def why_first_holds(second: NoiseEstimate, rate_in_use: float, first_separation:
                 f"{second.concentration:.2f} < {CLASS_DEPENDENT}), where a network that has trained on its "
                 "clean sets has memorised the wrong labels they kept and estimates low")
     return None
-
-
-def with_concentration(estimate: NoiseEstimate, probs, labels) -> NoiseEstimate:
-    """``estimate`` with ``concentration`` set from ``probs`` and ``labels`` (see
-    ``disagreement_concentration``)."""
-    return replace(estimate, concentration=disagreement_concentration(probs, labels))
 
 
 def disagreement_concentration(probs, labels) -> float:
@@ -219,12 +205,10 @@ def confident_joint_noise_rate(probs, labels) -> float:
 
 
 def without_split(estimate: NoiseEstimate, probs, labels, smoothing: float = 0.0) -> NoiseEstimate:
-    """For a mixture ``estimate`` that did not separate: the higher of the two estimates that need no
-    split, the confident joint's (``confident_joint_noise_rate``) and the anchor points'
-    (``anchor_noise_rate``, the targets' label smoothing ``smoothing`` undone); the mixture's rate is
-    kept as ``mixture_rate``. The higher, because a rate too low trains on wrong labels from the
-    start: the two agree within 0.02 under heavy symmetric noise, and the anchors undercount pair flips.
-    """
+    """For a mixture ``estimate`` that did not separate: the higher of the confident joint's and the
+    anchor points' rates (the targets' label smoothing ``smoothing`` undone), the mixture's kept as
+    ``mixture_rate``. The higher, because a rate too low trains on wrong labels from the start: the
+    two agree within 0.02 under heavy symmetric noise, and the anchors undercount pair flips."""
     joint = confident_joint_noise_rate(probs, labels)
     anchors = anchor_noise_rate(probs, labels, smoothing)
     return replace(estimate, rate=max(joint, anchors), confident_joint_rate=joint, anchor_rate=anchors,
