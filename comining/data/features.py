@@ -20,7 +20,6 @@ sharing a cache never see half a chunk; two that compute the same images write t
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ from comining.data.listing import Listing, list_images
 from comining.data.training_set import TrainingSet, file_stats, subset_positions
 from comining.errors import UserError
 from comining.models.backbone import describe, features_of, load_backbone
-from comining.rundir import atomic_json, atomic_write
+from comining.rundir import atomic_json, atomic_torch_save
 
 FORMAT = 1  # of the cache's chunks; part of every recipe's key
 EXTRACT_BATCH = 64  # images per forward pass of the backbone
@@ -134,9 +133,8 @@ class FeatureCache:
 
     def store(self, folder: Path, keys: list[str], features: torch.Tensor) -> None:
         """One chunk, named by its keys (two writers of the same samples write the same name)."""
-        buffer = io.BytesIO()
-        torch.save({"keys": list(keys), "features": features.cpu().contiguous()}, buffer)
-        atomic_write(folder / f"{digest(''.join(keys).encode())}.pt", buffer.getvalue())
+        atomic_torch_save(folder / f"{digest(''.join(keys).encode())}.pt",
+                          {"keys": list(keys), "features": features.cpu().contiguous()})
 
     def usage(self) -> list[dict]:
         """One dict per recipe folder: its recipe.json, chunks, samples and bytes on disk."""
