@@ -176,16 +176,19 @@ def build_parser() -> Parser:
     grid.add_argument("--help-all", action=HelpAction, nargs=0, help="every option, with the seed's spellings")
     add_settings_flags(table)
 
-    _, group = command(commands, "inspect", "summarise a run's verdicts per class and draw a contact sheet",
-                       "RUN_DIR", run_dir=True)
+    inspect = commands.add_parser("inspect", help="summarise a run's verdicts per class and draw a contact sheet")
+    inspect.usage_tail = "RUN_DIR"
+    group = inspect.add_argument_group("inspect")
+    group.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
     group.add_argument("--output", metavar="PNG", help="contact sheet path [default RUN_DIR/contact_sheet.png]")
     group.add_argument("--per-class", type=int, default=8, metavar="N", help="images shown per class and verdict [default 8]")
     group.add_argument("--max-classes", type=int, default=50, metavar="N",
                        help="classes drawn, those with the most images set aside first [default 50]")
     group.add_argument("--force", action="store_true", help="replace an existing --output file")
 
-    predict, group = command(commands, "predict", "classify image files or folders with a trained run",
-                             "--run RUN_DIR PATH...")
+    predict = commands.add_parser("predict", help="classify image files or folders with a trained run")
+    predict.usage_tail = "--run RUN_DIR PATH..."
+    group = predict.add_argument_group("predict")
     group.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     group.add_argument("--run", required=True, metavar="RUN_DIR", help="the run directory whose model to use")
     group.add_argument("--output", default="predictions.csv", metavar="CSV",
@@ -196,36 +199,30 @@ def build_parser() -> Parser:
     group.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per forward pass [default 64]")
     group.add_argument("--workers", type=int, default=2, metavar="N", help="processes decoding images [default 2]")
 
-    _, group = command(commands, "review", "write a page to look at a run's verdicts, decide, and save labels",
-                       "RUN_DIR", run_dir=True)
+    review = commands.add_parser("review", help="write a page to look at a run's verdicts, decide, and save labels")
+    review.usage_tail = "RUN_DIR"
+    group = review.add_argument_group("review")
+    group.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
     group.add_argument("--serve", action="store_true",
                        help="also serve the page on 127.0.0.1; saving then writes RUN_DIR/reviewed_labels.csv")
     group.add_argument("--port", type=int, default=8765, metavar="PORT", help="port for --serve (0: any free one) [default 8765]")
 
-    _, group = command(commands, "export", "write a run's decisions as a label file to train on again",
-                       "RUN_DIR --out FILE", run_dir=True)
+    export = commands.add_parser("export", help="write a run's decisions as a label file to train on again")
+    export.usage_tail = "RUN_DIR --out FILE"
+    group = export.add_argument_group("export")
+    group.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
     group.add_argument("--out", required=True, metavar="FILE", help="label file to write (.csv or .npy)")
     group.add_argument("--format", choices=("csv", "npy"), help="file format [default: from FILE's extension]")
     group.add_argument("--keep-discarded", action="store_true",
                        help="keep discarded samples with their given label instead of leaving them out")
     group.add_argument("--force", action="store_true", help="replace an existing FILE")
 
-    _, group = command(commands, "cache", "show the size of the --backbone frozen feature cache, or clear it")
+    cache = commands.add_parser("cache", help="show the size of the --backbone frozen feature cache, or clear it")
+    group = cache.add_argument_group("cache")
     group.add_argument("--cache-dir", metavar="DIR", help="the cache [default $XDG_CACHE_HOME/comining/features, "
                                                           "or ~/.cache/comining/features]")
     group.add_argument("--clear", action="store_true", help="remove every cached feature")
     return parser
-
-
-def command(commands, name: str, help: str, usage_tail: str = "", run_dir: bool = False):
-    """(parser, its group of options named after it) of sub-command ``name``; ``run_dir``: the command
-    reads a run directory, its first argument."""
-    parser = commands.add_parser(name, help=help)
-    parser.usage_tail = usage_tail
-    group = parser.add_argument_group(name)
-    if run_dir:
-        group.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (--out of comining train)")
-    return parser, group
 
 
 def typed_settings(args) -> dict:
