@@ -259,9 +259,8 @@ def backbone_mode(cfg: Config) -> str:
         return cfg.backbone
     if cfg.backbone_file is not None:  # a feature extractor is only ever used frozen
         return "frozen"
-    if cfg.dataset not in ("folder", "csv") or (cfg.weights or "none").lower() == "none":
-        return "finetune"
-    if cfg.device.startswith("cuda"):
+    pretrained = (cfg.weights or "none").lower() != "none"
+    if cfg.dataset not in ("folder", "csv") or not pretrained or cfg.device.startswith("cuda"):
         return "finetune"
     import torch  # only here: the settings and their help need no torch
     return "frozen" if cfg.device == "cpu" or not torch.cuda.is_available() else "finetune"
@@ -376,16 +375,12 @@ def comparable(values: dict) -> dict:
     """Settings in the form two runs are compared in: an ε of 0.5 is what the default (None) means on
     every data set where 0.5 can run at all (three classes or more), so runs stored before the default
     became None still match it."""
-    if values.get("epsilon") == 0.5:
-        return {**values, "epsilon": None}
-    return values
+    return {**values, "epsilon": None} if values.get("epsilon") == 0.5 else values
 
 
 def noise_tag(cfg: Config) -> str:
     """Short name of the noise setting for run directories and tables, e.g. sym50, asym40-open20."""
-    if cfg.labels and cfg.closed_rate == 0 and cfg.open_ratio == 0:
-        return "labels"
     if cfg.closed_rate == 0 and cfg.open_ratio == 0:
-        return "clean"
+        return "labels" if cfg.labels else "clean"
     tag = f"{'sym' if cfg.noise_type == 'symmetric' else 'asym'}{round(cfg.closed_rate * 100)}"
     return tag + (f"-open{round(cfg.open_ratio * 100)}" if cfg.open_ratio else "")
