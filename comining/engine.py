@@ -92,7 +92,6 @@ class Trainer:
             raise UserError(f"--batch-size {cfg.batch_size} does not split evenly over {self.world} processes: "
                             f"use a multiple of {self.world}")
         self.precision, self.precision_reason = hardware.precision_choice(cfg.precision, self.device)
-        self.channels_last = True  # faster convolutions on GPUs and on this project's CPUs alike
         self.pretrained = not resuming  # a resumed run takes its weights from the checkpoint
         hardware.seed_everything(cfg.seed + self.rank)  # DDP copies rank 0's weights; views differ per rank
         self.frozen = cfg.backbone == "frozen"  # a head on cached features (comining/data/features.py)
@@ -111,7 +110,7 @@ class Trainer:
         else:
             plain = self.method.view_kinds == ("plain",)  # the authors' baselines: tensor conversion only
             self.views = Views(self.data.crop_size, self.data.padding, self.data.flip,
-                               None if plain else self.data.normalize, self.channels_last)
+                               None if plain else self.data.normalize, channels_last=True)
         self.history: list[dict] = []
         self.start_epoch = 0
         self.run = RunDir(out) if out is not None and distributed.is_main() else None  # rank 0 writes
@@ -128,8 +127,7 @@ class Trainer:
         model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
         if self.pretrained:
             load_weights(model, self.cfg.weights, self.cfg.arch, progress=not self.cfg.quiet)
-        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        return model.to(self.device, memory_format=memory_format)
+        return model.to(self.device, memory_format=torch.channels_last)  # faster on GPUs and our CPUs alike
 
     # -- the loop -------------------------------------------------------------------------------
 

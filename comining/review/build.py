@@ -54,10 +54,9 @@ def suspicion_order(rows: list[dict]) -> list[int]:
 def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[list[str]]:
     """[(what, value)] of the run's summary, as text."""
     dataset = cfg.get("synthetic") or cfg.get("dataset") or data.get("dataset") or "?"
-    if data.get("root"):
-        dataset += f" ({data['root']})"
     noise = results.get("noise") or {}
     if data.get("root"):
+        dataset += f" ({data['root']})"
         given = "the labels as given (rate unknown)"
     else:
         given = f"{cfg.get('noise_type', '?')} {cfg.get('closed_rate', 0):.0%}" + (
