@@ -28,14 +28,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from comining import hardware, labelfile
+from comining import hardware
 from comining.config import Config
-from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD, Views
-from comining.data.decode import ImageFiles, check_regular, loader
-from comining.data.image_set import is_folder_dataset, readable
+from comining.data.augment import Views
+from comining.data.decode import check_regular
+from comining.data.image_set import FolderData, is_folder_dataset, readable
 from comining.data.in_memory import InMemoryData
 from comining.data.listing import Listing, list_images
-from comining.data.training_set import TrainingSet, file_stats, subset_positions
+from comining.data.training_set import TrainingSet
 from comining.errors import UserError
 from comining.models.backbone import describe, features_of, load_backbone
 from comining.rundir import atomic_json, atomic_torch_save
@@ -178,71 +178,29 @@ class FeatureViews:
         return x[torch.arange(x.shape[0], device=x.device), first + pick_].float()
 
 
-def at(column: list, keep: list[int] | None) -> list:
-    """The entries of ``column`` at positions ``keep`` (all for None)."""
-    return column if keep is None else [column[i] for i in keep]
+class ImageSource(FolderData):
+    """An image folder or CSV list chosen as FolderData chooses it, but where a file whose features are
+    cached (``known`` finds its content key) counts as readable without decoding it; ``keys`` /
+    ``test_keys`` are the files' content keys."""
 
+    def __init__(self, cfg: Config, device, listing: Listing, known):
+        self.known, self.key_of = known, {}
+        super().__init__(cfg, device, listing)
+        self.keys = [self.key_of[name] for name in self.files]
+        self.test_keys = [self.key_of[name] for name in self.test_files]
 
-class ImageSource:
-    """An image folder or CSV list chosen as FolderData chooses it (readable files, then
-    ``--train-subset``, then a label file), but where a file whose features are cached counts as
-    readable without decoding it. Attributes as FolderData's; ``keys`` / ``test_keys`` the content keys."""
-
-    reads_files = True
-    channels = 3
-    true_labels = None
-    noise: dict = {}
-
-    def __init__(self, cfg: Config, listing: Listing, known):
-        self.root, self.classes, self.skipped_files = listing.root, listing.classes, listing.skipped
-        self.workers, self.image_size, self.crop_size = cfg.workers, cfg.rescale_size, cfg.crop_size or 448
-        if self.crop_size > self.image_size:
-            raise UserError(f"--crop-size {self.crop_size} is larger than --rescale-size {self.image_size}: "
-                            "lower --crop-size or raise --rescale-size")
-        self.padding, self.flip = cfg.padding or 0, True if cfg.flip is None else cfg.flip
-        self.normalize = (IMAGENET_MEAN, IMAGENET_STD)
-        train = self.usable(listing.train_where, listing.files, listing.labels, known)
-        test = self.usable(listing.eval_where, listing.test_files, listing.test_labels, known)
-        keep = subset_positions(len(train[0]), cfg.train_subset, shuffled=True)
-        files, labels, keys = (at(column, keep) for column in train)
-        self.full_size, self.left_out = len(files), listing.left_out
-        if cfg.labels:  # matched by path, after the subset, as FolderData does
-            from_file = labelfile.read_by_path(cfg.labels, files, self.root, self.classes, cfg.label_key).tolist()
-            kept = [i for i, y in enumerate(from_file) if y != labelfile.LEFT_OUT]
-            if not kept:
-                raise UserError(f"{cfg.labels} gives no label to any training image of {self.root}: its paths "
-                                "must be relative to that folder (as in verdicts.csv) or absolute")
-            self.left_out += len(files) - len(kept)
-            files, keys, labels = [files[i] for i in kept], [keys[i] for i in kept], [from_file[i] for i in kept]
-        keep = subset_positions(len(test[0]), cfg.test_subset, shuffled=True)
-        self.test_files, test_labels, self.test_keys = (at(column, keep) for column in test)
-        self.files, self.keys = files, keys
-        self.labels = torch.tensor(labels, dtype=torch.long)
-        self.test_labels = torch.tensor(test_labels, dtype=torch.long)
-
-    def usable(self, where: str, files: list[str], labels: list[int], known) -> tuple[list, list, list]:
-        """(files, labels, keys) of a split's readable files (``image_set.readable``), those whose key
-        ``known`` finds cached counted readable without decoding."""
+    def usable(self, where: str, files: list[str], labels: list[int]) -> tuple[list[str], list[int]]:
         keys = {name: file_key(self.root / name) for name in files}
-        cached = known(list(keys.values()))
-        kept, kept_labels = readable(self.root, where, files, labels, self.classes, self.workers, self.skipped_files,
-                                     known={name for name, key in keys.items() if key in cached})
-        return kept, kept_labels, [keys[name] for name in kept]
+        self.key_of.update(keys)
+        cached = self.known(list(keys.values()))
+        return readable(self.root, where, files, labels, self.classes, self.workers, self.skipped_files,
+                        known={name for name, key in keys.items() if key in cached})
 
     def pixel_batches(self, split: str, positions: list[int], device):
         """(positions [b], ok [b bool], uint8 images of the ok ones, {position: reason}) per batch."""
-        files = self.files if split == "train" else self.test_files
-        for index, ok, images, reasons in loader(ImageFiles(files, self.image_size, root=self.root),
-                                                 [positions[s:s + EXTRACT_BATCH]
-                                                  for s in range(0, len(positions), EXTRACT_BATCH)],
-                                                 self.workers, device.type == "cuda"):
+        batches = [positions[s:s + EXTRACT_BATCH] for s in range(0, len(positions), EXTRACT_BATCH)]
+        for index, ok, images, reasons in self.decoded(self.files if split == "train" else self.test_files, batches):
             yield index, ok, images.to(device), reasons
-
-    def sample_names(self) -> list[str]:
-        return list(self.files)
-
-    def content_check(self) -> torch.Tensor:
-        return file_stats(self.root, self.files)
 
 
 class ArraySource(InMemoryData):
@@ -297,7 +255,7 @@ class FeatureData(TrainingSet):
         if files:
             test_folder = self.folder("test", 1)  # a file with cached features decoded before: no check
             with self.own_random_state():
-                self.source = ImageSource(cfg, listing, lambda keys: self.cache.present(test_folder, keys))
+                self.source = ImageSource(cfg, self.device, listing, lambda keys: self.cache.present(test_folder, keys))
         for name in ("reads_files", "root", "classes", "noise", "full_size", "left_out", "skipped_files",
                      "channels", "image_size", "crop_size", "padding", "flip", "normalize", "true_labels"):
             setattr(self, name, getattr(self.source, name))

@@ -15,7 +15,7 @@ from comining import labelfile
 from comining.config import FOLDER_DATASETS, Config
 from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from comining.data.decode import ImageFiles, check_files, in_order, loader
-from comining.data.listing import LAYOUT, list_images
+from comining.data.listing import LAYOUT, Listing, list_images
 from comining.data.training_set import TrainingSet, file_stats, subset_positions
 from comining.errors import UserError
 
@@ -61,11 +61,11 @@ class FolderData(TrainingSet):
     channels = 3
     true_labels = None  # the truth of web data is unknown
 
-    def __init__(self, cfg: Config, device, workers: int | None = None):
-        listing = list_images(cfg)
+    def __init__(self, cfg: Config, device, listing: Listing | None = None):
+        listing = listing or list_images(cfg)
         self.root = listing.root
         self.device = torch.device(device)
-        self.workers = cfg.workers if workers is None else workers
+        self.workers = cfg.workers
         self.image_size = cfg.rescale_size
         self.crop_size = cfg.crop_size or 448
         if self.crop_size > self.image_size:
@@ -78,10 +78,8 @@ class FolderData(TrainingSet):
 
         self.classes, self.skipped_files = listing.classes, listing.skipped
         self.num_classes = len(self.classes)
-        files, labels = readable(self.root, listing.train_where, listing.files, listing.labels, self.classes,
-                                 self.workers, self.skipped_files)
-        test_files, test_labels = readable(self.root, listing.eval_where, listing.test_files, listing.test_labels,
-                                           self.classes, self.workers, self.skipped_files)
+        files, labels = self.usable(listing.train_where, listing.files, listing.labels)
+        test_files, test_labels = self.usable(listing.eval_where, listing.test_files, listing.test_labels)
         files, labels = pick(files, labels, subset_positions(len(files), cfg.train_subset, shuffled=True))
         self.full_size = len(files)
         self.left_out = listing.left_out
@@ -100,6 +98,10 @@ class FolderData(TrainingSet):
         self.test_labels = torch.tensor(test_labels, dtype=torch.long)
         self.failed_positions: set[int] = set()
         self.fingerprint()  # the files as the check above read them, before training reads them again
+
+    def usable(self, where: str, files: list[str], labels: list[int]) -> tuple[list[str], list[int]]:
+        """The files and labels of a split that decode (``readable``)."""
+        return readable(self.root, where, files, labels, self.classes, self.workers, self.skipped_files)
 
     def __len__(self) -> int:
         return len(self.files)
