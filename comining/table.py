@@ -137,10 +137,8 @@ def markdown_table(results: dict, methods: list[str], noises: list[str]) -> str:
         lines.append(f"| {noise_title(noise)} | " + " | ".join(row) + " |")
     seeds = {cell["runs"] for cell in cells.values()}
     if seeds != {1}:
-        lines.append("")
-        lines.append(f"Mean ± sample std over {'/'.join(str(s) for s in sorted(seeds))} seeds of each run's "
-                     "last-10 mean. Lead of each row's best over its runner-up, per seed:")
-        lines.append("")
+        lines += ["", f"Mean ± sample std over {'/'.join(str(s) for s in sorted(seeds))} seeds of each run's "
+                      "last-10 mean. Lead of each row's best over its runner-up, per seed:", ""]
         for noise in noises:
             lead = paired_lead(results, methods, noise)
             if lead:
