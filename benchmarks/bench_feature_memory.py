@@ -6,6 +6,11 @@ the cache peaks 587 MB above the baseline (1.20x); one training epoch with the v
 against 488 MB of features + 4 MB of banks (1.56x, over the 1.5x target).
 
     python benchmarks/bench_feature_memory.py [--rows 100000] [--dim 512] [--views 2] [--out runs/bench-memory]
+    python benchmarks/bench_feature_memory.py --scaling 20000,100000,200000
+
+--scaling runs the train phase at each row count and fits peak = fixed + slope x features: the slope is
+what the memory costs per cached byte, the fixed part what any run costs (the model, oneDNN's buffers,
+the verdict pass's neighbour search over a batch and its bank).
 
 Two phases, each in a process of its own (peak resident memory, ru_maxrss, is per process):
   load   random features of --rows samples (1 + 2K views of D values, float16: rows x (1+2K) x D x 2
@@ -128,12 +133,30 @@ def phase_train(rows: int, dim: int, views: int) -> float:
     return used / (cached + banks)
 
 
+def scaling(counts: list[int], dim: int, views: int) -> int:
+    """The train phase at each of ``counts`` rows, in processes of their own; prints the fitted line."""
+    import numpy as np
+
+    cached, peaks = [], []
+    for rows in counts:
+        out = subprocess.run([sys.executable, __file__, "--phase", "train", "--rows", str(rows), "--dim", str(dim),
+                              "--views", str(views)], capture_output=True, text=True).stdout
+        print(out.strip())
+        words = out.split()
+        cached.append(float(words[words.index("MB") - 1]))
+        peaks.append(float(words[words.index("peak") + 1]))
+    slope, fixed = np.polyfit(cached, peaks, 1)
+    print(f"peak = {fixed:.0f} MB + {slope:.2f} x the cached features")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--views", type=int, default=2, help="K, augmented views per kind")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-memory")
+    parser.add_argument("--scaling", help="comma-separated row counts: fit the train phase's peak against them")
     parser.add_argument("--phase", choices=("load", "train"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
@@ -142,7 +165,10 @@ def main() -> int:
     if args.phase == "train":
         return int(phase_train(args.rows, args.dim, args.views) > 1.5)
     import torch
-    print(f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{torch.backends.cpu.get_cpu_capability()}")
+    if args.scaling:
+        return scaling([int(r) for r in args.scaling.split(",")], args.dim, args.views)
     write_cache(args.out, args.rows, args.dim, args.views)
     codes = [subprocess.run([sys.executable, __file__, "--phase", phase, "--rows", str(args.rows), "--dim",
                              str(args.dim), "--views", str(args.views), "--out", str(args.out)]).returncode
