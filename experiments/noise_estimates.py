@@ -147,6 +147,23 @@ def per_row(runs: list[dict], names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def spread_intervals(runs: list[dict], names: list[str], top: int = 5) -> str:
+    """The pairs and triples of readings whose range (minimum to maximum) most often contains the
+    realised rate, narrowest first among equals: could the readings' disagreement be the interval?"""
+    import itertools
+
+    found = []
+    for size in (2, 3):
+        for combo in itertools.combinations(names, size):
+            low = np.array([min(r[n] for n in combo) for r in runs])
+            high = np.array([max(r[n] for n in combo) for r in runs])
+            realised = np.array([r["realised"] for r in runs])
+            found.append((int(((low <= realised) & (realised <= high)).sum()), float(np.mean(high - low)), combo))
+    found.sort(key=lambda f: (-f[0], f[1]))
+    return "\n".join(f"{covered} of {len(runs)} covered, mean width {width:.2f}: {', '.join(combo)}"
+                     for covered, width, combo in found[:top])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+")
@@ -158,6 +175,8 @@ def main() -> None:
     print()
     print("mean error (estimate − realised) per row, over its seeds:\n")
     print(per_row(runs, names))
+    print("\nthe readings' range as an interval:\n")
+    print(spread_intervals(runs, names))
 
 
 if __name__ == "__main__":
