@@ -5,7 +5,7 @@ and AMX, torch 2.13.0+cpu, 2 threads, bf16, idle; ResNet-18, 2,000 photos of 256
 frozen with features computed 347.9 s to verdicts.csv; cached 88.1 s (3.9x, 0 images decoded);
 fine-tuning 165.3 s per epoch, about 165 minutes for 60 epochs (28x the first frozen run).
 
-    python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1]
+    python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1 (0: frozen runs only)]
 
 What it does:
   1. writes a folder of --images photos of 256x256 px (JPEG): Fashion-MNIST images upscaled where the
@@ -114,10 +114,12 @@ def main() -> int:
     counter.write_text("")
     warm = timed(["train", *frozen, "--out", str(args.out / "warm")], counter)
     decodes = len(counter.read_text())
-    finetune = timed(["train", *COMMON, "--data-root", str(data), "--backbone", "finetune", "--epochs",
-                      str(args.finetune_epochs), "--warmup-epochs", "1", "--out", str(args.out / "finetune")])
-    history = (args.out / "finetune" / "metrics.jsonl").read_text().splitlines()
-    per_epoch = [json.loads(line)["seconds"] for line in history]
+    per_epoch = []
+    if args.finetune_epochs:  # 0: only the frozen runs (fine-tuning's epoch costs minutes and is recorded)
+        timed(["train", *COMMON, "--data-root", str(data), "--backbone", "finetune", "--epochs",
+               str(args.finetune_epochs), "--warmup-epochs", "1", "--out", str(args.out / "finetune")])
+        history = (args.out / "finetune" / "metrics.jsonl").read_text().splitlines()
+        per_epoch = [json.loads(line)["seconds"] for line in history]
     epochs = json.loads((args.out / "cold" / "config.json").read_text())["epochs"]
     results = {name: json.loads((args.out / name / "results.json").read_text()) for name in ("cold", "warm")}
 
@@ -126,8 +128,9 @@ def main() -> int:
           f"images computed; test accuracy {results['cold']['last10_mean']:.2f} %)")
     print(f"frozen, features cached:    {warm:7.1f} s ({cold / warm:.1f}x faster; {decodes} images decoded, "
           f"{results['warm']['backbone']['cached']} from the cache)")
-    print(f"fine-tuning:                {np.mean(per_epoch):7.1f} s per epoch ({len(per_epoch)} measured) -> "
-          f"{np.mean(per_epoch) * epochs / 60:.0f} min for {epochs} epochs (extrapolated)")
+    if per_epoch:
+        print(f"fine-tuning:                {np.mean(per_epoch):7.1f} s per epoch ({len(per_epoch)} measured) -> "
+              f"{np.mean(per_epoch) * epochs / 60:.0f} min for {epochs} epochs (extrapolated)")
     return 0 if cold < 300 and cold / warm >= 3 and decodes == 0 else 1
 
 
