@@ -1,0 +1,72 @@
+"""The issue-30 table: DivideMix against the default Co-mining, from the study's run directories.
+
+    COMMON="--dataset fashion-mnist --train-subset 3200 --test-subset 2000" \
+        experiments/run_cells.sh 2 experiments/dividemix_queue.txt
+    python experiments/summarise_dividemix.py runs/dm-study
+
+Per row: each method's mean ± sample std over seeds of the last-10 mean test accuracy, the paired
+difference Co-mining − DivideMix per seed, the F1 of each run's final verdicts at finding the wrong
+labels (verdicts.csv's true_label against given_label; open-set samples count as wrong), and the
+median seconds per run as results.json records them. Only seeds where both methods finished are
+paired; a row shows how many.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+METHODS = ("comining", "dividemix")
+
+
+def cell(folder: Path, row: str, method: str) -> dict[int, dict]:
+    """seed → {accuracy, f1, seconds} of the finished runs of one (row, method) cell."""
+    found = {}
+    for results in sorted(folder.glob(f"{row}-{method}-seed*/results.json")):
+        run = results.parent
+        with open(run / "verdicts.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        wrong = np.array([r["true_label"] != r["given_label"] for r in rows])
+        flagged = np.array([r["verdict"] != "clean" for r in rows])
+        caught = (wrong & flagged).sum()
+        f1 = 2 * caught / max(wrong.sum() + flagged.sum(), 1)
+        record = json.loads(results.read_text())
+        found[int(run.name.rsplit("seed", 1)[1])] = {"accuracy": record["last10_mean"], "f1": float(f1),
+                                                     "seconds": record["seconds"]}
+    return found
+
+
+def mean_std(values: list[float], digits: int = 2) -> str:
+    if not values:
+        return "–"
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.{digits}f} ± {std:.{digits}f}"
+
+
+def main(folder: Path) -> int:
+    rows = sorted({p.name.split("-comining-")[0] for p in folder.glob("*-comining-seed*")}
+                  | {p.name.split("-dividemix-")[0] for p in folder.glob("*-dividemix-seed*")})
+    print("| noise | seeds | Co-mining | DivideMix | Co-mining − DivideMix per seed (mean) "
+          "| verdict F1 Co-mining | verdict F1 DivideMix | s per run (Co-mining / DivideMix) |")
+    print("|---|---|---:|---:|---|---:|---:|---:|")
+    for row in rows:
+        runs = {m: cell(folder, row, m) for m in METHODS}
+        seeds = sorted(set(runs["comining"]) & set(runs["dividemix"]))
+        if not seeds:
+            continue
+        pick = {m: {k: [runs[m][s][k] for s in seeds] for k in ("accuracy", "f1", "seconds")} for m in METHODS}
+        diffs = [runs["comining"][s]["accuracy"] - runs["dividemix"][s]["accuracy"] for s in seeds]
+        shown = ", ".join(f"{d:+.2f}" for d in diffs)
+        print(f"| {row} | {','.join(map(str, seeds))} | {mean_std(pick['comining']['accuracy'])} "
+              f"| {mean_std(pick['dividemix']['accuracy'])} | {shown} ({np.mean(diffs):+.2f}) "
+              f"| {mean_std(pick['comining']['f1'], 3)} | {mean_std(pick['dividemix']['f1'], 3)} "
+              f"| {np.median(pick['comining']['seconds']):.0f} / {np.median(pick['dividemix']['seconds']):.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/dm-study")))
