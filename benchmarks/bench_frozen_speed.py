@@ -97,6 +97,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-frozen")
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--feature-views", type=int, help="K for the frozen runs (default: comining's)")
     args = parser.parse_args()
     import torch
 
@@ -108,6 +109,8 @@ def main() -> int:
     for path in (cache, args.out / "cold", args.out / "warm", args.out / "finetune"):
         shutil.rmtree(path, ignore_errors=True)
     frozen = [*COMMON, "--data-root", str(data), "--backbone", "frozen", "--cache-dir", str(cache)]
+    if args.feature_views:
+        frozen += ["--feature-views", str(args.feature_views)]
 
     cold = timed(["train", *frozen, "--out", str(args.out / "cold")])
     counter = args.out / "decodes.txt"
