@@ -325,9 +325,17 @@ def print_summary(cfg, results: dict, out: str) -> None:
     if results.get("precision_reason"):
         lines.append(f"precision {results['precision_reason']}")
     if "estimated_noise_rate" in results:
+        from comining import forget_rate, noise_rate
+        interval = results.get("estimated_noise_rate_interval")
         lines.append(f"noise rate estimated from the losses: {results['estimated_noise_rate']:.1%}"
-                     + (f" (realised {noise['wrong_labels']:.1%})" if "wrong_labels" in noise else "")
+                     + (f" (likely {interval[0]:.0%} to {interval[1]:.0%})" if interval else "")
+                     + (f", realised {noise['wrong_labels']:.1%}" if "wrong_labels" in noise else "")
                      + "; used as the forget rate")
+        if interval and forget_rate.is_wide(interval):
+            lines.append("the estimate is unsure (its interval spans more than "
+                         f"{noise_rate.WIDE_INTERVAL:.0%}): if you know about how many labels are wrong, "
+                         "pass --forget-rate RATE, or flag that share of this run's samples with "
+                         "comining.find_label_issues(run, share=RATE)")
     if "n_wrong_labels" in results:  # final verdicts: every method has them
         wrong = results["n_wrong_labels"]
         lines.append(f"wrong labels caught: {results['wrong_caught']} of {wrong}"

@@ -69,7 +69,8 @@ class ForgetRate:
         un-augmented class probabilities they came from (NaN rows: unreadable images), and the given
         ``labels``. A first estimate whose losses do not separate counts the wrong labels without a
         split where the method allows; a second one measures how concentrated the disagreements are."""
-        estimate = noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed)
+        estimate = replace(noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed),
+                           disagreement=noise_rate.disagreement_share(probs, labels))
         if self.target is None:
             if not estimate.separated and self.method.counts_without_split:
                 estimate = noise_rate.without_split(estimate, probs, labels, self.method.epsilon)
@@ -79,24 +80,30 @@ class ForgetRate:
     def adopt(self, estimate: noise_rate.NoiseEstimate, history: list[dict], record: dict) -> str:
         """Make ``estimate`` (from ``read``; under DDP rank 0's, so all ranks agree) the target from the
         next epoch on, unless it is a second estimate that ``noise_rate.why_first_holds`` finds a
-        reason against. Adds the readings to ``record`` (the epoch's metrics); returns the line to print."""
-        record.update(noise_separation=estimate.separation)
+        reason against. Adds the readings, and the interval around the rate in use, to ``record`` (the
+        epoch's metrics); returns the line to print."""
+        record.update(noise_separation=estimate.separation, disagreement_share=estimate.disagreement)
         if estimate.concentration is not None:
             record.update(disagreement_concentration=estimate.concentration)
         if self.target is not None:
             first_record = next(r for r in history if "estimated_noise_rate" in r)
             held_by = noise_rate.why_first_holds(estimate, self.target, first_record.get("noise_separation", 0.0))
             if held_by is not None:
-                record.update(unused_noise_rate=estimate.rate)
+                record.update(unused_noise_rate=estimate.rate, noise_rate_interval=self.interval(estimate))
                 return (f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: "
-                        f"the forget rate stays {self.target:.3f}")
+                        f"the forget rate stays {self.target:.3f} (interval {interval_text(record['noise_rate_interval'])})")
         self.target = estimate.rate
-        record.update(estimated_noise_rate=estimate.rate)
+        record.update(estimated_noise_rate=estimate.rate, noise_rate_interval=self.interval(estimate))
         if estimate.confident_joint_rate is not None:
             record.update(confident_joint_noise_rate=estimate.confident_joint_rate, anchor_noise_rate=estimate.anchor_rate)
         if estimate.mixture_rate is not None:  # the count without a split replaced the mixture's
             record.update(mixture_noise_rate=estimate.mixture_rate)
-        return f"{estimate.describe()}; forget rate {estimate.rate:.3f}"
+        return (f"{estimate.describe()}; interval {interval_text(record['noise_rate_interval'])}; "
+                f"forget rate {estimate.rate:.3f}")
+
+    def interval(self, estimate: noise_rate.NoiseEstimate) -> list[float]:
+        """[low, high] around the rate in use, from ``estimate``'s disagreement (``noise_rate.rate_interval``)."""
+        return list(noise_rate.rate_interval(self.target, estimate.disagreement))
 
     def restore(self, history: list[dict]) -> None:
         """On --resume: an estimated rate holds for the rest of the run."""
@@ -117,3 +124,19 @@ def estimated_noise_rate(history: list[dict]) -> float | None:
     """The noise rate that --forget-rate auto estimated during the run (None if it made none)."""
     estimates = [r["estimated_noise_rate"] for r in history if "estimated_noise_rate" in r]
     return estimates[-1] if estimates else None
+
+
+def estimated_interval(history: list[dict]) -> list[float] | None:
+    """[low, high]: how sure the run's last estimate of the noise rate is (None if it made none)."""
+    intervals = [r["noise_rate_interval"] for r in history if "noise_rate_interval" in r]
+    return intervals[-1] if intervals else None
+
+
+def interval_text(interval) -> str:
+    """"0.27–0.35" for an interval [low, high]."""
+    return f"{interval[0]:.2f}–{interval[1]:.2f}"
+
+
+def is_wide(interval) -> bool:
+    """Whether an interval [low, high] is too wide to act on (``noise_rate.WIDE_INTERVAL``)."""
+    return interval[1] - interval[0] > noise_rate.WIDE_INTERVAL

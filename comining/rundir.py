@@ -55,7 +55,8 @@ DATA_TYPES = {"format": int, "dataset": str, "root": (str, NONE), "classes": lis
               "image_size": int, "crop_size": int, "normalize": (list, NONE), "train_size": int,
               "full_train_size": int, "skipped_files": int, "backbone": dict}
 RESULT_TYPES = {"last10_mean": NUMBER, "last10_std": NUMBER, "best_acc": NUMBER, "best_epoch": int,
-                "epochs": int, "seconds": NUMBER, "estimated_noise_rate": NUMBER, "noise": dict}
+                "epochs": int, "seconds": NUMBER, "estimated_noise_rate": NUMBER,
+                "estimated_noise_rate_interval": (list, NONE), "noise": dict}
 RESULT_KEYS = ("last10_mean", "last10_std", "best_acc", "best_epoch", "epochs", "seconds")  # always written
 EPOCH_TYPES = {"epoch": int, "test_acc": NUMBER, "label_precision": (*NUMBER, NONE),
                "label_recall": (*NUMBER, NONE), "relabel_acc": (*NUMBER, NONE), "open_discarded": (*NUMBER, NONE)}

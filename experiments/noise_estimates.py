@@ -22,6 +22,13 @@ epochs of selection, the networks having trained on the shipped rule's clean set
                    class, label smoothing undone (a network fitted to noisy labels models how often an
                    annotator gives each class to such an image)
   val-argmax@t     on the clean evaluation split: the share of images the network puts in another class
+  argmax@t         in-sample: the share of samples whose most probable class is not their label (what
+                   ``noise_rate.disagreement_share`` reads in a run)
+  joint@t, anchor@t  the confident joint and anchor points on the in-sample probabilities
+
+The last block scores the interval a run reports (``noise_rate.rate_interval`` around the rate in use
+and argmax@later, as the engine computes it at the second estimate): its coverage on the rows its
+margin was chosen on (synthetic and annotator-model) and on the held-out human-like rows.
 """
 
 from __future__ import annotations
@@ -95,6 +102,9 @@ def candidates(d) -> dict:
         out[f"oof-argmax@{t}"] = float((oof.argmax(1) != labels).mean())
         out[f"oof-mix@{t}"] = mixture(given_p(oof, labels))
         out[f"knn@{t}"] = float((knn_votes(feats, labels, classes).argmax(1) != labels).mean())
+        out[f"argmax@{t}"] = noise_rate.disagreement_share(probs, labels)
+        out[f"joint@{t}"] = noise_rate.confident_joint_noise_rate(probs, labels)
+        out[f"anchor@{t}"] = noise_rate.anchor_noise_rate(probs, labels, float(d["epsilon"]))
         weak, strong = d[f"weak_{t}"].argmax(1), d[f"strong_{t}"].argmax(1)
         anchors = (weak == strong) & (weak == labels)
         p = given_p(probs, labels)
@@ -164,6 +174,24 @@ def spread_intervals(runs: list[dict], names: list[str], top: int = 5) -> str:
                      for covered, width, combo in found[:top])
 
 
+def interval_coverage(runs: list[dict], margin: float = noise_rate.INTERVAL_MARGIN) -> str:
+    """How often the shipped interval contains the realised rate: on the rows its margin was chosen
+    on, on the held-out human-like rows, and per row; with its mean width and how often it is wide."""
+    def score(group):
+        bounds = [noise_rate.rate_interval(r["shipped"], r["argmax@later"], margin) for r in group]
+        inside = [lo <= r["realised"] <= hi for (lo, hi), r in zip(bounds, group)]
+        widths = [hi - lo for lo, hi in bounds]
+        wide = sum(w > noise_rate.WIDE_INTERVAL for w in widths)
+        return f"{sum(inside)} of {len(group)} ({np.mean(inside):.0%}), mean width {np.mean(widths):.2f}, {wide} wide"
+
+    chosen = [r for r in runs if not r["row"].startswith("human")]
+    held = [r for r in runs if r["row"].startswith("human")]
+    lines = [f"margin {margin}: chosen on {score(chosen)}; held out (human-like) {score(held)}; all {score(runs)}", ""]
+    for dataset, row in sorted({(r["dataset"], r["row"]) for r in runs}):
+        lines.append(f"{dataset} {row}: {score([r for r in runs if r['dataset'] == dataset and r['row'] == row])}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+")
@@ -177,6 +205,8 @@ def main() -> None:
     print(per_row(runs, names))
     print("\nthe readings' range as an interval:\n")
     print(spread_intervals(runs, names))
+    print("\nthe interval a run reports (noise_rate.rate_interval):\n")
+    print(interval_coverage(runs))
 
 
 if __name__ == "__main__":

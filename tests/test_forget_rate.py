@@ -10,6 +10,7 @@ from torch import nn
 
 from comining.config import Config, resolve
 from comining.forget_rate import ForgetRate, estimated_noise_rate, target_rate
+from comining.noise_rate import INTERVAL_MARGIN, rate_interval
 from comining.methods import METHODS
 from comining.models import build_model
 from test_noise_rate import one_loss_population, two_loss_populations
@@ -124,6 +125,11 @@ def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [("estimated_noise_rate" in r) for r in history] == [False, True, False]
     assert results["estimated_noise_rate"] == history[1]["estimated_noise_rate"] == results["forget_rate"]
+    # How sure it is: from the estimate to the network's disagreement with the labels, plus the margin.
+    low, high = results["estimated_noise_rate_interval"]
+    readings = sorted([results["estimated_noise_rate"], history[1]["disagreement_share"]])
+    assert (low, high) == pytest.approx((max(0, readings[0] - INTERVAL_MARGIN), min(1, readings[1] + INTERVAL_MARGIN)))
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["estimated_noise_rate_interval"] == [low, high]
     # The default recipe ramps the estimate in: the first selecting epoch forgets 1/num_gradual of it.
     assert history[2]["forget_rate"] == pytest.approx(results["estimated_noise_rate"] / cfg.num_gradual)
     assert json.loads((tmp_path / "run" / "results.json").read_text())["recipe"] == "default"
@@ -188,6 +194,11 @@ def test_auto_re_estimates_once_replacing_under_class_dependent_noise_and_only_r
     else:  # recorded, not used
         assert "estimated_noise_rate" not in history[3] and "unused_noise_rate" in history[3]
     assert history[4]["forget_rate"] == pytest.approx(expected, abs=0.03 if used else 0)
+    # The interval is the one around the rate in use, read with the second estimate's disagreement (2/3).
+    assert history[3]["disagreement_share"] == pytest.approx(2 / 3, abs=0.01)
+    assert history[3]["noise_rate_interval"] == pytest.approx(
+        list(rate_interval(history[4]["forget_rate"], history[3]["disagreement_share"])))
+    assert results["estimated_noise_rate_interval"] == history[3]["noise_rate_interval"]
     assert results["estimated_noise_rate"] == results["forget_rate"] == history[4]["forget_rate"]
     # Resumed after the second estimate, the run keeps the rate in use.
     assert engine.Trainer.resume(tmp_path / "run").forget.target == results["forget_rate"]
@@ -212,3 +223,18 @@ def test_a_given_forget_rate_is_never_estimated(tmp_path, monkeypatch):
     monkeypatch.setattr(evidence, "given_label_losses", lambda *a: pytest.fail("estimated a given rate"))
     cfg = resolve({"train_subset": 200, "epochs": 5, "warmup_epochs": 2, "quiet": True, "closed_rate": 0.4})
     assert engine.Trainer(cfg).fit()["forget_rate"] == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("interval, advised", [([0.25, 0.37], False), ([0.12, 0.47], True)])
+def test_the_summary_shows_the_interval_and_advises_a_rate_only_where_it_is_wide(capsys, interval, advised):
+    from comining.cli import print_summary
+    cfg = resolve({"forget_rate": "auto", "closed_rate": 0.4})
+    results = {"last10_mean": 90.0, "last10_std": 1.0, "epochs": 10, "best_acc": 91.0, "best_epoch": 9,
+               "precision": "fp32", "device": "cpu", "seconds": 5.0, "train_size": 100,
+               "noise": {"wrong_labels": 0.4}, "estimated_noise_rate": 0.31, "estimated_noise_rate_interval": interval,
+               "n_clean": 70, "n_relabelled": 10, "n_discarded": 20}
+    print_summary(cfg, results, "run")
+    out = capsys.readouterr().out
+    assert f"31.0% (likely {interval[0]:.0%} to {interval[1]:.0%})" in out
+    assert ("pass --forget-rate RATE" in out) == advised
+    assert ("find_label_issues(run, share=RATE)" in out) == advised

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from comining.noise_rate import (CLASS_DEPENDENT, NoiseEstimate, anchor_noise_rate, confident_joint_noise_rate,
-                                 disagreement_concentration, estimate_noise_rate, why_first_holds, without_split)
+                                 disagreement_concentration, disagreement_share, estimate_noise_rate, rate_interval,
+                                 why_first_holds, without_split)
 
 
 def two_loss_populations(rng, n, share):
@@ -158,3 +159,16 @@ def test_a_second_estimate_raises_the_rate_and_lowers_only_a_confident_split_of_
     assert "spread over the classes (concentration 0.10 < 0.4)" in why_first_holds(second(0.2), 0.3, 2.5)
     assert why_first_holds(second(0.2, concentration=0.9), 0.3, 2.5) is None  # pair flips misled the first
     assert second(0.2, concentration=CLASS_DEPENDENT).class_dependent and not second(0.2).class_dependent
+
+
+def test_disagreement_share_counts_samples_put_outside_their_label_and_ignores_unreadable_rows():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.1, 0.4], [0.2, 0.2, 0.6], [np.nan] * 3])
+    labels = np.array([0, 0, 2, 2, 1])
+    # row 1 is put in class 1 (label 0), row 2 in class 0 (label 2); the NaN row is not a sample
+    assert disagreement_share(probs, labels) == pytest.approx(2 / 4)
+
+
+@pytest.mark.parametrize("rate, disagreement, expected", [(0.30, 0.20, (0.14, 0.36)), (0.20, 0.30, (0.14, 0.36)),
+                                                          (0.03, 0.10, (0.0, 0.16)), (0.97, 0.90, (0.84, 1.0))])
+def test_the_interval_spans_both_readings_and_the_margin_within_zero_and_one(rate, disagreement, expected):
+    assert rate_interval(rate, disagreement, margin=0.06) == pytest.approx(expected)

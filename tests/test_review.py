@@ -19,7 +19,7 @@ from browser import browser, watched  # noqa: F401  (fixtures)
 from conftest import cli_runner
 from PIL import Image
 
-from comining.review.build import build_review, script_json, suspicion_order
+from comining.review.build import build_review, estimated_text, script_json, suspicion_order
 from comining.review.decisions import check_label_file, verdict_label, verdict_right
 from comining.review.serve import open_server
 from comining.errors import UserError
@@ -66,6 +66,12 @@ def test_most_suspect_first_uses_label_quality_then_score():
     assert suspicion_order(without) == [2, 1, 3, 0]  # highest score = least trusted first
     without[1]["score"] = "5.0"
     assert suspicion_order(without) == [1, 2, 3, 0]
+
+
+def test_the_summary_shows_the_estimate_with_its_interval_where_the_run_has_one():
+    assert estimated_text(0.3127, [0.24, 0.41]) == "31.3% (likely 24% to 41%)"
+    assert estimated_text(0.3127, None) == "31.3%"  # a run made before intervals
+    assert estimated_text(None, None) == "not estimated"
 
 
 def test_script_json_cannot_close_the_script_element():

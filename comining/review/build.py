@@ -68,12 +68,21 @@ def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[lis
              ["method", str(cfg.get("method", results.get("method", "?")))],
              ["recipe", str(cfg.get("recipe") or "paper")],
              ["noise given", given],
-             ["noise estimated", f"{estimated:.1%}" if isinstance(estimated, (int, float)) else "not estimated"]]
+             ["noise estimated", estimated_text(estimated, results.get("estimated_noise_rate_interval"))]]
     if "last10_mean" in results:
         lines.append(["test accuracy", f"{results['last10_mean']:.2f} ± {results.get('last10_std', 0):.2f} % "
                       f"(mean of the last {min(10, results.get('epochs', 10))} epochs; best "
                       f"{results.get('best_acc', 0):.2f} % at epoch {results.get('best_epoch', '?')})"])
     return lines
+
+
+def estimated_text(estimated, interval) -> str:
+    """The estimated noise rate, with its interval where the run has one (older runs do not)."""
+    if not isinstance(estimated, (int, float)):
+        return "not estimated"
+    if isinstance(interval, list) and len(interval) == 2:
+        return f"{estimated:.1%} (likely {interval[0]:.0%} to {interval[1]:.0%})"
+    return f"{estimated:.1%}"
 
 
 def run_classes(rows: list[dict], data: dict) -> list[str]:
