@@ -88,6 +88,10 @@ def test_a_changed_file_is_computed_again_and_the_others_reused(folder, tmp_path
     Image.fromarray(pattern(2, np.random.RandomState(7))).save(folder / changed)
     third = features_of(cfg)
     assert (third.computed, third.cached) == (1, 38)
+    # More views than the cache holds: the new views of every training image are computed, and the
+    # summary must not call those images cached.
+    more = features_of(frozen_cfg(folder, tmp_path / "cache", feature_views=cfg.feature_views + 1))
+    assert (more.computed, more.cached) == (30, 9)
     position = third.sample_names().index(changed)
     others = [i for i in range(30) if i != position]
     assert torch.equal(third.images[others], first.images[others])

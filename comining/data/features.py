@@ -264,7 +264,8 @@ class FeatureData(TrainingSet):
         self.true_labels = None if self.true_labels is None else self.true_labels.to(self.device)
         self.test_labels = self.source.test_labels.to(self.device)
         self.failed_positions: set[int] = set()
-        self.computed = self.cached = 0
+        self.computed = self.cached = 0  # images with a view computed here; images found whole in the cache
+        self.computed_keys: set[tuple[str, str]] = set()  # (split, key) of the images counted as computed
         self.layout: dict[str, tuple[int, int]] = {}
         self.fingerprint()
 
@@ -301,6 +302,10 @@ class FeatureData(TrainingSet):
                 del part
                 first += count
             self.test_images = self.features("test", self.source.test_keys, "test", 1).to(self.device)
+        # An image counts as computed where any of its views was: a run asking for more
+        # --feature-views than the cache holds computes the new views of images it otherwise found.
+        self.computed = len(self.computed_keys)
+        self.cached = len(self.source.keys) + len(self.source.test_keys) - self.computed
         self.images = images.to(self.device)
         self.backbone_net.cpu()  # its work is done; the head trains alone
 
@@ -316,9 +321,7 @@ class FeatureData(TrainingSet):
             if not torch.equal(computed.half().float(), computed):
                 out = out.float()
             out[missing] = computed.to(out.dtype)
-        if kind == "test":  # each image counted once, under its un-augmented view
-            self.cached += len(keys) - len(missing)
-            self.computed += len(missing)
+        self.computed_keys.update((split, keys[i]) for i in missing)
         return out
 
     @torch.no_grad()
