@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageOps
 
 from comining.data.augment import Views
+from comining.data import autoaugment
 from comining.data.autoaugment import OPERATIONS, BatchAutoAugment
 from test_no_sync import RefuseSync
 
@@ -130,13 +131,30 @@ def test_images_without_an_operation_are_untouched():
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_full_policy_stays_in_range_and_makes_no_host_synchronisation(channels):
+def test_full_policy_stays_in_range_and_makes_no_host_synchronisation_on_a_gpu(channels, monkeypatch):
+    monkeypatch.setattr(autoaugment, "SUBSET_DEVICES", set())  # the path a GPU takes
     x = torch.rand(64, channels, 28, 28)
     torch.manual_seed(0)
     with RefuseSync():
         out = BatchAutoAugment()(x)
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     assert not torch.equal(out, x)
+
+
+@pytest.mark.parametrize("channels, side, bf16", [(1, 28, False), (3, 32, False), (3, 48, True)])
+def test_the_cpu_computes_each_operation_on_its_images_alone_with_the_gpu_paths_result(channels, side, bf16,
+                                                                                      monkeypatch):
+    """Bit for bit, over many draws: a run's images must not depend on which path made them."""
+    for seed in range(12):
+        x = torch.rand(32, channels, side, side, generator=torch.Generator().manual_seed(seed))
+        out = {}
+        for path, devices in (("subsets", {"cpu"}), ("whole batch", set())):
+            monkeypatch.setattr(autoaugment, "SUBSET_DEVICES", devices)
+            torch.manual_seed(seed)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out[path] = BatchAutoAugment()(x)
+        assert not torch.equal(out["subsets"], x)
+        assert torch.equal(out["subsets"], out["whole batch"]), seed
 
 
 # --- views -----------------------------------------------------------------------------------
