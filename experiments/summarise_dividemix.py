@@ -3,6 +3,7 @@
     COMMON="--dataset fashion-mnist --train-subset 3200 --test-subset 2000" \
         experiments/run_cells.sh 2 experiments/dividemix_queue.txt
     python experiments/summarise_dividemix.py runs/dm-study
+    python experiments/summarise_dividemix.py runs/human-rows comining-true   # or comining-auto
 
 Per row: each method's mean ± sample std over seeds of the last-10 mean test accuracy, the paired
 difference Co-mining − DivideMix per seed, the F1 of each run's final verdicts at finding the wrong
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-METHODS = ("comining", "dividemix")
 
 
 def cell(folder: Path, row: str, method: str) -> dict[int, dict]:
@@ -47,18 +47,22 @@ def mean_std(values: list[float], digits: int = 2) -> str:
     return f"{np.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
-def main(folder: Path) -> int:
-    rows = sorted({p.name.split("-comining-")[0] for p in folder.glob("*-comining-seed*")}
+def main(folder: Path, comining: str = "comining") -> int:
+    """``comining``: the name Co-mining's run directories carry, before "-seed" (human_rows_queue.sh
+    runs it given the realised rate, "comining-true", and with auto, "comining-auto")."""
+    methods = (comining, "dividemix")
+    rows = sorted({p.name.split(f"-{comining}-")[0] for p in folder.glob(f"*-{comining}-seed*")}
                   | {p.name.split("-dividemix-")[0] for p in folder.glob("*-dividemix-seed*")})
     print("| noise | seeds | Co-mining | DivideMix | Co-mining − DivideMix per seed (mean) "
           "| verdict F1 Co-mining | verdict F1 DivideMix | s per run (Co-mining / DivideMix) |")
     print("|---|---|---:|---:|---|---:|---:|---:|")
     for row in rows:
-        runs = {m: cell(folder, row, m) for m in METHODS}
+        runs = {m: cell(folder, row, m) for m in methods}
+        runs["comining"] = runs.pop(comining)
         seeds = sorted(set(runs["comining"]) & set(runs["dividemix"]))
         if not seeds:
             continue
-        pick = {m: {k: [runs[m][s][k] for s in seeds] for k in ("accuracy", "f1", "seconds")} for m in METHODS}
+        pick = {m: {k: [runs[m][s][k] for s in seeds] for k in ("accuracy", "f1", "seconds")} for m in ("comining", "dividemix")}
         diffs = [runs["comining"][s]["accuracy"] - runs["dividemix"][s]["accuracy"] for s in seeds]
         shown = ", ".join(f"{d:+.2f}" for d in diffs)
         print(f"| {row} | {','.join(map(str, seeds))} | {mean_std(pick['comining']['accuracy'])} "
@@ -69,4 +73,4 @@ def main(folder: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/dm-study")))
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/dm-study"), *sys.argv[2:3]))
