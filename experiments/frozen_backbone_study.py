@@ -48,6 +48,10 @@ ARMS = {
     "frozen-linear-K2": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "2"],
     "frozen-linear-K4": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "4"],
     "frozen-mlp-K2": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "mlp", "--feature-views", "2"],
+    # The same head under the image-set preset's schedule (SGD 0.01, batch 25, 60 epochs, cosine): what
+    # --backbone frozen trained with by default before it had a schedule of its own.
+    "frozen-linear-K2-web-schedule": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear",
+                                      "--feature-views", "2", "{web-schedule}"],
     "scratch": ["--backbone", "finetune", "--weights", "none"],
     "finetune": ["--backbone", "finetune", "--weights", "{backbone}"],
 }
@@ -133,7 +137,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "frozen-study")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
     args = parser.parse_args()
+    arms = {name: ARMS[name] for name in (args.arms.split(",") if args.arms else ARMS)}
     seeds = [int(s) for s in args.seeds.split(",")]
     out = args.out.resolve()
     truth = json.loads((out / "truth.json").read_text()) if (out / "truth.json").is_file() else write_folders(out)
@@ -143,16 +149,18 @@ def main() -> int:
         train(["--dataset", "folder", "--data-root", str(out / "pretrain"), "--method", "standard", "--arch", "small",
                "--backbone", "finetune", "--weights", "none", "--epochs", "20", "--warmup-epochs", "5",
                *GEOMETRY, *SCHEDULE, "--out", str(out / "backbone")])
-    common = ["--dataset", "folder", "--data-root", str(out / "noisy"), "--arch", "small", "--epochs",
-              str(args.epochs), "--warmup-epochs", "5", "--cache-dir", str(out / "cache"), *GEOMETRY, *SCHEDULE]
+    common = ["--dataset", "folder", "--data-root", str(out / "noisy"), "--arch", "small", "--cache-dir",
+              str(out / "cache"), *GEOMETRY]
+    schedule = ["--epochs", str(args.epochs), "--warmup-epochs", "5", *SCHEDULE]
     table: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
-        for arm, extra in ARMS.items():
+        for arm, extra in arms.items():
             run = out / f"{arm}-seed{seed}"
             if not (run / "results.json").is_file():
                 shutil.rmtree(run, ignore_errors=True)
-                seconds = train([*common, *[a.replace("{backbone}", str(backbone)) for a in extra], "--seed",
-                                 str(seed), "--out", str(run)])
+                own = ["--workers", "2", "--quiet"] if "{web-schedule}" in extra else schedule
+                seconds = train([*common, *own, *[a.replace("{backbone}", str(backbone)) for a in extra
+                                                  if a != "{web-schedule}"], "--seed", str(seed), "--out", str(run)])
                 (run / "wall_seconds.txt").write_text(f"{seconds:.1f}\n")
             results = json.loads((run / "results.json").read_text())
             cell = table.setdefault(arm, {"accuracy": [], "seconds": [], "f1": [], "estimate": []})
