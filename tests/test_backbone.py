@@ -105,6 +105,20 @@ def test_the_key_holds_the_backbone_and_the_geometry(folder, tmp_path):
         assert (data.computed, data.cached) == (39, 0), other
 
 
+def test_another_seed_with_the_same_weights_file_reuses_the_cache(folder, tmp_path):
+    """Only the backbone's features key the cache: a weights file for 4 classes leaves the 1000-way
+    classifier at a random draw from --seed, which computes no feature."""
+    from comining.models import build_model
+    weights = tmp_path / "four_classes.pt"
+    torch.manual_seed(0)
+    torch.save(build_model("small", 3, 4, 16).state_dict(), weights)
+    first = features_of(frozen_cfg(folder, tmp_path / "cache", weights=str(weights), seed=1))
+    again = features_of(frozen_cfg(folder, tmp_path / "cache", weights=str(weights), seed=2))
+    assert (first.computed, again.computed, again.cached) == (39, 0, 39)
+    assert torch.equal(again.images, first.images)
+    assert first.backbone["sha256"] != again.backbone["sha256"]  # the whole state differs, as predict checks it
+
+
 def test_a_second_run_decodes_no_image(folder, tmp_path, monkeypatch):
     cfg = frozen_cfg(folder, tmp_path / "cache")
     calls = []

@@ -275,7 +275,7 @@ class FeatureData(TrainingSet):
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
 
     def folder(self, kind: str, count: int) -> Path:
-        recipe = {"backbone": self.backbone["sha256"], "backbone_name": describe(self.backbone), "kind": kind,
+        recipe = {"backbone": self.backbone.get("features_sha256", self.backbone["sha256"]), "backbone_name": describe(self.backbone), "kind": kind,
                   "count": count, "channels": self.backbone["channels"],
                   "image_size": self.cfg.rescale_size if is_folder_dataset(self.cfg.dataset) else None,
                   "crop_size": self.crop, "padding": self.cfg.padding, "flip": self.cfg.flip,

@@ -24,7 +24,7 @@ from torch import nn
 
 from comining.errors import UserError
 from comining.models import build_model
-from comining.models.weights import load_weights
+from comining.models.weights import HEAD, load_weights
 
 
 class Features(nn.Module):
@@ -69,10 +69,13 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def state_sha256(module: nn.Module) -> str:
-    """SHA-256 of every tensor of ``module``'s state dict, with its name, shape and type."""
+def state_sha256(module: nn.Module, skip: tuple[str, ...] = ()) -> str:
+    """SHA-256 of every tensor of ``module``'s state dict, with its name, shape and type (but those
+    whose names start with one of ``skip``)."""
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
+        if name.startswith(skip):
+            continue
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype};".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
@@ -132,8 +135,10 @@ def load_backbone(cfg, channels: int, crop: int, progress: bool = False) -> tupl
         module = build_arch(cfg.arch, weights, channels, crop, cfg.seed, progress)
         if weights.lower() not in ("none", "imagenet"):
             weights = str(Path(weights).resolve())  # predict finds it from any folder
+        # The cache's key: the classifier never computes a feature, and where a weights file does not
+        # fit it, it keeps a random initialisation drawn from --seed, which must not key the cache.
         record = {"kind": "arch", "name": cfg.arch, "weights": weights, "seed": cfg.seed,
-                  "sha256": state_sha256(module)}
+                  "sha256": state_sha256(module), "features_sha256": state_sha256(module, skip=("model." + HEAD,))}
         source = f"--arch {cfg.arch}"
     freeze(module)
     record.update(dim=feature_width(module, channels, crop, source), channels=channels, crop_size=crop)
