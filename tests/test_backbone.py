@@ -207,6 +207,10 @@ def test_auto_is_frozen_for_own_image_sets_on_a_cpu_with_pretrained_weights(fold
     base = {"dataset": "folder", "data_root": str(folder), "device": "cpu"}
     cfg = config.resolve(base)  # the web preset: ImageNet weights
     assert cfg.backbone == "frozen" and (cfg.rescale_size, cfg.crop_size) == (256, 224)
+    # a head's schedule, not the preset's fine-tuning one, unless asked
+    assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs, cfg.schedule) == ("adam", 0.001, 64, 40, "linear")
+    assert config.resolve({**base, "batch_size": 25}).batch_size == 25
+    assert config.resolve({**base, "backbone": "finetune"}).optimizer == "sgd"
     assert config.resolve({**base, "crop_size": 160}).crop_size == 160
     assert config.resolve({**base, "backbone": "finetune"}).crop_size == 448
     assert config.resolve({**base, "weights": "none"}).backbone == "finetune"  # from scratch: no features
