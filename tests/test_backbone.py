@@ -92,10 +92,19 @@ def test_a_changed_file_is_computed_again_and_the_others_reused(folder, tmp_path
     # summary must not call those images cached.
     more = features_of(frozen_cfg(folder, tmp_path / "cache", feature_views=cfg.feature_views + 1))
     assert (more.computed, more.cached) == (30, 9)
+
     position = third.sample_names().index(changed)
     others = [i for i in range(30) if i != position]
     assert torch.equal(third.images[others], first.images[others])
     assert not torch.equal(third.images[position, 0], first.images[position, 0])  # not served stale
+
+
+def test_identical_files_are_counted_once_each_as_computed(tmp_path):
+    write_folder(tmp_path / "data")
+    twin = tmp_path / "data" / "train" / "ring" / "twin.png"
+    twin.write_bytes((tmp_path / "data" / "train" / "ring" / "03.png").read_bytes())  # same content, same key
+    data = features_of(frozen_cfg(tmp_path / "data", tmp_path / "cache"))
+    assert (data.computed, data.cached) == (40, 0)  # 31 training and 9 evaluation images
 
 
 def test_the_key_holds_the_backbone_and_the_geometry(folder, tmp_path):
@@ -211,6 +220,11 @@ def test_auto_is_frozen_for_own_image_sets_on_a_cpu_with_pretrained_weights(fold
     assert (cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs, cfg.schedule) == ("adam", 0.001, 64, 40, "linear")
     assert config.resolve({**base, "batch_size": 25}).batch_size == 25
     assert config.resolve({**base, "backbone": "finetune"}).optimizer == "sgd"
+    # a group the user touched keeps the preset's values whole: no SGD at Adam's rate, no decay past the end
+    sgd = config.resolve({**base, "optimizer": "sgd"})
+    assert (sgd.optimizer, sgd.lr, sgd.weight_decay) == ("sgd", 0.01, 1e-5)
+    short = config.resolve({**base, "epochs": 10})
+    assert (short.epochs, short.schedule, short.warmup_epochs) == (10, "cosine", 10) and short.optimizer == "adam"
     assert config.resolve({**base, "crop_size": 160}).crop_size == 160
     assert config.resolve({**base, "backbone": "finetune"}).crop_size == 448
     assert config.resolve({**base, "weights": "none"}).backbone == "finetune"  # from scratch: no features

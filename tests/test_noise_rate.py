@@ -172,3 +172,8 @@ def test_disagreement_share_counts_samples_put_outside_their_label_and_ignores_u
                                                           (0.03, 0.10, (0.0, 0.16)), (0.97, 0.90, (0.84, 1.0))])
 def test_the_interval_spans_both_readings_and_the_margin_within_zero_and_one(rate, disagreement, expected):
     assert rate_interval(rate, disagreement, margin=0.06) == pytest.approx(expected)
+
+
+def test_without_a_readable_sample_there_is_no_disagreement_and_the_interval_is_the_margin():
+    assert disagreement_share(np.full((3, 2), np.nan), np.array([0, 1, 0])) is None
+    assert rate_interval(0.3, None, margin=0.06) == pytest.approx((0.24, 0.36))

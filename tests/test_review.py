@@ -72,6 +72,7 @@ def test_the_summary_shows_the_estimate_with_its_interval_where_the_run_has_one(
     assert estimated_text(0.3127, [0.24, 0.41]) == "31.3% (likely 24% to 41%)"
     assert estimated_text(0.3127, None) == "31.3%"  # a run made before intervals
     assert estimated_text(None, None) == "not estimated"
+    assert estimated_text(0.3127, [None, "x"]) == "31.3%"  # a damaged interval is left out, not a crash
 
 
 def test_script_json_cannot_close_the_script_element():

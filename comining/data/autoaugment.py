@@ -7,7 +7,8 @@ then applied as one batched pass per operation type, with per-image magnitudes, 
 keeps the images that did not draw that operation: no host read, which would stall a GPU's queue.
 On the CPU, where a host read costs nothing, each operation is instead computed on just the images
 that drew it, about a tenth of the work (``SUBSET_DEVICES``); both give the same images, bit for
-bit, since every operation acts on each image alone. The image operations are kornia's where it has
+bit, since every operation acts on each image alone (sharpness, whose rounding depends on the batch,
+is computed on the whole batch in both). The image operations are kornia's where it has
 a batched one (sharpness, equalize, affine warps); the policy table is kornia's. Magnitude ranges
 follow the AutoAugment paper (as torchvision implements it); colour factors are 1 ± magnitude.
 """
@@ -114,13 +115,13 @@ class BatchAutoAugment:
             drew = torch.isin(op, torch.tensor([OPERATIONS.index(name) for name in geometric], dtype=op.dtype))
             for rows in [drew.nonzero().flatten()] if geometric else []:
                 if len(rows):
-                    x[rows] = self.warp(x[rows], op[rows], level[rows], sign[rows], geometric)
+                    x[rows] = self.warp(x[rows], op[rows], level[rows], sign[rows], geometric).to(x.dtype)
             for name in others:
                 rows = (op == OPERATIONS.index(name)).nonzero().flatten()
                 if len(rows) and name in BATCH_DEPENDENT:
-                    x[rows] = self.operation(name, x, level, sign)[rows]
+                    x[rows] = self.operation(name, x, level, sign)[rows].to(x.dtype)
                 elif len(rows):
-                    x[rows] = self.operation(name, x[rows], level[rows], sign[rows])
+                    x[rows] = self.operation(name, x[rows], level[rows], sign[rows]).to(x.dtype)
             return x
         chosen = {name: (op == OPERATIONS.index(name)).view(-1, 1, 1, 1) for name in present}
         if geometric:  # all geometric operations of the slot in one warp: each image gets its own matrix

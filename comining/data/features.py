@@ -8,8 +8,8 @@ at random (torch's global generator, seeded by the run like the pixel views' cro
 the un-augmented one (``test``, also the evaluation split's only view) and K = ``--feature-views``
 random ones of each augmented kind the method trains on (``weak``, ``strong``).
 
-The cache (``FeatureCache``, under ``--cache-dir``): one folder per recipe, a hash of the backbone's
-SHA-256, the image geometry, the view kind and K and the precision, holding chunk files of (sample
+The cache (``FeatureCache``, under ``--cache-dir``): one folder per recipe, a hash of the SHA-256 of
+the weights the features depend on, the image geometry, the view kind and K and the precision, holding chunk files of (sample
 keys, features). A sample's key is a hash of its content (an image file's bytes, an in-memory image's
 pixels), so a changed file is computed again and never served stale, a renamed or copied one is not,
 and any run on the same images with the same backbone (``--resume``, another method, another seed)
@@ -265,7 +265,7 @@ class FeatureData(TrainingSet):
         self.test_labels = self.source.test_labels.to(self.device)
         self.failed_positions: set[int] = set()
         self.computed = self.cached = 0  # images with a view computed here; images found whole in the cache
-        self.computed_keys: set[tuple[str, str]] = set()  # (split, key) of the images counted as computed
+        self.computed_rows: set[tuple[str, int]] = set()  # (split, position) of the images counted as computed
         self.layout: dict[str, tuple[int, int]] = {}
         self.fingerprint()
 
@@ -304,7 +304,7 @@ class FeatureData(TrainingSet):
             self.test_images = self.features("test", self.source.test_keys, "test", 1).to(self.device)
         # An image counts as computed where any of its views was: a run asking for more
         # --feature-views than the cache holds computes the new views of images it otherwise found.
-        self.computed = len(self.computed_keys)
+        self.computed = len(self.computed_rows)
         self.cached = len(self.source.keys) + len(self.source.test_keys) - self.computed
         self.images = images.to(self.device)
         self.backbone_net.cpu()  # its work is done; the head trains alone
@@ -321,7 +321,7 @@ class FeatureData(TrainingSet):
             if not torch.equal(computed.half().float(), computed):
                 out = out.float()
             out[missing] = computed.to(out.dtype)
-        self.computed_keys.update((split, keys[i]) for i in missing)
+        self.computed_rows.update((split, i) for i in missing)
         return out
 
     @torch.no_grad()

@@ -10,7 +10,8 @@ Two kinds:
 ``record`` describes the backbone for data.json (what it is, where it came from, its SHA-256 and
 feature width), so ``predict`` rebuilds it from the run directory alone and refuses one that changed.
 The SHA-256 is of the weights as loaded (every tensor of the state dict) for an architecture, of the
-file's bytes for TorchScript; it is also part of the feature cache's key.
+file's bytes for TorchScript. The feature cache's key takes ``features_sha256``: for an architecture
+the same without its classifier, which computes no feature; for TorchScript the file's.
 """
 
 from __future__ import annotations

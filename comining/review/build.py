@@ -80,7 +80,7 @@ def estimated_text(estimated, interval) -> str:
     """The estimated noise rate, with its interval where the run has one (older runs do not)."""
     if not isinstance(estimated, (int, float)):
         return "not estimated"
-    if isinstance(interval, list) and len(interval) == 2:
+    if isinstance(interval, list) and len(interval) == 2 and all(isinstance(v, (int, float)) for v in interval):
         return f"{estimated:.1%} (likely {interval[0]:.0%} to {interval[1]:.0%})"
     return f"{estimated:.1%}"
 
