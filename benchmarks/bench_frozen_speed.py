@@ -3,7 +3,9 @@
 Evidence (docs/PERFORMANCE.md, section f): 2026-12-06, Intel Xeon, 2 cores, AVX512 with AVX512-BF16
 and AMX, torch 2.13.0+cpu, 2 threads, bf16, idle; ResNet-18, 2,000 photos of 256 px, one run each:
 frozen with features computed 347.9 s to verdicts.csv; cached 88.1 s (3.9x, 0 images decoded);
-fine-tuning 165.3 s per epoch, about 165 minutes for 60 epochs (28x the first frozen run).
+fine-tuning 165.3 s per epoch, about 165 minutes for 60 epochs (28x the first frozen run). Again on
+2026-12-06 (third session, same CPU kind, `--finetune-epochs 0`), with the per-operation AutoAugment
+and the frozen head's own schedule (40 epochs): 232.1 s with features computed, 90.9 s cached (2.6x).
 
     python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1 (0: frozen runs only)]
 
