@@ -327,11 +327,11 @@ def print_summary(cfg, results: dict, out: str) -> None:
     if "estimated_noise_rate" in results:
         from comining import forget_rate, noise_rate
         interval = results.get("estimated_noise_rate_interval")
-        lines.append(f"noise rate estimated from the losses: {results['estimated_noise_rate']:.1%}"
-                     + (f" (likely {interval[0]:.0%} to {interval[1]:.0%})" if interval else "")
+        lines.append("noise rate estimated from the losses: "
+                     + forget_rate.estimated_text(results["estimated_noise_rate"], interval)
                      + (f", realised {noise['wrong_labels']:.1%}" if "wrong_labels" in noise else "")
                      + "; used as the forget rate")
-        if interval and forget_rate.is_wide(interval):
+        if forget_rate.is_wide(interval):
             lines.append("the estimate is unsure (its interval spans more than "
                          f"{noise_rate.WIDE_INTERVAL:.0%}): if you know about how many labels are wrong, "
                          "pass --forget-rate RATE, or flag that share of this run's samples with "

@@ -132,11 +132,27 @@ def estimated_interval(history: list[dict]) -> list[float] | None:
     return intervals[-1] if intervals else None
 
 
+def is_interval(interval) -> bool:
+    """Whether ``interval`` (from results.json, so possibly absent or damaged) is [low, high]."""
+    return isinstance(interval, list) and len(interval) == 2 and all(isinstance(v, (int, float)) for v in interval)
+
+
+def estimated_text(estimated, interval) -> str:
+    """"31.3% (likely 24% to 41%)": an estimated noise rate, with its interval where the run has one
+    (older runs do not); "not estimated" without a rate."""
+    if not isinstance(estimated, (int, float)):
+        return "not estimated"
+    if is_interval(interval):
+        return f"{estimated:.1%} (likely {interval[0]:.0%} to {interval[1]:.0%})"
+    return f"{estimated:.1%}"
+
+
 def interval_text(interval) -> str:
     """"0.27–0.35" for an interval [low, high]."""
     return f"{interval[0]:.2f}–{interval[1]:.2f}"
 
 
 def is_wide(interval) -> bool:
-    """Whether an interval [low, high] is too wide to act on (``noise_rate.WIDE_INTERVAL``)."""
-    return interval[1] - interval[0] > noise_rate.WIDE_INTERVAL
+    """Whether an interval [low, high] is too wide to act on (``noise_rate.WIDE_INTERVAL``); False
+    for a missing or damaged one."""
+    return is_interval(interval) and interval[1] - interval[0] > noise_rate.WIDE_INTERVAL

@@ -48,7 +48,7 @@ def mean_std(values: list[float], digits: int = 2) -> str:
 
 
 def main(folder: Path, comining: str = "comining") -> int:
-    """``comining``: the name Co-mining's run directories carry, before "-seed" (human_rows_queue.sh
+    """``comining``: the name Co-mining's run directories carry, before "-seed" (testbed_accuracy_queue.sh
     runs it given the realised rate, "comining-true", and with auto, "comining-auto")."""
     methods = (comining, "dividemix")
     rows = sorted({p.name.split(f"-{comining}-")[0] for p in folder.glob(f"*-{comining}-seed*")}

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Issue 27's accuracy check on testbed rows (label files written by experiments/noise_testbed.py labels):
-# each METHOD with --forget-rate auto (as a user runs it) and given the row's realised rate (as the
-# paper's protocol does), seeds 4-6, FM 3,200 training and 2,000 test images, one thread per run.
+# Runs on testbed rows (label files written by experiments/noise_testbed.py labels), seeds 4-6, FM 3,200
+# training and 2,000 test images, one thread per run, JOBS at once. Each METHOD runs with
+# --forget-rate auto (as a user runs it) and given the row's realised rate (as the paper's protocol does),
+# named ROW-METHOD-auto-seedS and ROW-METHOD-true-seedS; dividemix, which has no forget rate, runs once,
+# with the α 0.5 of issue 30's study, named ROW-dividemix-seedS (issues 27 and 30).
 # Usage: experiments/testbed_accuracy_queue.sh JOBS OUT METHODS ROW:RATE [ROW:RATE ...]
-#   e.g. experiments/testbed_accuracy_queue.sh 2 runs/testbed-acc comining,coteaching annot20:0.194375
-# Finished runs are skipped; summarise with experiments/summarise_testbed_accuracy.py OUT.
+#   e.g. experiments/testbed_accuracy_queue.sh 2 runs/human-rows comining,dividemix human-aggre:0.0878125
+# Finished runs are skipped; summarise with experiments/summarise_testbed_accuracy.py OUT (auto against
+# true) and experiments/summarise_dividemix.py OUT comining-true (DivideMix against Co-mining).
 set -u
 jobs=${1:?JOBS}; out=${2:?OUT}; methods=${3:?METHODS}; shift 3
 PYTHON=${PYTHON:-python3}
@@ -14,6 +17,10 @@ for seed in 4 5 6; do
   for row in "$@"; do
     name=${row%%:*}; rate=${row##*:}
     for method in ${methods//,/ }; do
+      if [ "$method" = dividemix ]; then
+        echo "$name-dividemix-seed$seed --labels runs/testbed/$name.npy --method dividemix --dm-alpha 0.5 --seed $seed"
+        continue
+      fi
       echo "$name-$method-auto-seed$seed --labels runs/testbed/$name.npy --method $method --forget-rate auto --seed $seed"
       echo "$name-$method-true-seed$seed --labels runs/testbed/$name.npy --method $method --forget-rate $rate --seed $seed"
     done

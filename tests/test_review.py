@@ -19,7 +19,8 @@ from browser import browser, watched  # noqa: F401  (fixtures)
 from conftest import cli_runner
 from PIL import Image
 
-from comining.review.build import build_review, estimated_text, script_json, suspicion_order
+from comining.forget_rate import estimated_text
+from comining.review.build import build_review, script_json, suspicion_order
 from comining.review.decisions import check_label_file, verdict_label, verdict_right
 from comining.review.serve import open_server
 from comining.errors import UserError

@@ -112,15 +112,17 @@ class BatchAutoAugment:
         others = [name for name in OPERATIONS if name in present and name not in GEOMETRIC]
         if x.device.type in SUBSET_DEVICES:
             x = x.clone()
-            drew = torch.isin(op, torch.tensor([OPERATIONS.index(name) for name in geometric], dtype=op.dtype))
-            for rows in [drew.nonzero().flatten()] if geometric else []:
-                if len(rows):
-                    x[rows] = self.warp(x[rows], op[rows], level[rows], sign[rows], geometric).to(x.dtype)
+            codes = torch.tensor([OPERATIONS.index(name) for name in geometric], dtype=op.dtype)
+            rows = torch.isin(op, codes).nonzero().flatten()
+            if len(rows):
+                x[rows] = self.warp(x[rows], op[rows], level[rows], sign[rows], geometric).to(x.dtype)
             for name in others:
                 rows = (op == OPERATIONS.index(name)).nonzero().flatten()
-                if len(rows) and name in BATCH_DEPENDENT:
+                if not len(rows):
+                    continue
+                if name in BATCH_DEPENDENT:
                     x[rows] = self.operation(name, x, level, sign)[rows].to(x.dtype)
-                elif len(rows):
+                else:
                     x[rows] = self.operation(name, x[rows], level[rows], sign[rows]).to(x.dtype)
             return x
         chosen = {name: (op == OPERATIONS.index(name)).view(-1, 1, 1, 1) for name in present}

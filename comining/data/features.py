@@ -9,8 +9,8 @@ the un-augmented one (``test``, also the evaluation split's only view) and K = `
 random ones of each augmented kind the method trains on (``weak``, ``strong``).
 
 The cache (``FeatureCache``, under ``--cache-dir``): one folder per recipe, a hash of the SHA-256 of
-the weights the features depend on, the image geometry, the view kind and K and the precision, holding chunk files of (sample
-keys, features). A sample's key is a hash of its content (an image file's bytes, an in-memory image's
+the weights the features depend on, the image geometry, the view kind and K and the precision,
+holding chunk files of (sample keys, features). A sample's key is a hash of its content (an image file's bytes, an in-memory image's
 pixels), so a changed file is computed again and never served stale, a renamed or copied one is not,
 and any run on the same images with the same backbone (``--resume``, another method, another seed)
 finds them. Chunks are written to a temporary file and renamed (``os.replace``), so runs and ranks
@@ -275,8 +275,8 @@ class FeatureData(TrainingSet):
         return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
 
     def folder(self, kind: str, count: int) -> Path:
-        recipe = {"backbone": self.backbone.get("features_sha256", self.backbone["sha256"]), "backbone_name": describe(self.backbone), "kind": kind,
-                  "count": count, "channels": self.backbone["channels"],
+        recipe = {"backbone": self.backbone["features_sha256"], "backbone_name": describe(self.backbone),
+                  "kind": kind, "count": count, "channels": self.backbone["channels"],
                   "image_size": self.cfg.rescale_size if is_folder_dataset(self.cfg.dataset) else None,
                   "crop_size": self.crop, "padding": self.cfg.padding, "flip": self.cfg.flip,
                   "dataset_kind": "files" if is_folder_dataset(self.cfg.dataset) else self.cfg.dataset,

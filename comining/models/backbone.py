@@ -129,7 +129,9 @@ def load_backbone(cfg, channels: int, crop: int, progress: bool = False) -> tupl
     if cfg.backbone_file:
         path = Path(cfg.backbone_file).resolve()
         module = load_torchscript(str(path))
-        record = {"kind": "torchscript", "name": path.name, "file": str(path), "sha256": file_sha256(path)}
+        digest = file_sha256(path)
+        record = {"kind": "torchscript", "name": path.name, "file": str(path), "sha256": digest,
+                  "features_sha256": digest}
         source = f"backbone file {cfg.backbone_file}"
     else:
         weights = cfg.weights or "none"

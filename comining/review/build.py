@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 
 from comining.errors import UserError
+from comining.forget_rate import estimated_text
 from comining.selection import SELECTIONS
 from comining.review import thumbs
 from comining.review.chart import history_chart
@@ -74,15 +75,6 @@ def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[lis
                       f"(mean of the last {min(10, results.get('epochs', 10))} epochs; best "
                       f"{results.get('best_acc', 0):.2f} % at epoch {results.get('best_epoch', '?')})"])
     return lines
-
-
-def estimated_text(estimated, interval) -> str:
-    """The estimated noise rate, with its interval where the run has one (older runs do not)."""
-    if not isinstance(estimated, (int, float)):
-        return "not estimated"
-    if isinstance(interval, list) and len(interval) == 2 and all(isinstance(v, (int, float)) for v in interval):
-        return f"{estimated:.1%} (likely {interval[0]:.0%} to {interval[1]:.0%})"
-    return f"{estimated:.1%}"
 
 
 def run_classes(rows: list[dict], data: dict) -> list[str]:
