@@ -1,4 +1,5 @@
-"""Per-sample loss functions shared by the methods (all return one value per sample)."""
+"""Per-sample loss functions shared by the methods (each returns one value per sample), and the
+sharpening of the soft targets some of them are given."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ def smooth_labels(labels: torch.Tensor, num_classes: int, epsilon: float) -> tor
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """-Σ_c target_c log softmax(logits)_c for each sample."""
     return -(target * F.log_softmax(logits.float(), dim=1)).sum(1)
+
+
+def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Rows of ``p`` [B×C] raised to 1/T and renormalised (MixMatch's sharpening of guessed targets)."""
+    p = p ** (1.0 / temperature)
+    return p / p.sum(1, keepdim=True)
 
 
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, base: float = math.e) -> torch.Tensor:

@@ -21,7 +21,7 @@ from comining.errors import UserError
 from comining.forget_rate import ForgetRate
 from comining.methods import METHODS, num_kept
 from comining.methods import comining as comining_module
-from comining.methods.comining import split_by_score, within_class_order
+from comining.methods.comining import split_by_score, unlabelled_consistency, within_class_order
 from comining.methods.jocor import default_lambda
 from comining.selection import CLEAN, DISCARDED, RELABELLED, SelectionLog
 
@@ -266,9 +266,10 @@ def fixed_relabel(monkeypatch):
     return calls
 
 
-def comining_step(epoch):
+def comining_step(epoch, **options):
     net = comining_net()
-    method, ledger = build("comining", [net], warmup_epochs=1, confident_fraction=0.5, epsilon=0.5, bank=64)
+    method, ledger = build("comining", [net], warmup_epochs=1, confident_fraction=0.5, epsilon=0.5, bank=64,
+                           **options)
     for bank in method.banks:  # three older entries, so the bank is not empty at the step
         bank.push(-torch.eye(N)[:3], torch.tensor([2, 2, 1]))
     loss, terms = step(method, N, labels=CM_LABELS, epoch=epoch)
@@ -292,6 +293,34 @@ def test_comining_relabel_target_is_the_mean_of_the_two_views(fixed_relabel):
     logits = net.logits.detach()
     by_hand = 0.5 * sum(-(target * F.log_softmax(logits[row], 0)).sum() for row in (4, N + 4))
     torch.testing.assert_close(terms["re"], by_hand)
+
+
+def test_unlabelled_consistency_by_hand():
+    # Views predicting (0.8, 0.2) and (0.4, 0.6): their mean (0.6, 0.4) sharpened at T 0.5 is (9, 4) / 13.
+    a, b = torch.tensor([[0.8, 0.2]]).log(), torch.tensor([[0.4, 0.6]]).log()
+    g = torch.tensor([9 / 13, 4 / 13])
+    by_hand = 0.5 * (((torch.tensor([0.8, 0.2]) - g) ** 2).mean() + ((torch.tensor([0.4, 0.6]) - g) ** 2).mean())
+    torch.testing.assert_close(unlabelled_consistency(a, b), by_hand[None])
+    # The sharpened target is held fixed, so both views at (0.6, 0.4) are pulled towards 9/13 on class 0.
+    # Were the gradient also to pass through the target, which moves faster than the prediction under
+    # sharpening, it would push class 0 down instead.
+    same = torch.tensor([[0.6, 0.4]]).log().requires_grad_()
+    unlabelled_consistency(same, same).sum().backward()
+    assert same.grad[0, 0] < 0 < same.grad[0, 1]
+
+
+def test_comining_trains_the_discarded_samples_as_unlabelled_data_only_when_asked(fixed_relabel):
+    net, _, ledger, loss, terms = comining_step(epoch=1, w_un=25.0)
+    assert statuses(ledger) == [CLEAN] * 4 + [RELABELLED, DISCARDED, DISCARDED, DISCARDED]
+    # The discarded samples 5-7 now train (both views); the relabelled one keeps its relabelling loss only.
+    assert {i % N for i in trained(net)} == set(CM_CLEAN) | {4, 5, 6, 7}
+    logits = net.logits.detach()
+    discarded = [5, 6, 7]
+    by_hand = unlabelled_consistency(logits[discarded], logits[[N + i for i in discarded]]).mean()
+    torch.testing.assert_close(terms["un"], by_hand)
+    _, _, _, loss_without, terms_without = comining_step(epoch=1)
+    assert "un" not in terms_without
+    torch.testing.assert_close(loss, loss_without + 25.0 * by_hand)
 
 
 def test_comining_banks_take_only_the_confident_set_after_warm_up(fixed_relabel):

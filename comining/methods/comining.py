@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from comining import distributed
 from comining.errors import UserError, need
-from comining.losses import smooth_labels, soft_cross_entropy, symmetric_kl
-from comining.methods import AFTER_WARMUP, AT_ONCE, Method, num_kept, register
+from comining.losses import sharpen, smooth_labels, soft_cross_entropy, symmetric_kl
+from comining.methods import AFTER_WARMUP, AT_ONCE, Method, masked_mean, num_kept, register
 from comining.selection import CLEAN, DISCARDED, RELABELLED
 from comining.mining import MemoryBank, reciprocal_relabel, semi_hard_triplet
 from comining.setting import setting
@@ -36,6 +36,9 @@ class CoMiningOptions:
     w_pc: float = setting(0.0, "weight of the prediction-consistency loss (the paper's 1)", recipe=True, metavar="W")
     w_tri: float = setting(0.0, "weight of the semi-hard triplet loss (the paper's 3)", recipe=True, metavar="W")
     w_re: float = setting(0.01, "weight of the relabelling loss", recipe=True, metavar="W")
+    w_un: float = setting(0.0, "weight of a consistency loss that trains the discarded samples as unlabelled data "
+                          "towards both views' sharpened mean prediction, as DivideMix's λ_u (0: not trained on)",
+                          recipe=True, metavar="W")
     margin: float = setting(0.0, "triplet margin m (web data 0.4)", flags=("--m",), metavar="M")
     plk: int = setting(0, "lowest positive rank", metavar="K")
     puk: int = setting(5, "positive ranks end (exclusive)", metavar="K")
@@ -56,7 +59,7 @@ class CoMiningOptions:
         need(cfg.epsilon is None or 0 <= cfg.epsilon < 1, f"--epsilon {cfg.epsilon} is outside [0, 1): the "
              "label-smoothing mass, e.g. 0.5")
         need(0 < cfg.confident_fraction <= 1, f"--confident-fraction {cfg.confident_fraction} is outside (0, 1]")
-        for name in ("w_pc", "w_tri", "w_re", "margin"):
+        for name in ("w_pc", "w_tri", "w_re", "w_un", "margin"):
             need(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} {getattr(cfg, name)} must not be negative")
         need(0 <= cfg.plk < cfg.puk, f"--plk {cfg.plk} --puk {cfg.puk}: need 0 <= plk < puk (a rank range)")
         need(0 <= cfg.nlk < cfg.nuk, f"--nlk {cfg.nlk} --nuk {cfg.nuk}: need 0 <= nlk < nuk (a rank range)")
@@ -80,6 +83,8 @@ def default_epsilon(num_classes: int) -> float:
     where 0.5 would give both classes the same target (0.2 keeps the label four times as likely)."""
     return 0.5 if num_classes > 2 else 0.2
 
+
+UNLABELLED_TEMPERATURE = 0.5  # DivideMix's T for its guessed targets
 
 VIEWS = {"ws": ("weak", "strong"), "ww": ("weak", "weak"), "ss": ("strong", "strong")}
 
@@ -118,6 +123,16 @@ def lexsort_pair(primary: torch.Tensor, secondary: torch.Tensor) -> torch.Tensor
     """Indices sorting by ``primary``, ties broken by ``secondary`` (both ascending)."""
     by_secondary = secondary.argsort()
     return by_secondary[primary[by_secondary].argsort(stable=True)]
+
+
+def unlabelled_consistency(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """[B] squared distance (mean over classes) of each view's prediction from the two views' mean
+    prediction sharpened, which is held fixed: DivideMix's unlabelled loss, with one network's two
+    views guessing the target where DivideMix has two networks'. Squared rather than cross-entropy,
+    so that a wrong guess costs at most a bounded amount."""
+    p_a, p_b = logits_a.float().softmax(1), logits_b.float().softmax(1)
+    guessed = sharpen(0.5 * (p_a + p_b), UNLABELLED_TEMPERATURE).detach()
+    return 0.5 * (((p_a - guessed) ** 2).mean(1) + ((p_b - guessed) ** 2).mean(1))
 
 
 @register("comining")
@@ -209,7 +224,11 @@ class CoMining(Method):
 
         ce, pc = out["ce"][clean].mean(), out["pc"][clean].mean()
         loss = ce + cfg.w_pc * pc + cfg.w_tri * l_tri + cfg.w_re * l_re
-        return loss, {"ce": ce, "pc": pc, "tri": l_tri, "re": l_re}, agree, pseudo1
+        terms = {"ce": ce, "pc": pc, "tri": l_tri, "re": l_re}
+        if cfg.w_un > 0:
+            terms["un"] = l_un = masked_mean(unlabelled_consistency(z1[noisy], z2[noisy]), ~agree)
+            loss = loss + cfg.w_un * l_un
+        return loss, terms, agree, pseudo1
 
     def push(self, labels, h1, h2):
         """Into each view's bank; under DDP the features of every rank, so all banks stay identical."""

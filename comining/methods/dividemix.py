@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from comining import distributed
 from comining.errors import need
-from comining.losses import soft_cross_entropy
+from comining.losses import sharpen, soft_cross_entropy
 from comining.methods import UNUSED, TwoNetworks, masked_mean, register
 from comining.noise import rate_is_unknown
 from comining.selection import CLEAN
@@ -84,12 +84,6 @@ def clean_probability(losses: np.ndarray, seed: int) -> np.ndarray:
         gmm = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=seed).fit(scaled)
     prob[finite] = gmm.predict_proba(scaled)[:, gmm.means_.argmin()]
     return prob
-
-
-def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Rows of ``p`` [B×C] raised to 1/T and renormalised."""
-    p = p ** (1.0 / temperature)
-    return p / p.sum(1, keepdim=True)
 
 
 def co_refine(target: torch.Tensor, w: torch.Tensor, p_a: torch.Tensor, p_b: torch.Tensor,
