@@ -13,7 +13,7 @@ import torch
 from comining import hardware
 from comining.mining import reciprocal_relabel
 
-QUERY_CHUNK = 512  # queries per k-reciprocal search: its largest matrix is (chunk·k) × (chunk + bank)
+QUERY_CHUNK = 512  # queries per k-reciprocal search (whose distances are made in pieces: mining.DISTANCE_BLOCK)
 
 
 @dataclass

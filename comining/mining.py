@@ -110,7 +110,7 @@ def reciprocal_relabel(queries: torch.Tensor, bank_feats: torch.Tensor, bank_lab
 
     Returns (soft_labels [Q×C], is_in_distribution [Q] bool: max entry >= sigma,
     pseudo_labels [Q] long: argmax). With an empty bank every query is uniform and not in-distribution.
-    The largest matrix built is (Q·k) × (Q + B)."""
+    The largest matrix built is (Q·k) × (Q + B), or about DISTANCE_BLOCK elements where that is larger."""
     q_count, b_count = queries.shape[0], bank_feats.shape[0]
     device = queries.device
     if b_count == 0 or q_count == 0:
@@ -124,14 +124,30 @@ def reciprocal_relabel(queries: torch.Tensor, bank_feats: torch.Tensor, bank_lab
         # Squared distances between unit vectors are 2 - 2·cos, so ranking by cosine is ranking by distance.
         neighbours = torch.topk(q @ bank.T, k_bank, dim=1).indices  # [Q, k]
         pool = torch.cat([q, bank])  # queries first: the pool index of query i is i
-        g = bank[neighbours.reshape(-1)]  # [Q·k, D]
-        dist = (2 - 2 * (g @ pool.T)).clamp(min=0)  # [Q·k, Q+B]
-    owner = torch.arange(q_count, device=device).repeat_interleave(k_bank)
-    to_owner = dist.gather(1, owner[:, None])
-    reciprocal = ((dist < to_owner).sum(1) < k).view(q_count, k_bank)
+    per_piece = max(1, DISTANCE_BLOCK // (k_bank * pool.shape[0]))
+    reciprocal = torch.cat([is_reciprocal(bank, pool, neighbours[first:first + per_piece], first, k)
+                            for first in range(0, q_count, per_piece)])
     weights = torch.where(reciprocal.any(1, keepdim=True), reciprocal.float(), torch.ones_like(reciprocal.float()))
     # Votes per class by scatter-add (F.one_hot would read the labels' range back to the host).
     votes = torch.zeros(q_count, num_classes, device=device).scatter_add_(1, bank_labels[neighbours], weights)
     soft = votes / weights.sum(1, keepdim=True)
     top, pseudo = soft.max(1)
     return soft, top >= sigma, pseudo
+
+
+# Elements of the distance matrix reciprocal_relabel builds at once (16 MiB of float32). A training
+# step's search fits in one piece; the final verdicts' search over 512 queries is made in pieces of
+# queries, which gives the same values (each row is compared only with itself) at a tenth of the memory.
+DISTANCE_BLOCK = 1 << 22
+
+
+def is_reciprocal(bank: torch.Tensor, pool: torch.Tensor, neighbours: torch.Tensor, first: int, k: int):
+    """[q×k] bool: whether each bank entry in ``neighbours`` [q×k] (of the queries ``first`` to
+    ``first + q``, pool rows of the same index) has its query among its own k nearest in ``pool``."""
+    q_count, k_bank = neighbours.shape
+    with full_precision(pool.device):
+        g = bank[neighbours.reshape(-1)]  # [q·k, D]
+        dist = (2 - 2 * (g @ pool.T)).clamp(min=0)  # [q·k, Q+B]
+    owner = torch.arange(first, first + q_count, device=pool.device).repeat_interleave(k_bank)
+    to_owner = dist.gather(1, owner[:, None])
+    return ((dist < to_owner).sum(1) < k).view(q_count, k_bank)

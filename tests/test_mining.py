@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from comining import mining
 from comining.mining import MemoryBank, reciprocal_relabel
 
 sys.path.insert(0, os.path.dirname(__file__))  # works whether or not tests/ is a package
@@ -315,3 +316,18 @@ def test_reciprocal_search_stays_within_its_bound():
                            k, 0.15, 10)
     bound = queries * k * (queries + bank)
     assert bound // 2 < seen.largest <= bound  # the bound is reached (the test sees it) and never passed
+
+
+def test_reciprocal_search_in_pieces_gives_the_one_block_result(monkeypatch):
+    # 300 queries against 700 entries (k 15): one block would be 300·15 × 1,000 distances; with the
+    # block set to three queries' worth, the search runs in 100 pieces and must decide exactly the same.
+    torch.manual_seed(0)
+    args = (torch.randn(300, 8), torch.randn(700, 8), torch.randint(0, 5, (700,)), 15, 0.15, 5)
+    monkeypatch.setattr(mining, "DISTANCE_BLOCK", 1 << 40)
+    whole = reciprocal_relabel(*args)
+    monkeypatch.setattr(mining, "DISTANCE_BLOCK", 3 * 15 * 1000)
+    with LargestTensor() as seen:
+        pieces = reciprocal_relabel(*args)
+    for one, other in zip(whole, pieces):
+        assert torch.equal(one, other)
+    assert seen.largest <= 300 * 700  # the queries-by-bank similarities, not the 4.5 million distances
