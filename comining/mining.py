@@ -135,10 +135,11 @@ def reciprocal_relabel(queries: torch.Tensor, bank_feats: torch.Tensor, bank_lab
     return soft, top >= sigma, pseudo
 
 
-# Elements of the distance matrix reciprocal_relabel builds at once (16 MiB of float32). A training
-# step's search fits in one piece; the final verdicts' search over 512 queries is made in pieces of
-# queries, which gives the same values (each row is compared only with itself) at a tenth of the memory.
-DISTANCE_BLOCK = 1 << 22
+# Elements of the distance matrix reciprocal_relabel builds at once (4 MiB of float32, so a piece stays
+# in the CPU's cache between the product and the comparisons). Each row is compared only with itself,
+# so pieces decide exactly what one block would; the final verdicts' search over 512 queries then needs
+# a fraction of the memory.
+DISTANCE_BLOCK = 1 << 20
 
 
 def is_reciprocal(bank: torch.Tensor, pool: torch.Tensor, neighbours: torch.Tensor, first: int, k: int):
@@ -147,7 +148,7 @@ def is_reciprocal(bank: torch.Tensor, pool: torch.Tensor, neighbours: torch.Tens
     q_count, k_bank = neighbours.shape
     with full_precision(pool.device):
         g = bank[neighbours.reshape(-1)]  # [q·k, D]
-        dist = (2 - 2 * (g @ pool.T)).clamp(min=0)  # [q·k, Q+B]
+        dist = (g @ pool.T).mul_(-2).add_(2).clamp_(min=0)  # [q·k, Q+B]: 2 - 2·cos, in place
     owner = torch.arange(first, first + q_count, device=pool.device).repeat_interleave(k_bank)
     to_owner = dist.gather(1, owner[:, None])
-    return ((dist < to_owner).sum(1) < k).view(q_count, k_bank)
+    return (torch.lt(dist, to_owner).sum(1, dtype=torch.int32) < k).view(q_count, k_bank)
