@@ -4,7 +4,7 @@ Evidence (docs/PERFORMANCE.md, section f): 2026-12-06, Intel Xeon, 2 cores, AVX5
 and AMX, torch 2.13.0+cpu, 2 threads, idle; 100,000 rows x 5 views x 512 float16 = 488 MB: reading
 the cache peaks 587 MB above the baseline (1.20x); one training epoch with the verdict pass 770 MB
 against 488 MB of features + 4 MB of banks (1.56x, over the 1.5x target). Later that day, one thread,
-with the neighbour search's distances made in pieces: load 1.24x, train 675 MB (1.37x, target met).
+with the neighbour search's distances made in pieces of 2^20: load 1.18x, train 662 MB (1.35x, target met).
 
     python benchmarks/bench_feature_memory.py [--rows 100000] [--dim 512] [--views 2] [--out runs/bench-memory]
     python benchmarks/bench_feature_memory.py --scaling 20000,100000,200000
