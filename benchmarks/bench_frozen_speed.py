@@ -6,6 +6,8 @@ frozen with features computed 347.9 s to verdicts.csv; cached 88.1 s (3.9x, 0 im
 fine-tuning 165.3 s per epoch, about 165 minutes for 60 epochs (28x the first frozen run). Again on
 2026-12-06 (third session, same CPU kind, `--finetune-epochs 0`), with the per-operation AutoAugment
 and the frozen head's own schedule (40 epochs): 232.1 s with features computed, 90.9 s cached (2.6x).
+Fourth session, the same CPU kind, with the neighbour search in cache-sized pieces: 193.3 s and 53.6 s
+(3.6x); the commit before it, minutes earlier, 192.5 s and 77.6 s (2.5x).
 
     python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1 (0: frozen runs only)]
 
