@@ -23,21 +23,23 @@ import numpy as np
 
 
 
+def run_record(run: Path) -> dict:
+    """{accuracy, f1, seconds} of one finished run: the last-10 mean, the F1 of its final verdicts at
+    finding the wrong labels, and its seconds."""
+    with open(run / "verdicts.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    wrong = np.array([r["true_label"] != r["given_label"] for r in rows])
+    flagged = np.array([r["verdict"] != "clean" for r in rows])
+    caught = (wrong & flagged).sum()
+    f1 = 2 * caught / max(wrong.sum() + flagged.sum(), 1)
+    record = json.loads((run / "results.json").read_text())
+    return {"accuracy": record["last10_mean"], "f1": float(f1), "seconds": record["seconds"]}
+
+
 def cell(folder: Path, row: str, method: str) -> dict[int, dict]:
     """seed → {accuracy, f1, seconds} of the finished runs of one (row, method) cell."""
-    found = {}
-    for results in sorted(folder.glob(f"{row}-{method}-seed*/results.json")):
-        run = results.parent
-        with open(run / "verdicts.csv", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        wrong = np.array([r["true_label"] != r["given_label"] for r in rows])
-        flagged = np.array([r["verdict"] != "clean" for r in rows])
-        caught = (wrong & flagged).sum()
-        f1 = 2 * caught / max(wrong.sum() + flagged.sum(), 1)
-        record = json.loads(results.read_text())
-        found[int(run.name.rsplit("seed", 1)[1])] = {"accuracy": record["last10_mean"], "f1": float(f1),
-                                                     "seconds": record["seconds"]}
-    return found
+    return {int(results.parent.name.rsplit("seed", 1)[1]): run_record(results.parent)
+            for results in sorted(folder.glob(f"{row}-{method}-seed*/results.json"))}
 
 
 def mean_std(values: list[float], digits: int = 2) -> str:
