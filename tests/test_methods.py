@@ -300,7 +300,12 @@ def test_unlabelled_consistency_by_hand():
     a, b = torch.tensor([[0.8, 0.2]]).log(), torch.tensor([[0.4, 0.6]]).log()
     g = torch.tensor([9 / 13, 4 / 13])
     by_hand = 0.5 * (((torch.tensor([0.8, 0.2]) - g) ** 2).mean() + ((torch.tensor([0.4, 0.6]) - g) ** 2).mean())
-    torch.testing.assert_close(unlabelled_consistency(a, b), by_hand[None])
+    torch.testing.assert_close(unlabelled_consistency(a, b), by_hand[None] * 2 / 10)  # two classes of ten
+    # The same predictions among ten classes (eight more at probability 0): the same loss, since it is
+    # the class sum over ten whatever the number of classes.
+    pad = torch.full((1, 8), -1e4)
+    tens = unlabelled_consistency(torch.cat([a, pad], 1), torch.cat([b, pad], 1))
+    torch.testing.assert_close(tens, by_hand[None] * 2 / 10, atol=1e-6, rtol=1e-4)
     # The sharpened target is held fixed, so both views at (0.6, 0.4) are pulled towards 9/13 on class 0.
     # Were the gradient also to pass through the target, which moves faster than the prediction under
     # sharpening, it would push class 0 down instead.

@@ -126,13 +126,16 @@ def lexsort_pair(primary: torch.Tensor, secondary: torch.Tensor) -> torch.Tensor
 
 
 def unlabelled_consistency(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
-    """[B] squared distance (mean over classes) of each view's prediction from the two views' mean
-    prediction sharpened, which is held fixed: DivideMix's unlabelled loss, with one network's two
-    views guessing the target where DivideMix has two networks'. Squared rather than cross-entropy,
-    so that a wrong guess costs at most a bounded amount."""
+    """[B] squared distance of each view's prediction from the two views' mean prediction sharpened,
+    which is held fixed: DivideMix's unlabelled loss, with one network's two views guessing the target
+    where DivideMix has two networks'. Squared rather than cross-entropy, so that a wrong guess costs
+    at most a bounded amount. DivideMix averages it over the classes, with weights set for ten; here the
+    class mean is scaled by C/10, so a weight means the same at any number of classes (the plain mean
+    would weigh it 5× more at two classes, where --w-un 5 made training collapse)."""
     p_a, p_b = logits_a.float().softmax(1), logits_b.float().softmax(1)
     guessed = sharpen(0.5 * (p_a + p_b), UNLABELLED_TEMPERATURE).detach()
-    return 0.5 * (((p_a - guessed) ** 2).mean(1) + ((p_b - guessed) ** 2).mean(1))
+    per_ten_classes = p_a.shape[1] / 10
+    return 0.5 * (((p_a - guessed) ** 2).mean(1) + ((p_b - guessed) ** 2).mean(1)) * per_ten_classes
 
 
 @register("comining")
