@@ -38,7 +38,7 @@ class CoMiningOptions:
     w_re: float = setting(0.01, "weight of the relabelling loss", recipe=True, metavar="W")
     w_un: float = setting(0.0, "weight of a consistency loss that trains the discarded samples as unlabelled data "
                           "towards both views' sharpened mean prediction, as DivideMix's λ_u (0: not trained on)",
-                          recipe=True, metavar="W")
+                          metavar="W")
     margin: float = setting(0.0, "triplet margin m (web data 0.4)", flags=("--m",), metavar="M")
     plk: int = setting(0, "lowest positive rank", metavar="K")
     puk: int = setting(5, "positive ranks end (exclusive)", metavar="K")
