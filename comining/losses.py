@@ -1,5 +1,5 @@
 """Per-sample loss functions shared by the methods (each returns one value per sample), and the
-sharpening of the soft targets some of them are given."""
+guessed, sharpened soft targets some of them are given."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
     """Rows of ``p`` [B×C] raised to 1/T and renormalised (MixMatch's sharpening of guessed targets)."""
     p = p ** (1.0 / temperature)
     return p / p.sum(1, keepdim=True)
+
+
+def co_guess(predictions, temperature: float) -> torch.Tensor:
+    """Guessed targets [B×C] for unlabelled samples: the mean of ``predictions`` (each [B×C]; DivideMix's
+    two networks on two views, Co-mining's two views), sharpened."""
+    return sharpen(torch.stack(list(predictions)).mean(0), temperature)
 
 
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, base: float = math.e) -> torch.Tensor:

@@ -25,13 +25,11 @@ PAIRS = (
       f"human-rows/{row}-dividemix-lu0-seed{{s}}", f"human-rows/{row}-dividemix-seed{{s}}")
      for row in ("human-worse", "human-aggre")]
     + [("screening (seeds 1-3)", "human-worse", f"w_un {w}", "wun/human-worse-base-seed{s}",
-      f"wun/human-worse-wun{w}-seed{{s}}") for w in (1, 5, 25)]
+      f"wun/human-worse-wun{w}-seed{{s}}") for w in (5, 25)]
     + [("check (seeds 4-6)", row, "w_un 5", f"{folder}/{row}-comining-true-seed{{s}}", f"wun/{row}-wun5-seed{{s}}")
        for row, folder in HUMAN.items()]
     + [("check (seeds 4-6)", row, "w_un 5", f"dm-study/{row}-comining-seed{{s}}",
         f"wun-study/wun5/{row}-comining-seed{{s}}") for row in ("sym20", "sym50", "sym80", "asym40", "sym20-open20")]
-    + [("auto (seeds 4-6)", row, "w_un 5, auto", f"{folder}/{row}-comining-auto-seed{{s}}",
-        f"wun/{row}-wun5-auto-seed{{s}}") for row, folder in HUMAN.items()]
 )
 
 

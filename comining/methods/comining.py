@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from comining import distributed
 from comining.errors import UserError, need
-from comining.losses import sharpen, smooth_labels, soft_cross_entropy, symmetric_kl
+from comining.losses import co_guess, smooth_labels, soft_cross_entropy, symmetric_kl
 from comining.methods import AFTER_WARMUP, AT_ONCE, Method, masked_mean, num_kept, register
 from comining.selection import CLEAN, DISCARDED, RELABELLED
 from comining.mining import MemoryBank, reciprocal_relabel, semi_hard_triplet
@@ -133,7 +133,7 @@ def unlabelled_consistency(logits_a: torch.Tensor, logits_b: torch.Tensor) -> to
     class mean is scaled by C/10, so a weight means the same at any number of classes (the plain mean
     would weigh it 5× more at two classes, where --w-un 5 made training collapse)."""
     p_a, p_b = logits_a.float().softmax(1), logits_b.float().softmax(1)
-    guessed = sharpen(0.5 * (p_a + p_b), UNLABELLED_TEMPERATURE).detach()
+    guessed = co_guess((p_a, p_b), UNLABELLED_TEMPERATURE).detach()
     per_ten_classes = p_a.shape[1] / 10
     return 0.5 * (((p_a - guessed) ** 2).mean(1) + ((p_b - guessed) ** 2).mean(1)) * per_ten_classes
 

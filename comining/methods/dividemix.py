@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from comining import distributed
 from comining.errors import need
-from comining.losses import sharpen, soft_cross_entropy
+from comining.losses import co_guess, sharpen, soft_cross_entropy
 from comining.methods import UNUSED, TwoNetworks, masked_mean, register
 from comining.noise import rate_is_unknown
 from comining.selection import CLEAN
@@ -92,11 +92,6 @@ def co_refine(target: torch.Tensor, w: torch.Tensor, p_a: torch.Tensor, p_b: tor
     ``target`` is the one-hot label y [B×C], ``w`` [B] the clean probability."""
     w = w[:, None]
     return sharpen(w * target + (1 - w) * 0.5 * (p_a + p_b), temperature)
-
-
-def co_guess(predictions, temperature: float) -> torch.Tensor:
-    """Unlabelled targets [B×C]: the mean of ``predictions`` (both networks on both views), sharpened."""
-    return sharpen(torch.stack(list(predictions)).mean(0), temperature)
 
 
 def mixup_weight(alpha: float, device) -> torch.Tensor:
