@@ -49,6 +49,29 @@ def mean_std(values: list[float], digits: int = 2) -> str:
     return f"{np.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
+def print_pairs(runs: Path, pairs: list[tuple[str, str, str, str, str]]) -> None:
+    """Paired tables from ``pairs`` of (table, row, arm, base pattern, arm pattern), each pattern a run
+    directory under ``runs`` with {s} for the seed: per pair the base's and the arm's mean ± sample std
+    of the last-10 mean, the differences arm − base per seed, and both verdict F1s. Only seeds where
+    both finished are paired; a pair with none is left out."""
+    table = None
+    for name, row, arm, base, new in pairs:
+        seeds = [s for s in range(1, 10) if (runs / base.format(s=s) / "results.json").exists()
+                 and (runs / new.format(s=s) / "results.json").exists()]
+        if not seeds:
+            continue
+        if name != table:
+            print(f"\n{name}\n\n| row | arm | seeds | base | arm | arm − base per seed (mean) | F1 base / arm |")
+            print("|---|---|---|---:|---:|---|---|")
+            table = name
+        a = [run_record(runs / base.format(s=s)) for s in seeds]
+        b = [run_record(runs / new.format(s=s)) for s in seeds]
+        diffs = [y["accuracy"] - x["accuracy"] for x, y in zip(a, b)]
+        print(f"| {row} | {arm} | {','.join(map(str, seeds))} | {mean_std([x['accuracy'] for x in a])} "
+              f"| {mean_std([y['accuracy'] for y in b])} | {', '.join(f'{d:+.2f}' for d in diffs)} "
+              f"({np.mean(diffs):+.2f}) | {np.mean([x['f1'] for x in a]):.3f} / {np.mean([y['f1'] for y in b]):.3f} |")
+
+
 def main(folder: Path, comining: str = "comining") -> int:
     """``comining``: the name Co-mining's run directories carry, before "-seed" (testbed_accuracy_queue.sh
     runs it given the realised rate, "comining-true", and with auto, "comining-auto")."""

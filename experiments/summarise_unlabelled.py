@@ -3,9 +3,7 @@ paired by seed, from the run directories of docs/notes/2026-12-06-unlabelled-con
 
     python experiments/summarise_unlabelled.py [RUNS]      # RUNS: the runs folder (default runs)
 
-Per row and arm: the default's and the arm's mean ± sample std over seeds of the last-10 mean test
-accuracy, the paired differences arm − default per seed, and both verdict F1s (summarise_dividemix.run_record).
-Only seeds where both finished are paired.
+Per row and arm, the default (base) against the arm, paired by seed (summarise_dividemix.print_pairs).
 """
 
 from __future__ import annotations
@@ -13,10 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
-from summarise_dividemix import mean_std, run_record  # noqa: E402
+from summarise_dividemix import print_pairs  # noqa: E402
 
 # (table, row, arm, the default's run pattern, the arm's run pattern); {s} is the seed
 HUMAN = {"human-worse": "human-rows", "human-aggre": "human-rows", "annot35": "testbed-acc"}
@@ -34,22 +30,7 @@ PAIRS = (
 
 
 def main(runs: Path) -> int:
-    table = None
-    for name, row, arm, base, new in PAIRS:
-        seeds = [s for s in range(1, 10) if (runs / base.format(s=s) / "results.json").exists()
-                 and (runs / new.format(s=s) / "results.json").exists()]
-        if not seeds:
-            continue
-        if name != table:
-            print(f"\n{name}\n\n| row | arm | seeds | default | arm | arm − default per seed (mean) | F1 default / arm |")
-            print("|---|---|---|---:|---:|---|---|")
-            table = name
-        a = [run_record(runs / base.format(s=s)) for s in seeds]
-        b = [run_record(runs / new.format(s=s)) for s in seeds]
-        diffs = [y["accuracy"] - x["accuracy"] for x, y in zip(a, b)]
-        print(f"| {row} | {arm} | {','.join(map(str, seeds))} | {mean_std([x['accuracy'] for x in a])} "
-              f"| {mean_std([y['accuracy'] for y in b])} | {', '.join(f'{d:+.2f}' for d in diffs)} "
-              f"({np.mean(diffs):+.2f}) | {np.mean([x['f1'] for x in a]):.3f} / {np.mean([y['f1'] for y in b]):.3f} |")
+    print_pairs(runs, PAIRS)
     return 0
 
 
