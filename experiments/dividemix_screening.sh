@@ -6,6 +6,9 @@
 #   pair flip 40 % (λ_u 0 by the rule): λ_u 25, the CIFAR α 4, τ 0.7;
 #   symmetric 20 % + open-set 20 % (λ_u 0 by the rule): λ_u 25;
 #   symmetric 80 % (λ_u 150): the CIFAR α 4, against runs/dm-screen2/alpha05 of the second round.
+# The fourth round (runs/dm-screen4) follows the third's finding that λ_u decides most rows, 0 and 25
+# each winning some: λ_u 5 between them on human-like worse_label (with its 25 and 0 on these seeds),
+# annotator 35 % and symmetric 50 % (against round 2's 25 and 0); and a 10-epoch warm-up under pair flip.
 # Fashion-MNIST, 3,200 training and 2,000 test images, one thread per run, JOBS at once; finished
 # runs are skipped. Label files come from experiments/noise_testbed.py labels --out runs/testbed.
 # Usage: experiments/dividemix_screening.sh JOBS   then   python experiments/summarise_dm_screening.py
@@ -20,6 +23,18 @@ export OMP_NUM_THREADS=1 PYTHON
         echo "train dm-screen3/$row-${arm%%:*}-seed$seed --labels runs/testbed/$row.npy --method dividemix --dm-alpha 0.5 --seed $seed ${arm#*:}"
       done
     done
+  done
+  for arm in "lu25:--dm-lambda-u 25" "lu5:--dm-lambda-u 5" "lu0:--dm-lambda-u 0"; do
+    for seed in 1 2 3; do
+      echo "train dm-screen4/human-worse-${arm%%:*}-seed$seed --labels runs/testbed/human-worse.npy --method dividemix --dm-alpha 0.5 --seed $seed ${arm#*:}"
+    done
+  done
+  for seed in 1 2 3; do
+    echo "train dm-screen4/annot35-lu5-seed$seed --labels runs/testbed/annot35.npy --method dividemix --dm-alpha 0.5 --seed $seed --dm-lambda-u 5"
+  done
+  for arm in "dm-screen4/sym50-lu5 sym50 --dm-alpha 0.5 --dm-lambda-u 5" "dm-screen4/asym40-warmup10 asym40 --dm-alpha 0.5 --warmup 10"; do
+    set -- $arm; out=$1 row=$2; shift 2
+    for seed in 1 2 3; do echo "table $out $row $seed --methods dividemix $*"; done
   done
   for arm in "asym40-base asym40 --dm-alpha 0.5" "asym40-lu25 asym40 --dm-alpha 0.5 --dm-lambda-u 25" \
              "asym40-alpha4 asym40 --dm-alpha 4" "asym40-tau07 asym40 --dm-alpha 0.5 --dm-tau 0.7" \

@@ -3,7 +3,8 @@ it changes, paired by seed (docs/notes/2026-12-06-dividemix-study.md).
 
     python experiments/summarise_dm_screening.py [RUNS]    # RUNS: the runs folder (default runs)
 
-Rounds 1 and 2 come from experiments/dividemix_queue.txt, round 3 from experiments/dividemix_screening.sh.
+Rounds 1 and 2 come from experiments/dividemix_queue.txt, rounds 3 and 4 from
+experiments/dividemix_screening.sh.
 Also prints how many screening runs exist, the number the issue compares with Co-mining's.
 """
 
@@ -44,12 +45,26 @@ PAIRS = [
      table_run("dm-screen3/open-base", "sym20-open20"), table_run("dm-screen3/open-lu25", "sym20-open20")),
     ("round 3: the rows not screened before", "sym80", "α 4 (base: 0.5)", table_run("dm-screen2/alpha05", "sym80"),
      table_run("dm-screen3/sym80-alpha4", "sym80")),
+] + [
+    ("round 4: λ_u between 0 and 25, and the warm-up under pair flip", "human-worse", f"λ_u {arm} (base: 25)",
+     "dm-screen4/human-worse-lu25-seed{s}", f"dm-screen4/human-worse-lu{arm}-seed{{s}}") for arm in (5, 0)
+] + [
+    ("round 4: λ_u between 0 and 25, and the warm-up under pair flip", "annot35", "λ_u 5 (base: 25)",
+     "dm-screen3/annot35-lu25-seed{s}", "dm-screen4/annot35-lu5-seed{s}"),
+    ("round 4: λ_u between 0 and 25, and the warm-up under pair flip", "annot35", "λ_u 5 (base: 0)",
+     "dm-screen3/annot35-lu0-seed{s}", "dm-screen4/annot35-lu5-seed{s}"),
+    ("round 4: λ_u between 0 and 25, and the warm-up under pair flip", "sym50", "λ_u 5 (base: 25)",
+     table_run("dm-screen2/alpha05", "sym50"), table_run("dm-screen4/sym50-lu5", "sym50")),
+    ("round 4: λ_u between 0 and 25, and the warm-up under pair flip", "sym50", "λ_u 5 (base: 0)",
+     table_run("dm-screen2/lu0", "sym50"), table_run("dm-screen4/sym50-lu5", "sym50")),
+    ("round 4: λ_u between 0 and 25, and the warm-up under pair flip", "asym40", "warm-up 10 (base: 5)",
+     table_run("dm-screen3/asym40-base", "asym40"), table_run("dm-screen4/asym40-warmup10", "asym40")),
 ]
 
 
 def main(runs: Path) -> int:
     print_pairs(runs, PAIRS)
-    screening = [p for folder in ("dm-screen", "dm-screen2", "dm-screen3")
+    screening = [p for folder in ("dm-screen", "dm-screen2", "dm-screen3", "dm-screen4")
                  for p in (runs / folder).glob("**/results.json")]
     print(f"\nscreening runs finished: {len(screening)}")
     return 0
