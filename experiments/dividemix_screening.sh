@@ -9,6 +9,8 @@
 # The fourth round (runs/dm-screen4) follows the third's finding that λ_u decides most rows, 0 and 25
 # each winning some: λ_u 5 between them on human-like worse_label (with its 25 and 0 on these seeds),
 # annotator 35 % and symmetric 50 % (against round 2's 25 and 0); and a 10-epoch warm-up under pair flip.
+# The fifth (runs/dm-screen5) puts λ_u 5 on every other row whose rule gives 0 or 25: annotator 20 %,
+# human-like aggre_label (with its 25 and 0 on these seeds), symmetric 20 % and the open-set row.
 # Fashion-MNIST, 3,200 training and 2,000 test images, one thread per run, JOBS at once; finished
 # runs are skipped. Label files come from experiments/noise_testbed.py labels --out runs/testbed.
 # Usage: experiments/dividemix_screening.sh JOBS   then   python experiments/summarise_dm_screening.py
@@ -32,7 +34,16 @@ export OMP_NUM_THREADS=1 PYTHON
   for seed in 1 2 3; do
     echo "train dm-screen4/annot35-lu5-seed$seed --labels runs/testbed/annot35.npy --method dividemix --dm-alpha 0.5 --seed $seed --dm-lambda-u 5"
   done
-  for arm in "dm-screen4/sym50-lu5 sym50 --dm-alpha 0.5 --dm-lambda-u 5" "dm-screen4/asym40-warmup10 asym40 --dm-alpha 0.5 --warmup 10"; do
+  for seed in 1 2 3; do
+    echo "train dm-screen5/annot20-lu5-seed$seed --labels runs/testbed/annot20.npy --method dividemix --dm-alpha 0.5 --seed $seed --dm-lambda-u 5"
+  done
+  for arm in "lu25:--dm-lambda-u 25" "lu5:--dm-lambda-u 5" "lu0:--dm-lambda-u 0"; do
+    for seed in 1 2 3; do
+      echo "train dm-screen5/human-aggre-${arm%%:*}-seed$seed --labels runs/testbed/human-aggre.npy --method dividemix --dm-alpha 0.5 --seed $seed ${arm#*:}"
+    done
+  done
+  for arm in "dm-screen5/sym20-lu5 sym20 --dm-alpha 0.5 --dm-lambda-u 5" "dm-screen5/open-lu5 sym20-open20 --dm-alpha 0.5 --dm-lambda-u 5" \
+             "dm-screen4/sym50-lu5 sym50 --dm-alpha 0.5 --dm-lambda-u 5" "dm-screen4/asym40-warmup10 asym40 --dm-alpha 0.5 --warmup 10"; do
     set -- $arm; out=$1 row=$2; shift 2
     for seed in 1 2 3; do echo "table $out $row $seed --methods dividemix $*"; done
   done

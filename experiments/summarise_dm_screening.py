@@ -3,7 +3,7 @@ it changes, paired by seed (docs/notes/2026-12-06-dividemix-study.md).
 
     python experiments/summarise_dm_screening.py [RUNS]    # RUNS: the runs folder (default runs)
 
-Rounds 1 and 2 come from experiments/dividemix_queue.txt, rounds 3 and 4 from
+Rounds 1 and 2 come from experiments/dividemix_queue.txt, rounds 3 to 5 from
 experiments/dividemix_screening.sh.
 Also prints how many screening runs exist, the number the issue compares with Co-mining's.
 """
@@ -59,12 +59,22 @@ PAIRS = [
      table_run("dm-screen2/lu0", "sym50"), table_run("dm-screen4/sym50-lu5", "sym50")),
     ("round 4: λ_u between 0 and 25, and the warm-up under pair flip", "asym40", "warm-up 10 (base: 5)",
      table_run("dm-screen3/asym40-base", "asym40"), table_run("dm-screen4/asym40-warmup10", "asym40")),
+] + [
+    ("round 5: λ_u 5 on the other rows", "annot20", f"λ_u 5 (base: {base})", f"dm-screen3/annot20-lu{base}-seed{{s}}",
+     "dm-screen5/annot20-lu5-seed{s}") for base in (25, 0)
+] + [
+    ("round 5: λ_u 5 on the other rows", "human-aggre", f"λ_u {arm} (base: {base})", f"dm-screen5/human-aggre-lu{base}-seed{{s}}",
+     f"dm-screen5/human-aggre-lu{arm}-seed{{s}}") for arm, base in ((0, 25), (5, 25), (5, 0))
+] + [
+    ("round 5: λ_u 5 on the other rows", "sym20", "λ_u 5 (base: 0)", table_run("dm-screen/alpha05", "sym20"), table_run("dm-screen5/sym20-lu5", "sym20")),
+    ("round 5: λ_u 5 on the other rows", "sym20-open20", "λ_u 5 (base: 0)", table_run("dm-screen3/open-base", "sym20-open20"),
+     table_run("dm-screen5/open-lu5", "sym20-open20")),
 ]
 
 
 def main(runs: Path) -> int:
     print_pairs(runs, PAIRS)
-    screening = [p for folder in ("dm-screen", "dm-screen2", "dm-screen3", "dm-screen4")
+    screening = [p for folder in ("dm-screen", "dm-screen2", "dm-screen3", "dm-screen4", "dm-screen5")
                  for p in (runs / folder).glob("**/results.json")]
     print(f"\nscreening runs finished: {len(screening)}")
     return 0
