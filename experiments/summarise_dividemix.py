@@ -5,6 +5,7 @@
     python experiments/summarise_dividemix.py runs/dm-study
     python experiments/summarise_dividemix.py runs/human-rows comining-true   # or comining-auto
     python experiments/summarise_dividemix.py runs/testbed-acc comining-true dividemix-lu0   # DivideMix at λ_u 0
+    python experiments/summarise_dividemix.py runs/dm-study comining dividemix runs/dm-study-tau07   # a rerun row
 
 Per row: each method's mean ± sample std over seeds of the last-10 mean test accuracy, the paired
 difference Co-mining − DivideMix per seed, the F1 of each run's final verdicts at finding the wrong
@@ -73,18 +74,20 @@ def print_pairs(runs: Path, pairs: list[tuple[str, str, str, str, str]]) -> None
               f"({np.mean(diffs):+.2f}) | {np.mean([x['f1'] for x in a]):.3f} / {np.mean([y['f1'] for y in b]):.3f} |")
 
 
-def main(folder: Path, comining: str = "comining", dividemix: str = "dividemix") -> int:
+def main(folder: Path, comining: str = "comining", dividemix: str = "dividemix", dm_folder: str = "") -> int:
     """``comining``, ``dividemix``: the names the two methods' run directories carry, before "-seed"
     (testbed_accuracy_queue.sh runs Co-mining given the realised rate, "comining-true", and with auto,
-    "comining-auto"; DivideMix at another λ_u is e.g. "dividemix-lu0")."""
+    "comining-auto"; DivideMix at another λ_u is e.g. "dividemix-lu0"). ``dm_folder``: where DivideMix's
+    runs are, when not in ``folder`` (a row rerun with another setting)."""
     methods = (comining, dividemix)
+    where = {comining: folder, dividemix: Path(dm_folder) if dm_folder else folder}
     rows = sorted({p.name.split(f"-{comining}-seed")[0] for p in folder.glob(f"*-{comining}-seed*")}
-                  & {p.name.split(f"-{dividemix}-seed")[0] for p in folder.glob(f"*-{dividemix}-seed*")})
+                  & {p.name.split(f"-{dividemix}-seed")[0] for p in where[dividemix].glob(f"*-{dividemix}-seed*")})
     print("| noise | seeds | Co-mining | DivideMix | Co-mining − DivideMix per seed (mean) "
           "| verdict F1 Co-mining | verdict F1 DivideMix | s per run (Co-mining / DivideMix) |")
     print("|---|---|---:|---:|---|---:|---:|---:|")
     for row in rows:
-        runs = {m: cell(folder, row, m) for m in methods}
+        runs = {m: cell(where[m], row, m) for m in methods}
         runs["comining"], runs["dividemix"] = runs.pop(comining), runs.pop(dividemix)
         seeds = sorted(set(runs["comining"]) & set(runs["dividemix"]))
         if not seeds:
@@ -100,4 +103,4 @@ def main(folder: Path, comining: str = "comining", dividemix: str = "dividemix")
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/dm-study"), *sys.argv[2:4]))
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/dm-study"), *sys.argv[2:5]))
