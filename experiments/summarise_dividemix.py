@@ -79,16 +79,14 @@ def main(folder: Path, comining: str = "comining", dividemix: str = "dividemix",
     (testbed_accuracy_queue.sh runs Co-mining given the realised rate, "comining-true", and with auto,
     "comining-auto"; DivideMix at another λ_u is e.g. "dividemix-lu0"). ``dm_folder``: where DivideMix's
     runs are, when not in ``folder`` (a row rerun with another setting)."""
-    methods = (comining, dividemix)
-    where = {comining: folder, dividemix: Path(dm_folder) if dm_folder else folder}
-    rows = sorted({p.name.split(f"-{comining}-seed")[0] for p in folder.glob(f"*-{comining}-seed*")}
-                  & {p.name.split(f"-{dividemix}-seed")[0] for p in where[dividemix].glob(f"*-{dividemix}-seed*")})
+    names = {"comining": (folder, comining), "dividemix": (Path(dm_folder) if dm_folder else folder, dividemix)}
+    rows = sorted(set.intersection(*({p.name.split(f"-{name}-seed")[0] for p in where.glob(f"*-{name}-seed*")}
+                                     for where, name in names.values())))
     print("| noise | seeds | Co-mining | DivideMix | Co-mining − DivideMix per seed (mean) "
           "| verdict F1 Co-mining | verdict F1 DivideMix | s per run (Co-mining / DivideMix) |")
     print("|---|---|---:|---:|---|---:|---:|---:|")
     for row in rows:
-        runs = {m: cell(where[m], row, m) for m in methods}
-        runs["comining"], runs["dividemix"] = runs.pop(comining), runs.pop(dividemix)
+        runs = {method: cell(where, row, name) for method, (where, name) in names.items()}
         seeds = sorted(set(runs["comining"]) & set(runs["dividemix"]))
         if not seeds:
             continue
