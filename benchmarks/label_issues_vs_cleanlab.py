@@ -60,7 +60,7 @@ def run_comining(cfg, out: Path, save_evidence: bool):
     seconds = time.process_time() - start
     if save_evidence:  # for choosing the rule offline (docs/METHOD.md, "Final verdicts")
         ev = gather(trainer.method, trainer.data, trainer.views, trainer.selections, trainer.precision,
-                    cfg.eval_batch_size, cfg.seed)
+                    cfg.eval_batch_size, cfg.seed, trainer.forget.prior)
         np.savez(out / "evidence.npz", probs=ev.probs, kinds=np.array(final_view_kinds(trainer.method)), labels=ev.labels, history=ev.history,
                  votes=ev.votes if ev.votes is not None else np.zeros(0), prior_rate=ev.prior_rate,
                  true=trainer.data.true_labels.cpu().numpy(), num_classes=trainer.data.num_classes)

@@ -59,6 +59,20 @@ def test_history_breaks_a_tie_the_final_network_leaves():
     assert final.verdict.tolist()[:3] == [CLEAN, CLEAN, DISCARDED]
 
 
+def test_label_quality_by_hand():
+    # Both samples sit in their labelled class, so the final model disagrees with none of the labels
+    # where a quarter are expected wrong: it has memorised them (memorised share 1 - 0/0.25 = 1), and
+    # the history alone ranks: sample 1 gets 1 - 0.95. Sample 0 has no history: its margin,
+    # (1 + 0.9 - 0.05) / 2.
+    final = decide(evidence([AGREE, [0.6, 0.2, 0.2]], [0, 0], history=[np.nan, 0.95]))
+    assert np.allclose(final.label_quality, [0.925, 0.05])
+    # One of two in another class, where half are expected wrong: nothing memorised, so the history
+    # has its least share, 0.1: sample 0, margin (1 + 0.9 - 0.05) / 2 = 0.925 and trust 1 - 0.2:
+    # 0.1 * 0.8 + 0.9 * 0.925 = 0.9125.
+    final = decide(evidence([AGREE, OTHER], [0, 0], history=[0.2, 0.9], prior_rate=0.5))
+    assert np.isclose(final.label_quality[0], 0.9125)
+
+
 def test_ties_at_the_cut_get_the_same_verdict():
     quality = np.array([0.1, 0.5, 0.5, 0.9])
     assert lowest_share(quality, 0.5).tolist() == [True, True, True, False]  # 2 asked, the tie makes 3
