@@ -3,8 +3,9 @@ should not depend on the estimate.)
 
 The final verdicts rank samples by ``verdicts.label_quality``: the final model's margin, blended with
 the training history's trust at weight max(0.1, ``memorised_share``) = max(0.1, 1 − disagreement /
-prior), where the prior is the forget rate (the estimate under `auto`). This recomputes, from finished run directories (pred_probs.npy, the selection log in checkpoint.pt,
-verdicts.csv for the truth), the ranking under each weight and scores it against the true labels:
+prior), where the prior is the forget rate (the estimate under `auto`). This recomputes, from finished
+run directories (pred_probs.npy, the selection log in checkpoint.pt, verdicts.csv for the truth), the
+ranking under each weight and scores it against the true labels:
 AUROC of label_quality for wrong against right labels, and the F1 of the lowest-quality samples at
 the true count of wrong labels (so no estimate enters the score).
 
@@ -37,6 +38,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from comining import verdicts
+from comining.rundir import RunDir
 
 FIXED = (0.1, 0.2, 0.25, 0.3, 0.5)
 
@@ -57,11 +59,9 @@ def load(run: Path):
 def first_disagreement(run: Path) -> float | None:
     """The disagreement share logged at the run's first estimate, or its `auto` sibling's."""
     for candidate in (run, run.with_name(run.name.replace("-true-", "-auto-"))):
-        if (candidate / "metrics.jsonl").exists():
-            for line in (candidate / "metrics.jsonl").read_text().splitlines():
-                record = json.loads(line)
-                if "disagreement_share" in record:
-                    return record["disagreement_share"]
+        for record in RunDir(candidate).read_history(required=False):
+            if "disagreement_share" in record:
+                return record["disagreement_share"]
     return None
 
 

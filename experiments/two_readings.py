@@ -24,39 +24,49 @@ from pathlib import Path
 import numpy as np
 
 from comining import noise_rate
+from comining.rundir import RunDir
 
 RULES = ("shipped", "candidate")
 
 
 def from_run(run: Path) -> dict:
-    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    results = json.loads((run / "results.json").read_text())
-    first, *later = [r for r in history if "noise_separation" in r]
-    second = later[0] if later else None
-    readings = {"realised": results["n_wrong_labels"] / results["train_size"], "shipped": results["forget_rate"],
-                "first": first["estimated_noise_rate"]}
-    if second is not None:
-        mixture = next(second[k] for k in ("mixture_noise_rate", "unused_noise_rate", "estimated_noise_rate") if k in second)
-        readings.update(mixture=mixture,
-                        disagreement=second["disagreement_share"], separation=second["noise_separation"])
-    return readings
+    directory = RunDir(run)
+    results = directory.read_results()
+    return {"realised": results["n_wrong_labels"] / results["train_size"], "shipped": results["forget_rate"],
+            **estimates(directory.read_history())}
 
 
 def from_evidence(path: Path) -> dict:
     saved = np.load(path)
-    history = json.loads(str(saved["history"]))
-    first, second = [r for r in history if "noise_separation" in r][:2]
-    return {"realised": float(saved["realised"]), "shipped": float(saved["shipped"]),
-            "first": first["estimated_noise_rate"],
-            "mixture": second.get("unused_noise_rate", second.get("estimated_noise_rate")),
-            "disagreement": noise_rate.disagreement_share(saved["probs_later"], saved["given"]),
-            "separation": second["noise_separation"]}
+    readings = estimates(json.loads(str(saved["history"])))
+    # saved before the disagreement was logged: read it from the saved probabilities of that pass
+    readings["disagreement"] = noise_rate.disagreement_share(saved["probs_later"], saved["given"])
+    return {"realised": float(saved["realised"]), "shipped": float(saved["shipped"]), **readings}
+
+
+def estimates(history: list[dict]) -> dict:
+    """The first estimate's rate and, where a second estimate was made, its mixture's rate, its
+    disagreement share (where logged) and its separation, from a run's per-epoch records."""
+    first, *later = [r for r in history if "noise_separation" in r]
+    readings = {"first": first["estimated_noise_rate"]}
+    if later:
+        second = later[0]
+        # the mixture's own rate, under whichever key the run stored it (replaced, held or used)
+        readings.update(mixture=next(second[k] for k in ("mixture_noise_rate", "unused_noise_rate",
+                                                         "estimated_noise_rate") if k in second),
+                        separation=second["noise_separation"])
+        if "disagreement_share" in second:
+            readings["disagreement"] = second["disagreement_share"]
+    return readings
+
+
+def separates(readings: dict) -> bool:
+    """Whether the run made a second estimate whose losses separate (the candidate then uses it)."""
+    return "mixture" in readings and readings["separation"] >= noise_rate.MIN_SEPARATION
 
 
 def candidate(readings: dict) -> float:
-    if "mixture" not in readings or readings["separation"] < noise_rate.MIN_SEPARATION:
-        return readings["first"]
-    return (readings["mixture"] + readings["disagreement"]) / 2
+    return (readings["mixture"] + readings["disagreement"]) / 2 if separates(readings) else readings["first"]
 
 
 def intervals(readings: dict) -> dict:
@@ -64,9 +74,9 @@ def intervals(readings: dict) -> dict:
     the rate in use to the disagreement; the candidate's from the mixture to the disagreement, whose
     mean its rate is (from the first estimate where the losses do not separate)."""
     disagreement = readings.get("disagreement")
-    low_reading = readings["mixture"] if candidate(readings) != readings["first"] else readings["first"]
+    reading = readings["mixture"] if separates(readings) else readings["first"]
     return {"shipped": noise_rate.rate_interval(readings["shipped"], disagreement),
-            "candidate": noise_rate.rate_interval(low_reading, disagreement)}
+            "candidate": noise_rate.rate_interval(reading, disagreement)}
 
 
 def main() -> None:
