@@ -112,9 +112,10 @@ def issue_f1(run: Path, truth: dict) -> float:
 
 
 def cleanlab_f1(out: Path, backbone: Path, truth: dict, seed: int) -> float:
-    """cleanlab on the frozen run's own cached features (its un-augmented view), 5-fold logistic regression."""
+    """cleanlab on the frozen run's own cached features (its un-augmented view), 5-fold logistic regression
+    (stratified, shuffled by ``seed``)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from label_issues_vs_cleanlab import cleanlab_verdicts, scores
 
     from comining.config import resolve
@@ -126,7 +127,10 @@ def cleanlab_f1(out: Path, backbone: Path, truth: dict, seed: int) -> float:
     data = FeatureData(cfg, "cpu", progress=False)
     data.prepare(("test",))
     x, given = data.images[:, 0].float().numpy(), data.labels.numpy()
-    oof = cross_val_predict(LogisticRegression(max_iter=2000), x, given, cv=5, method="predict_proba")
+    # Shuffled: the folder lists its files by name, and the names begin with the true class, so
+    # unshuffled folds would hold out each true class, and the open-set images, together.
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    oof = cross_val_predict(LogisticRegression(max_iter=2000), x, given, cv=folds, method="predict_proba")
     flagged, _ = cleanlab_verdicts(given, oof)
     wrong = np.array([truth[name] != data.classes[label] for name, label in zip(data.sample_names(), given)])
     return scores(np.asarray(flagged), wrong)["f1"]
