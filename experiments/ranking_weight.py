@@ -27,8 +27,6 @@ against ``shipped``, and the worst group and the mean of the groups.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -44,16 +42,15 @@ FIXED = (0.1, 0.2, 0.25, 0.3, 0.5)
 
 
 def load(run: Path):
-    rows = list(csv.DictReader(open(run / "verdicts.csv")))
-    classes = json.loads((run / "data.json").read_text())["classes"]
-    index = {name: i for i, name in enumerate(classes)}
+    stored = RunDir(run)
+    rows = stored.read_verdicts()
+    index = {name: i for i, name in enumerate(stored.read_data_info(("classes",))["classes"])}
     given = np.array([index[r["given_label"]] for r in rows])
     true = np.array([index.get(r["true_label"], -1) for r in rows])  # open-set images: no known class
-    pred = np.load(run / "pred_probs.npy").astype(np.float64)
-    ledger = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["ledger"]
+    pred = stored.read_pred_probs().astype(np.float64)
+    ledger = stored.load_checkpoint()["ledger"]
     history = torch.where(ledger["epochs_ranked"] > 0, ledger["rank_mean"], float("nan")).numpy()
-    results = json.loads((run / "results.json").read_text())
-    return given, true, pred, history, float(results["forget_rate"])
+    return given, true, pred, history, float(stored.read_results()["forget_rate"])
 
 
 def first_disagreement(run: Path) -> float | None:
