@@ -71,8 +71,8 @@ class ModelSettings:
     backbone_file: str | None = setting(None, "--backbone frozen: a TorchScript feature extractor (images in, N×D "
                                         "features out) instead of --arch/--weights. Loading it runs the code inside "
                                         "it: use only files from someone you trust", metavar="FILE")
-    head: str = setting("linear", "--backbone frozen: what trains on the features: linear (one layer) or mlp "
-                        "(one hidden layer)", choices=("linear", "mlp"))
+    head: str = setting("mlp", "--backbone frozen: what trains on the features: mlp (one hidden layer) or "
+                        "linear (one layer)", choices=("mlp", "linear"))
     feature_views: int = setting(2, "--backbone frozen: augmented views cached per image and view kind (weak, "
                                  "strong), besides the un-augmented one", metavar="K")
     cache_dir: str | None = setting(None, "--backbone frozen: folder of the feature cache (default "

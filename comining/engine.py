@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from comining import distributed, evidence, hardware, noise_rate, report, verdicts
+from comining import distributed, evidence, hardware, noise_rate, probe, report, verdicts
 from comining.config import Config, from_stored, validate
 from comining.data import load_arrays
 from comining.data.augment import Views
@@ -120,6 +120,7 @@ class Trainer:
         self.ddp_wrapped = False
         self.partial = None  # (steps done, LossMonitor) of an epoch interrupted mid-way
         self.final: verdicts.Verdicts | None = None  # the final verdicts, once training is done
+        self.probe_probs: np.ndarray | None = None  # frozen features' out-of-fold probabilities, once fitted
 
     def make_model(self):
         if self.frozen:  # a head on the backbone's features; --weights are the backbone's
@@ -214,6 +215,7 @@ class Trainer:
             atomic_json(self.run.config, cfg.to_dict())
             write_data_files(self.run, cfg.dataset, self.data, self.views.normalize, self.backbone_record())
         self.wrap_for_ddp()
+        pending = self.estimate_by_probe() if self.forget.by_probe and self.forget.target is None else {}
         started = time.time() - sum(r["seconds"] for r in self.history)
         epochs = tqdm(range(self.start_epoch, cfg.epochs), initial=self.start_epoch, total=cfg.epochs,
                       desc=f"{cfg.method} {cfg.dataset}", unit="epoch", disable=self.quiet, dynamic_ncols=True)
@@ -223,7 +225,8 @@ class Trainer:
                 with tqdm(total=self.data.num_batches(cfg.batch_size), initial=self.partial[0] if self.partial else 0,
                           desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=self.quiet,
                           dynamic_ncols=True) as bar:
-                    record = {"epoch": epoch + 1, **self.train_epoch(epoch, bar)}
+                    record = {"epoch": epoch + 1, **self.train_epoch(epoch, bar), **pending}
+                pending = {}
                 accs = self.evaluate()
                 record.update(test_acc=float(np.mean(accs)), test_acc_nets=accs)
                 if self.data.true_labels is not None:
@@ -250,7 +253,8 @@ class Trainer:
                 self.data.skipped_files.update(skipped)
                 self.data.failed_positions.update(failed)
         self.final = verdicts.decide(evidence.gather(self.method, self.data, self.views, self.selections,
-                                                     self.precision, cfg.eval_batch_size, cfg.seed, self.forget.prior))
+                                                     self.precision, cfg.eval_batch_size, cfg.seed, self.forget.prior,
+                                                     self.probe_probabilities() if self.forget.by_probe else None))
         results = self.results(seconds)
         if self.run is not None:
             atomic_json(self.run.results, results)
@@ -276,6 +280,29 @@ class Trainer:
         message = self.forget.adopt(distributed.gather_objects(reading)[0], self.history, record)
         if distributed.is_main():
             tqdm.write(f"after epoch {record['epoch']}: {message}")
+
+    def estimate_by_probe(self) -> dict:
+        """--forget-rate auto on frozen features: the noise rate from a linear probe cross-fitted on
+        the un-augmented features, before the first epoch; returns the readings for its record."""
+        reading = self.forget.read_probe(self.probe_probabilities(), self.data.labels.cpu().numpy())
+        record: dict = {}
+        # A file that failed on one rank only could move its count: rank 0's holds for every rank.
+        message = self.forget.adopt_probe(distributed.gather_objects(reading)[0], record)
+        if distributed.is_main():
+            tqdm.write(f"before epoch 1: {message}")
+        return record
+
+    def probe_probabilities(self) -> np.ndarray:
+        """[N×C] out-of-fold probabilities of a linear probe on the frozen features' un-augmented view
+        (``comining.probe``; NaN rows for samples without features), fitted once per process."""
+        if self.probe_probs is None:
+            first, _ = self.data.layout["test"]
+            readable = np.ones(len(self.data), dtype=bool)
+            readable[list(self.data.failed_positions)] = False
+            self.probe_probs = probe.out_of_fold_probabilities(self.data.images[:, first].float().cpu().numpy(),
+                                                          self.data.labels.cpu().numpy(), self.data.num_classes,
+                                                          self.cfg.seed, readable)
+        return self.probe_probs
 
     # -- state ----------------------------------------------------------------------------------
 

@@ -23,14 +23,17 @@ class Evidence:
     labels: [N] given labels (>= 0); history: [N] mean over epochs of the selection score's quantile
     (0 = most trusted, 1 = least; NaN where no epoch ranked the sample); votes: [N×C] soft labels
     from k-reciprocal bank neighbours, or None without banks; prior_rate: the share of wrong labels
-    expected before looking (the run's forget-rate target). Samples the final pass could not
-    read (image files broken since training) keep uniform probabilities."""
+    expected before looking (the run's forget-rate target); probe: [N×C] out-of-fold probabilities
+    of a linear probe on frozen features (``comining.probe``; NaN rows for samples without
+    features), or None when the whole network trained. Samples the final pass could not read (image
+    files broken since training) keep uniform probabilities."""
 
     probs: np.ndarray
     labels: np.ndarray
     history: np.ndarray
     votes: np.ndarray | None
     prior_rate: float
+    probe: np.ndarray | None = None
 
 
 def final_view_kinds(method) -> tuple[str, ...]:
@@ -42,11 +45,13 @@ def final_view_kinds(method) -> tuple[str, ...]:
 
 
 @torch.no_grad()
-def gather(method, data, views, selections, precision: str, batch_size: int, seed: int, prior) -> Evidence:
+def gather(method, data, views, selections, precision: str, batch_size: int, seed: int, prior,
+           probe: np.ndarray | None = None) -> Evidence:
     """Evidence from the trained ``method`` on every training sample of ``data``. The weak view's random
     crops are drawn after seeding torch with ``seed`` inside ``fork_rng``, so the evidence repeats for a
     given run and the run's own random state is left as it was. ``prior(probs, labels)`` gives the
-    expected share of wrong labels (``ForgetRate.prior``) from the un-augmented probabilities."""
+    expected share of wrong labels (``ForgetRate.prior``) from the un-augmented probabilities;
+    ``probe``, the frozen features' out-of-fold probabilities, is passed through."""
     device = selections.status.device
     n, num_classes = len(data), method.num_classes
     kinds = final_view_kinds(method)
@@ -72,7 +77,8 @@ def gather(method, data, views, selections, precision: str, batch_size: int, see
     history = torch.where(selections.epochs_ranked > 0, selections.rank_mean, float("nan"))
     probs, labels = probs.cpu().numpy(), data.labels.cpu().numpy()
     return Evidence(probs=probs, labels=labels, history=history.cpu().numpy(),
-                    votes=None if votes is None else votes.cpu().numpy(), prior_rate=prior(probs[-1], labels))
+                    votes=None if votes is None else votes.cpu().numpy(), prior_rate=prior(probs[-1], labels),
+                    probe=probe)
 
 
 def evaluation_nets(method) -> list:

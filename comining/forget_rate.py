@@ -1,7 +1,8 @@
 """The forget rate: the share of each batch that a method sets aside as suspect, over a whole run.
 
 One object per run (``ForgetRate``) owns everything about it: the target (``--forget-rate``, or
-the rate the synthetic noise implies, or an estimate where it is unknown), the ramp that brings it
+the rate the synthetic noise implies, or an estimate where it is unknown: from the networks during
+training, or on frozen features from a linear probe before it), the ramp that brings it
 in, when the noise rate is estimated (``--forget-rate auto``) and what survives a second estimate,
 its recovery on ``--resume``, and the prior share of wrong labels that the final verdicts use.
 The engine asks it for the epoch's rate once per epoch; the estimators are in ``noise_rate``.
@@ -47,6 +48,10 @@ class ForgetRate:
         self.cfg, self.method = cfg, method
         self.estimated = target_rate(cfg) is None  # --forget-rate auto
         self.target: float | None = target_rate(cfg)  # None until an auto rate has been estimated
+        # Frozen features never saw the labels: a probe cross-fitted on them counts the wrong labels
+        # once, before training, in place of the networks' readings, and its margin joins the final
+        # verdicts' ranking (comining/probe.py).
+        self.by_probe = self.estimated and cfg.backbone == "frozen"
 
     def at(self, epoch: int) -> float:
         """The rate the method uses in ``epoch``; 0 while an auto rate has not been estimated yet."""
@@ -57,7 +62,7 @@ class ForgetRate:
     def estimate_due(self, epochs_done: int) -> bool:
         """Whether the noise rate is estimated after this many epochs: at the method's first estimate
         (or the first epoch after it, on a resumed run), and at its second where it has one."""
-        if not self.estimated:
+        if not self.estimated or self.by_probe:
             return False
         if self.target is None:
             return epochs_done >= self.method.first_estimate_after
@@ -100,6 +105,25 @@ class ForgetRate:
             record.update(mixture_noise_rate=estimate.mixture_rate)
         return (f"{estimate.describe()}; interval {interval_text(record['noise_rate_interval'])}; "
                 f"forget rate {estimate.rate:.3f}")
+
+    @staticmethod
+    def read_probe(probs: np.ndarray, labels: np.ndarray) -> dict:
+        """The noise rate as the frozen features' probe sees it: the confident joint's count on its
+        out-of-fold ``probs`` [N×C] (NaN rows: samples without features) of the given ``labels``,
+        the probe's disagreement, and the interval between them, as the run records them."""
+        rate = noise_rate.confident_joint_noise_rate(probs, labels)
+        disagreement = noise_rate.disagreement_share(probs, labels)
+        return {"estimated_noise_rate": rate, "probe_noise_rate": rate, "disagreement_share": disagreement,
+                "noise_rate_interval": list(noise_rate.rate_interval(rate, disagreement))}
+
+    def adopt_probe(self, reading: dict, record: dict) -> str:
+        """Make the probe's count (``read_probe``; under DDP rank 0's) the target from the first epoch
+        on, for the rest of the run; adds the reading to ``record``; returns the line to print."""
+        self.target = reading["estimated_noise_rate"]
+        record.update(reading)
+        return (f"estimated noise rate {self.target:.3f} (confident joint on a linear probe cross-fitted on the "
+                f"frozen features); interval {interval_text(reading['noise_rate_interval'])}; "
+                f"forget rate {self.target:.3f}")
 
     def interval(self, estimate: noise_rate.NoiseEstimate) -> list[float]:
         """[low, high] around the rate in use, from ``estimate``'s disagreement (``noise_rate.rate_interval``)."""

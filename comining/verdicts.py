@@ -42,6 +42,8 @@ def decide(evidence: Evidence) -> Verdicts:
     disagree = float((pred.argmax(1) != labels).mean())
     history_weight = max(HISTORY_WEIGHT, memorised_share(disagree, evidence.prior_rate))
     quality = label_quality(pred, labels, evidence.history, history_weight)
+    if evidence.probe is not None:
+        quality = with_probe(quality, evidence.probe, labels)
     flagged = lowest_share(quality, evidence.prior_rate)
     best = best_other_class(pred, labels)
     relabel = flagged & (pred.argmax(1) == best) & ~outliers(pred, flagged)
@@ -67,10 +69,27 @@ def label_quality(pred: np.ndarray, labels: np.ndarray, history: np.ndarray, his
     """Per sample in [0, 1]: the normalised margin of the given label over the best other class,
     (1 + pred[given] - max other) / 2 (0.5 = a tie), blended with ``history_weight`` of how trusted
     the label was over the whole training (1 - the mean score quantile) where that is known."""
-    rows = np.arange(len(labels))
-    margin = 0.5 * (1.0 + pred[rows, labels] - pred[rows, best_other_class(pred, labels)])
+    margin = normalised_margin(pred, labels)
     trusted = np.where(np.isnan(history), margin, 1.0 - np.nan_to_num(history))
     return np.clip(history_weight * trusted + (1 - history_weight) * margin, 0.0, 1.0)
+
+
+def normalised_margin(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per sample in [0, 1]: (1 + pred[given] - pred[best other class]) / 2; 0.5 is a tie."""
+    rows = np.arange(len(labels))
+    return 0.5 * (1.0 + pred[rows, labels] - pred[rows, best_other_class(pred, labels)])
+
+
+def with_probe(quality: np.ndarray, probe: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The mean of the run's ``quality`` and the normalised margin of the frozen features' out-of-fold
+    ``probe`` probabilities [N×C]; ``quality`` alone where the probe's row is NaN. The probe predicts
+    each sample from a model that did not train on it, the run's networks from all the labels and
+    two views: on the stand-in folders the mean found the wrong labels better than either alone
+    (docs/BACKBONE.md)."""
+    readable = np.isfinite(probe).all(axis=1)
+    blended = quality.copy()
+    blended[readable] = 0.5 * (quality[readable] + normalised_margin(probe[readable], labels[readable]))
+    return blended
 
 
 def best_other_class(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -73,6 +73,21 @@ def test_label_quality_by_hand():
     assert np.isclose(final.label_quality[0], 0.9125)
 
 
+def test_a_frozen_runs_probe_is_averaged_into_the_quality_where_it_has_a_row():
+    # The final model agrees with all three labels where a quarter are expected wrong: memorised
+    # share 1, so sample 1's quality is its history, 1 - 0.5 = 0.5, and samples 0 and 2 (no history)
+    # keep their margin, (1 + 0.9 - 0.05) / 2 = 0.925. Alone, that flags sample 1. The probe, which
+    # never trained on sample 0, puts it wholly in class 1: margin (1 + 0 - 1) / 2 = 0, mean 0.4625;
+    # sample 1 sits in its class for the probe, (1 + 0.9 - 0.1) / 2 = 0.9, mean 0.7; sample 2 has no
+    # probe row (no features) and keeps 0.925. Now sample 0 is the one flagged.
+    ev = evidence([AGREE, [0.6, 0.2, 0.2], AGREE], [0, 0, 0], history=[np.nan, 0.5, np.nan])
+    assert decide(ev).verdict.tolist() == [CLEAN, DISCARDED, CLEAN]
+    ev.probe = np.array([[0.0, 1.0, 0.0], [0.9, 0.1, 0.0], [np.nan] * 3])
+    final = decide(ev)
+    assert np.allclose(final.label_quality, [0.4625, 0.7, 0.925])
+    assert final.verdict.tolist() == [DISCARDED, CLEAN, CLEAN]
+
+
 def test_ties_at_the_cut_get_the_same_verdict():
     quality = np.array([0.1, 0.5, 0.5, 0.9])
     assert lowest_share(quality, 0.5).tolist() == [True, True, True, False]  # 2 asked, the tie makes 3

@@ -1,0 +1,64 @@
+"""The linear probe of a frozen backbone's features: out-of-sample class probabilities for every
+training sample (``--backbone frozen`` only).
+
+A frozen backbone never sees the labels, so a linear model cross-fitted on its features predicts
+each sample from a model that did not train on it. The heads that the method trains see every
+label, and their losses count their own errors on hard clean images as wrong labels, or have
+fitted the wrong labels before they are read (docs/BACKBONE.md). Where the noise rate is estimated
+(``--forget-rate auto``), the confident joint counts the wrong labels from the probe's probabilities
+(``ForgetRate.read_probe``), and the final verdicts average the probe's margin into the run's own
+label quality (``verdicts.with_probe``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+FOLDS = 5  # as cleanlab's tutorials cross-fit
+MAX_ITER = 1000  # of L-BFGS: scikit-learn's 100 stop short on unscaled backbone features
+
+
+def out_of_fold_probabilities(features, labels, num_classes: int, seed: int, readable=None) -> np.ndarray:
+    """[N×C] class probabilities of each sample from scikit-learn's ``LogisticRegression`` (its
+    defaults: L2, C = 1) fitted on the other folds of a stratified, shuffled ``FOLDS``-fold split
+    seeded by ``seed``.
+
+    ``features``: [N×D] (the un-augmented view); ``labels``: [N] given labels in [0, C);
+    ``readable``: [N] bool, False for samples without features (files that broke), which take no
+    part and get NaN rows; all readable by default. A class that a training fold lacks gets
+    probability 0 from that fold's model. With fewer than two readable samples per fold, or one
+    class only, every row is NaN.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(features, dtype=np.float32)  # as the cache holds them, at most; half the memory of float64
+    y = np.asarray(labels)
+    keep = np.ones(len(y), dtype=bool) if readable is None else np.asarray(readable, dtype=bool)
+    probs = np.full((len(y), num_classes), np.nan)
+    rows = np.flatnonzero(keep)
+    counts = np.bincount(y[rows], minlength=num_classes)
+    if (counts > 0).sum() < 2 or len(rows) < 2 * FOLDS:
+        return probs
+    folds = StratifiedKFold(min(FOLDS, max(2, counts[counts > 0].max())), shuffle=True, random_state=seed)
+    # A class with fewer members than folds is expected in small sets; a fold that stops short of
+    # full convergence still ranks and counts as well (its probabilities move in the third digit).
+    # One BLAS thread: on these small products OpenBLAS's threads cost more than they share (on a
+    # 2-core CPU the probe took 57 s with two, 7 s with one; docs/PERFORMANCE.md).
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for fit, held in folds.split(x[rows], y[rows]):
+            fit, held = rows[fit], rows[held]
+            present = np.unique(y[fit])
+            probs[held] = 0.0
+            if len(present) == 1:
+                probs[held, present[0]] = 1.0
+                continue
+            model = LogisticRegression(max_iter=MAX_ITER).fit(x[fit], y[fit])
+            probs[np.ix_(held, model.classes_)] = model.predict_proba(x[held])
+    return probs
