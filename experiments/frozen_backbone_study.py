@@ -6,6 +6,13 @@ seeds 1-3, about 1 hour in all:
 
     python experiments/frozen_backbone_study.py --out runs/frozen-study --seeds 1,2,3
 
+The probe's checks (docs/notes/2026-12-07-frozen-probe-estimate.md), 2026-12-07, the same CPU kind:
+
+    python experiments/frozen_backbone_study.py --out runs/frozen-check-a --folder check-a \
+        --arms frozen-linear-K2,frozen-mlp-K2,finetune
+    python experiments/frozen_backbone_study.py --out runs/frozen-big --pretrain-per-class 5900 \
+        --arms frozen-linear-K2,frozen-mlp-K2,finetune
+
 1. Backbone: the small CNN trained with clean labels on Fashion-MNIST classes 0-3 (T-shirt, trouser,
    pullover, dress), written as an image folder of 28-px RGB PNGs (4,000 training, 400 validation
    images), plain cross-entropy, 20 epochs: runs/.../backbone/checkpoint.pt, used with --weights.
@@ -66,9 +73,10 @@ def write(root: Path, split: str, folder: str, name: str, pixels: np.ndarray) ->
     return path.relative_to(root).as_posix()
 
 
-def write_folders(out: Path) -> dict:
-    """The backbone's clean folder (classes 0-3) and the noisy study folder (4-7, open-set 8-9);
-    returns {training file of the study folder: true class name or 'open'}."""
+def write_folders(out: Path, folder: str = "study", pretrain_per_class: int = 1000) -> dict:
+    """The backbone's clean folder (classes 0-3, ``pretrain_per_class`` training images each) and the
+    noisy ``folder`` (4-7, open-set 8-9: "study" or "check-a"); returns {training file of the noisy
+    folder: true class name or 'open'}."""
     from comining.data.fashion_mnist import load
 
     arrays = load(None)
@@ -76,10 +84,14 @@ def write_folders(out: Path) -> dict:
     rng = np.random.RandomState(0)
     pool = {c: list(rng.permutation(np.where(labels == c)[0])) for c in range(10)}
     for c in range(4):
-        for j in range(1000):
+        for j in range(pretrain_per_class):
             write(out / "pretrain", "train", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
         for j in range(100):
             write(out / "pretrain", "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
+    if folder == "check-a":
+        truth = write_check_a(out / "noisy", arrays)
+        (out / "truth.json").write_text(json.dumps(truth, indent=1))
+        return truth
     truth, known = {}, [4, 5, 6, 7]
     for c in known:
         for j in range(600):
@@ -92,6 +104,26 @@ def write_folders(out: Path) -> dict:
         given = known[j % 4]
         truth[write(out / "noisy", "train", f"class{given}", f"open{source}_{j:04d}.png", images[pool[source].pop()])] = "open"
     (out / "truth.json").write_text(json.dumps(truth, indent=1))
+    return truth
+
+
+def write_check_a(root: Path, arrays) -> dict:
+    """Check A of the probe's note: Fashion-MNIST's *test* images of classes 4-7 (600 training, 100
+    validation each), 30 % of each class in the folder of its look-alike (coat and shirt, sandal and
+    sneaker), plus open-set images of classes 8-9, 10 % of the training set; returns the truth."""
+    images, labels = arrays.test_images[:, 0].numpy(), np.asarray(arrays.test_labels)
+    rng = np.random.RandomState(1)
+    pool = {c: list(rng.permutation(np.where(labels == c)[0])) for c in range(10)}
+    look_alike, known, truth = {4: 6, 6: 4, 5: 7, 7: 5}, (4, 5, 6, 7), {}
+    for c in known:
+        for j in range(600):
+            given = look_alike[c] if rng.rand() < 0.3 else c
+            truth[write(root, "train", f"class{given}", f"{c}_{j:04d}.png", images[pool[c].pop()])] = f"class{c}"
+        for j in range(100):
+            write(root, "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
+    for j in range(int(0.10 * 2400 / 0.90)):
+        source = 8 + j % 2
+        truth[write(root, "train", f"class{known[j % 4]}", f"open{source}_{j:04d}.png", images[pool[source].pop()])] = "open"
     return truth
 
 
@@ -142,11 +174,16 @@ def main() -> int:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
+    parser.add_argument("--folder", choices=("study", "check-a"), default="study",
+                        help="the noisy folder to write (check-a: the probe note's check A)")
+    parser.add_argument("--pretrain-per-class", type=int, default=1000,
+                        help="the backbone's training images per class (5900: the probe note's check B)")
     args = parser.parse_args()
     arms = {name: ARMS[name] for name in (args.arms.split(",") if args.arms else ARMS)}
     seeds = [int(s) for s in args.seeds.split(",")]
     out = args.out.resolve()
-    truth = json.loads((out / "truth.json").read_text()) if (out / "truth.json").is_file() else write_folders(out)
+    truth = (json.loads((out / "truth.json").read_text()) if (out / "truth.json").is_file()
+             else write_folders(out, args.folder, args.pretrain_per_class))
     backbone = out / "backbone" / "checkpoint.pt"
     if not (out / "backbone" / "results.json").is_file():
         shutil.rmtree(out / "backbone", ignore_errors=True)
