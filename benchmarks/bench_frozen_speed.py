@@ -7,7 +7,9 @@ fine-tuning 165.3 s per epoch, about 165 minutes for 60 epochs (28x the first fr
 2026-12-06 (third session, same CPU kind, `--finetune-epochs 0`), with the per-operation AutoAugment
 and the frozen head's own schedule (40 epochs): 232.1 s with features computed, 90.9 s cached (2.6x).
 Fourth session, the same CPU kind, with the neighbour search in cache-sized pieces: 193.3 s and 53.6 s
-(3.6x); the commit before it, minutes earlier, 192.5 s and 77.6 s (2.5x).
+(3.6x); the commit before it, minutes earlier, 192.5 s and 77.6 s (2.5x). 2026-12-07, the same CPU kind,
+with the frozen mode's probe and MLP head (d1b1b6a): 182.5 s and 41.0 s (4.4x); 38ce618 just before it
+183.0 s and 62.6 s (2.9x).
 
     python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1 (0: frozen runs only)]
 

@@ -111,3 +111,31 @@ def test_a_frozen_digits_run_counts_before_its_first_epoch_near_the_realised_rat
     assert results["estimated_noise_rate"] == history[0]["probe_noise_rate"]
     realised = (trainer.data.labels != trainer.data.true_labels).float().mean().item()
     assert abs(results["estimated_noise_rate"] - realised) < 0.06
+
+
+def test_a_frozen_run_stopped_after_its_first_epoch_resumes_to_the_same_verdicts(tmp_path):
+    """The count is made once: a run stopped after epoch 1 and resumed keeps it (no second count in
+    metrics.jsonl), refits the same probe for its verdicts, and ends exactly as an unbroken run."""
+    from comining.guards import Interrupted
+
+    extractor = tmp_path / "pixels.pt"
+    torch.jit.save(torch.jit.script(Pixels()), str(extractor))
+    settings = {"dataset": "digits", "backbone": "frozen", "backbone_file": str(extractor), "noise_type": "symmetric",
+                "closed_rate": 0.3, "forget_rate": "auto", "epochs": 3, "warmup_epochs": 1, "train_subset": 500,
+                "test_subset": 100, "cache_dir": str(tmp_path / "cache"), "seed": 2, "quiet": True}
+    Trainer(config.resolve(settings), tmp_path / "whole").fit()
+    stopped = Trainer(config.resolve(settings), tmp_path / "resumed")
+    evaluate = stopped.evaluate
+
+    def evaluate_then_stop():
+        stopped.stop_signal = "SIGTERM"
+        return evaluate()
+
+    stopped.evaluate = evaluate_then_stop
+    with pytest.raises(Interrupted):
+        stopped.fit()
+    Trainer.resume(tmp_path / "resumed").fit()
+    history = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [("probe_noise_rate" in r) for r in history] == [True, False, False]
+    for name in ("verdicts.csv", "pred_probs.npy"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
