@@ -5,6 +5,8 @@ and AMX, torch 2.13.0+cpu, 2 threads, idle; 100,000 rows x 5 views x 512 float16
 the cache peaks 587 MB above the baseline (1.20x); one training epoch with the verdict pass 770 MB
 against 488 MB of features + 4 MB of banks (1.56x, over the 1.5x target). Later that day, one thread,
 with the neighbour search's distances made in pieces of 2^20: load 1.18x, train 662 MB (1.35x, target met).
+2026-12-07, the same CPU kind, one thread, with the MLP head (the default since d1b1b6a): load 1.29x,
+train 662 MB against 488 MB of features and 2 MB of banks (1.35x).
 
     python benchmarks/bench_feature_memory.py [--rows 100000] [--dim 512] [--views 2] [--out runs/bench-memory]
     python benchmarks/bench_feature_memory.py --scaling 20000,100000,200000
@@ -17,7 +19,7 @@ Two phases, each in a process of its own (peak resident memory, ru_maxrss, is pe
   load   random features of --rows samples (1 + 2K views of D values, float16: rows x (1+2K) x D x 2
          bytes) are written to a feature cache in 4,096-row chunks, then a fresh process reads them
          back with FeatureCache.fill, as a run whose features are all cached does;
-  train  one epoch of Co-mining (a linear head, its two memory banks) on the same number of random
+  train  one epoch of Co-mining (the default head, its two memory banks) on the same number of random
          feature rows held in memory, with the final verdicts' pass, as comining train runs it.
 Each prints (peak - baseline) against the features' bytes (+ the banks' for train); exit 1 when above 1.5x.
 """
