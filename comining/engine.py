@@ -215,8 +215,8 @@ class Trainer:
             atomic_json(self.run.config, cfg.to_dict())
             write_data_files(self.run, cfg.dataset, self.data, self.views.normalize, self.backbone_record())
         self.wrap_for_ddp()
-        pending = self.estimate_by_probe() if self.forget.by_probe and self.forget.target is None else {}
         started = time.time() - sum(r["seconds"] for r in self.history)
+        pending = self.estimate_by_probe() if self.forget.by_probe and self.forget.target is None else {}
         epochs = tqdm(range(self.start_epoch, cfg.epochs), initial=self.start_epoch, total=cfg.epochs,
                       desc=f"{cfg.method} {cfg.dataset}", unit="epoch", disable=self.quiet, dynamic_ncols=True)
         with stop_on_signals(self):
@@ -248,13 +248,15 @@ class Trainer:
     def finish(self, seconds: float) -> dict:
         """After the last epoch: the final verdicts, results.json, verdicts.csv and the plots."""
         cfg = self.cfg
+        # Fitted, where a resumed run has not yet, on this rank's readable rows, as before the first epoch.
+        probe_probs = self.probe_probabilities() if self.forget.by_probe else None
         if self.world > 1 and self.data.reads_files:  # files that broke on any rank
             for skipped, failed in distributed.gather_objects((self.data.skipped_files, self.data.failed_positions)):
                 self.data.skipped_files.update(skipped)
                 self.data.failed_positions.update(failed)
         self.final = verdicts.decide(evidence.gather(self.method, self.data, self.views, self.selections,
                                                      self.precision, cfg.eval_batch_size, cfg.seed, self.forget.prior,
-                                                     self.probe_probabilities() if self.forget.by_probe else None))
+                                                     probe_probs))
         results = self.results(seconds)
         if self.run is not None:
             atomic_json(self.run.results, results)
@@ -289,7 +291,7 @@ class Trainer:
         # A file that failed on one rank only could move its count: rank 0's holds for every rank.
         message = self.forget.adopt_probe(distributed.gather_objects(reading)[0], record)
         if distributed.is_main():
-            tqdm.write(f"before epoch 1: {message}")
+            tqdm.write(f"before epoch {self.start_epoch + 1}: {message}")
         return record
 
     def probe_probabilities(self) -> np.ndarray:
@@ -372,6 +374,8 @@ class Trainer:
         estimate = estimated_noise_rate(self.history)
         if estimate is not None:
             results["estimated_noise_rate"] = estimate
+            if self.forget.by_probe:  # else the networks' losses estimated it
+                results["noise_rate_estimated_by"] = "probe"
             results["estimated_noise_rate_interval"] = estimated_interval(self.history)
         if self.data.reads_files:
             results["skipped_files"] = len(self.data.skipped_files)

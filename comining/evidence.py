@@ -25,7 +25,7 @@ class Evidence:
     from k-reciprocal bank neighbours, or None without banks; prior_rate: the share of wrong labels
     expected before looking (the run's forget-rate target); probe: [N×C] out-of-fold probabilities
     of a linear probe on frozen features (``comining.probe``; NaN rows for samples without
-    features), or None when the whole network trained. Samples the final pass could not read (image
+    features) where the run estimated its noise rate with it, else None. Samples the final pass could not read (image
     files broken since training) keep uniform probabilities."""
 
     probs: np.ndarray

@@ -107,18 +107,26 @@ class ForgetRate:
                 f"forget rate {estimate.rate:.3f}")
 
     @staticmethod
-    def read_probe(probs: np.ndarray, labels: np.ndarray) -> dict:
+    def read_probe(probs: np.ndarray, labels: np.ndarray) -> dict | None:
         """The noise rate as the frozen features' probe sees it: the confident joint's count on its
         out-of-fold ``probs`` [N×C] (NaN rows: samples without features) of the given ``labels``,
-        the probe's disagreement, and the interval between them, as the run records them."""
+        the probe's disagreement, and the interval between them, as the run records them; None
+        where the probe has no readable row (too few samples to cross-fit)."""
+        if not np.isfinite(probs).all(axis=1).any():
+            return None
         rate = noise_rate.confident_joint_noise_rate(probs, labels)
         disagreement = noise_rate.disagreement_share(probs, labels)
         return {"estimated_noise_rate": rate, "probe_noise_rate": rate, "disagreement_share": disagreement,
                 "noise_rate_interval": list(noise_rate.rate_interval(rate, disagreement))}
 
-    def adopt_probe(self, reading: dict, record: dict) -> str:
-        """Make the probe's count (``read_probe``; under DDP rank 0's) the target from the first epoch
-        on, for the rest of the run; adds the reading to ``record``; returns the line to print."""
+    def adopt_probe(self, reading: dict | None, record: dict) -> str:
+        """Make the probe's count (``read_probe``; under DDP rank 0's) the target from the next epoch
+        on, for the rest of the run; adds the reading to ``record``; returns the line to print.
+        Without a reading the networks' own readings estimate the rate, as when fine-tuning."""
+        if reading is None:
+            self.by_probe = False
+            return ("too few readable samples to cross-fit a linear probe on the frozen features: the noise rate "
+                    "is estimated from the networks' losses instead")
         self.target = reading["estimated_noise_rate"]
         record.update(reading)
         return (f"estimated noise rate {self.target:.3f} (confident joint on a linear probe cross-fitted on the "

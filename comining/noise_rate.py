@@ -227,6 +227,9 @@ def confident_joint_noise_rate(probs, labels) -> float:
     classes = probs.shape[1]
     given_count = np.bincount(labels, minlength=classes)
     thresholds = np.array([probs[labels == k, k].mean() if given_count[k] else np.inf for k in range(classes)])
+    # A class whose own samples all get probability 0 (a probe whose training folds lacked it) would
+    # otherwise be reached by every sample: it stands for no class.
+    thresholds[thresholds <= 0] = np.inf
     reaches = probs >= thresholds - 1e-9  # a mean of equal values can round just above them
     counted = reaches.any(axis=1)
     likely = np.where(reaches, probs, -np.inf).argmax(axis=1)

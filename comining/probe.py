@@ -22,23 +22,25 @@ MAX_ITER = 1000  # of L-BFGS: scikit-learn's 100 stop short on unscaled backbone
 
 def out_of_fold_probabilities(features, labels, num_classes: int, seed: int, readable=None) -> np.ndarray:
     """[N×C] class probabilities of each sample from scikit-learn's ``LogisticRegression`` (its
-    defaults: L2, C = 1) fitted on the other folds of a stratified, shuffled ``FOLDS``-fold split
-    seeded by ``seed``.
+    defaults: L2, C = 1) fitted on the other folds of a stratified split shuffled by ``seed``:
+    ``FOLDS`` folds, or as many as the largest class has samples where that is fewer (at least 2).
 
     ``features``: [N×D] (the un-augmented view); ``labels``: [N] given labels in [0, C);
     ``readable``: [N] bool, False for samples without features (files that broke), which take no
-    part and get NaN rows; all readable by default. A class that a training fold lacks gets
-    probability 0 from that fold's model. With fewer than two readable samples per fold, or one
-    class only, every row is NaN.
+    part and get NaN rows; all readable by default. Rows holding a non-finite value take no part
+    either. A class that a training fold lacks gets probability 0 from that fold's model, so the
+    members of a class smaller than the number of folds look mislabelled to the probe. With fewer
+    than two readable samples per fold, or one class only, every row is NaN.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    x = np.asarray(features, dtype=np.float32)  # as the cache holds them, at most; half the memory of float64
+    x = np.asarray(features, dtype=np.float32)  # as the cache holds them, at most
     y = np.asarray(labels)
-    keep = np.ones(len(y), dtype=bool) if readable is None else np.asarray(readable, dtype=bool)
+    keep = np.ones(len(y), dtype=bool) if readable is None else np.asarray(readable, dtype=bool).copy()
+    keep &= np.isfinite(x).all(axis=1)
     probs = np.full((len(y), num_classes), np.nan)
     rows = np.flatnonzero(keep)
     counts = np.bincount(y[rows], minlength=num_classes)
@@ -52,7 +54,7 @@ def out_of_fold_probabilities(features, labels, num_classes: int, seed: int, rea
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for fit, held in folds.split(x[rows], y[rows]):
+        for fit, held in folds.split(np.zeros((len(rows), 1)), y[rows]):  # the split reads the labels only
             fit, held = rows[fit], rows[held]
             present = np.unique(y[fit])
             probs[held] = 0.0

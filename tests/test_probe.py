@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from comining import config
+from comining import config, verdicts
 from comining.engine import Trainer
 from comining.forget_rate import ForgetRate
 from comining.methods import METHODS
 from comining.probe import out_of_fold_probabilities
+from comining.verdicts import with_probe
 
 
 def two_clusters(per_class: int = 20, memorise: bool = False):
@@ -49,6 +50,25 @@ def test_the_folds_are_seeded():
     x, labels = two_clusters()
     np.testing.assert_array_equal(out_of_fold_probabilities(x, labels, 2, seed=3),
                                   out_of_fold_probabilities(x, labels, 2, seed=3))
+    assert not np.array_equal(out_of_fold_probabilities(x, labels, 2, seed=3),
+                              out_of_fold_probabilities(x, labels, 2, seed=4))
+
+
+def test_rows_with_non_finite_features_take_no_part():
+    x, labels = two_clusters()
+    x[7, 1] = np.inf
+    probs = out_of_fold_probabilities(x, labels, 2, seed=0)
+    assert np.isnan(probs[7]).all() and np.isfinite(np.delete(probs, 7, 0)).all()
+
+
+def test_without_a_readable_row_the_networks_estimate_the_rate():
+    cfg = config.Config(method="coteaching", forget_rate="auto", backbone="frozen")
+    rate = ForgetRate(cfg, METHODS["coteaching"](cfg, 2, lambda: torch.nn.Linear(2, 2), selections=None))
+    x, labels = two_clusters(per_class=4)  # 8 samples: too few for 5 folds
+    reading = rate.read_probe(out_of_fold_probabilities(x, labels, 2, seed=0), labels)
+    assert reading is None
+    assert "too few readable samples" in rate.adopt_probe(reading, {})
+    assert rate.target is None and not rate.by_probe and rate.estimate_due(rate.method.first_estimate_after)
 
 
 def test_samples_without_features_get_nan_rows_and_take_no_part():
@@ -93,7 +113,7 @@ class Pixels(torch.nn.Module):
         return x.flatten(1)
 
 
-def test_a_frozen_digits_run_counts_before_its_first_epoch_near_the_realised_rate(tmp_path, capsys):
+def test_a_frozen_digits_run_counts_before_its_first_epoch_near_the_realised_rate(tmp_path, capsys, monkeypatch):
     """Digits' pixels as frozen features, 30 % symmetric noise: the count is made once, before epoch 1,
     stored in the first epoch's record and results.json, and lands near the realised rate (0.315;
     the probe reads 0.355, where the head's own warm-up losses read 0.71)."""
@@ -103,9 +123,13 @@ def test_a_frozen_digits_run_counts_before_its_first_epoch_near_the_realised_rat
                           "noise_type": "symmetric", "closed_rate": 0.3, "forget_rate": "auto", "epochs": 2,
                           "warmup_epochs": 1, "cache_dir": str(tmp_path / "cache"), "seed": 1, "quiet": True})
     trainer = Trainer(cfg, tmp_path / "run")
+    blended = []
+    monkeypatch.setattr(verdicts, "with_probe", lambda *a: blended.append(a[1].shape) or with_probe(*a))
     results = trainer.fit()
     out = capsys.readouterr()
     assert "before epoch 1: estimated noise rate" in out.out + out.err
+    assert blended == [(len(trainer.data), 10)]  # the verdicts read the probe's N×C probabilities
+    assert results["noise_rate_estimated_by"] == "probe"
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert "probe_noise_rate" in history[0] and all("estimated_noise_rate" not in r for r in history[1:])
     assert results["estimated_noise_rate"] == history[0]["probe_noise_rate"]
@@ -139,3 +163,18 @@ def test_a_frozen_run_stopped_after_its_first_epoch_resumes_to_the_same_verdicts
     assert [("probe_noise_rate" in r) for r in history] == [True, False, False]
     for name in ("verdicts.csv", "pred_probs.npy"):
         assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+def test_a_class_with_one_sample_does_not_inflate_the_count():
+    """Its only sample is held out in one fold, whose model never saw the class: the sample gets
+    probability 0 for its own class, the confident joint's threshold for that class is 0, and a
+    threshold of 0 must not be reached by every sample. By hand: label 0's 19 samples and label 1's
+    20 right ones sit on their diagonal, sample 0 (class 0, labelled 1) off it, and the lone sample
+    reaches no class's threshold (uncounted, so its row keeps its one label): 1 − 40/41."""
+    from comining.noise_rate import confident_joint_noise_rate
+
+    x, labels = two_clusters()
+    x, labels = np.r_[x, [[0.0, 8.0]]], np.r_[labels, 2]
+    probs = out_of_fold_probabilities(x, labels, 3, seed=0)
+    assert probs[-1, 2] == 0
+    assert confident_joint_noise_rate(probs, labels) == pytest.approx(1 / 41)
