@@ -112,7 +112,7 @@ class ForgetRate:
         out-of-fold ``probs`` [N×C] (NaN rows: samples without features) of the given ``labels``,
         the probe's disagreement, and the interval between them, as the run records them; None
         where the probe has no readable row (too few samples to cross-fit)."""
-        if not np.isfinite(probs).all(axis=1).any():
+        if not noise_rate.readable(probs).any():
             return None
         rate = noise_rate.confident_joint_noise_rate(probs, labels)
         disagreement = noise_rate.disagreement_share(probs, labels)

@@ -136,13 +136,19 @@ def rate_interval(rate: float, disagreement: float | None, margin: float = INTER
     return max(0.0, low - margin), min(1.0, high + margin)
 
 
+def readable(probs) -> np.ndarray:
+    """[N] bool: the rows of ``probs`` [N×C] that hold no NaN (a NaN row is a sample without a
+    reading: an image that could not be read, or no features)."""
+    return np.isfinite(probs).all(axis=1)
+
+
 def readable_rows(probs, labels) -> tuple[np.ndarray, np.ndarray]:
     """``probs`` [N×C] as float64 and ``labels`` [N] as arrays, without the rows holding NaN (images
     that could not be read)."""
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
-    readable = np.isfinite(probs).all(axis=1)
-    return probs[readable], labels[readable]
+    rows = readable(probs)
+    return probs[rows], labels[rows]
 
 
 def anchor_noise_rate(probs, labels, smoothing: float = 0.0, quantile: float = ANCHOR_QUANTILE) -> float:

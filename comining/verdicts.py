@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from comining.evidence import Evidence
+from comining.noise_rate import readable
 from comining.selection import CLEAN, DISCARDED, RELABELLED, SELECTIONS, UNSEEN
 
 # The final verdicts take a step's selection values and codes, but never "unseen".
@@ -86,9 +87,9 @@ def with_probe(quality: np.ndarray, probe: np.ndarray, labels: np.ndarray) -> np
     each sample from a model that did not train on it, the run's networks from all the labels and
     two views: on the stand-in folders the mean found the wrong labels better than either alone
     (docs/BACKBONE.md)."""
-    readable = np.isfinite(probe).all(axis=1)
+    rows = readable(probe)
     blended = quality.copy()
-    blended[readable] = 0.5 * (quality[readable] + normalised_margin(probe[readable], labels[readable]))
+    blended[rows] = 0.5 * (quality[rows] + normalised_margin(probe[rows], labels[rows]))
     return blended
 
 
