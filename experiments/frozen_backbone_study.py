@@ -143,28 +143,34 @@ def issue_f1(run: Path, truth: dict) -> float:
     return scores(comining.find_label_issues(run), wrong)["f1"]
 
 
-def cleanlab_f1(out: Path, backbone: Path, truth: dict, seed: int) -> float:
-    """cleanlab on the frozen run's own cached features (its un-augmented view), 5-fold logistic regression
-    (stratified, shuffled by ``seed``)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from label_issues_vs_cleanlab import cleanlab_verdicts, scores
-
+def frozen_features(out: Path, truth: dict, seed: int):
+    """The un-augmented cached features [N×D] of ``out``'s noisy folder (its backbone's, as the frozen
+    runs cached them), the given labels [N], and which of them are wrong by ``truth`` [N]."""
     from comining.config import resolve
     from comining.data.features import FeatureData
 
     cfg = resolve({"dataset": "folder", "data_root": str(out / "noisy"), "backbone": "frozen", "arch": "small",
-                   "weights": str(backbone), "rescale_size": 28, "crop_size": 28, "padding": 3, "seed": seed,
-                   "cache_dir": str(out / "cache"), "quiet": True, "device": "cpu"})
+                   "weights": str(out / "backbone" / "checkpoint.pt"), "rescale_size": 28, "crop_size": 28,
+                   "padding": 3, "seed": seed, "cache_dir": str(out / "cache"), "quiet": True, "device": "cpu"})
     data = FeatureData(cfg, "cpu", progress=False)
     data.prepare(("test",))
-    x, given = data.images[:, 0].float().numpy(), data.labels.numpy()
+    given = data.labels.numpy()
+    wrong = np.array([truth[name] != data.classes[label] for name, label in zip(data.sample_names(), given)])
+    return data.images[:, 0].float().numpy(), given, wrong
+
+
+def cleanlab_f1(x: np.ndarray, given: np.ndarray, wrong: np.ndarray, seed: int) -> float:
+    """cleanlab's F1 at finding the ``wrong`` labels among ``given``, from 5-fold logistic regression on
+    the frozen features ``x`` (stratified, shuffled by ``seed``)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from label_issues_vs_cleanlab import cleanlab_verdicts, scores
+
     # Shuffled: the folder lists its files by name, and the names begin with the true class, so
     # unshuffled folds would hold out each true class, and the open-set images, together.
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     oof = cross_val_predict(LogisticRegression(max_iter=2000), x, given, cv=folds, method="predict_proba")
     flagged, _ = cleanlab_verdicts(given, oof)
-    wrong = np.array([truth[name] != data.classes[label] for name, label in zip(data.sample_names(), given)])
     return scores(np.asarray(flagged), wrong)["f1"]
 
 
@@ -209,7 +215,8 @@ def main() -> int:
             cell["estimate"].append(results.get("estimated_noise_rate", float("nan")))
             cell["seconds"].append(float((run / "wall_seconds.txt").read_text()))
             cell["f1"].append(issue_f1(run, truth))
-        table.setdefault("cleanlab (frozen features)", {"f1": []})["f1"].append(cleanlab_f1(out, backbone, truth, seed))
+        table.setdefault("cleanlab (frozen features)", {"f1": []})["f1"].append(
+            cleanlab_f1(*frozen_features(out, truth, seed), seed))
     realised = float(np.mean([truth[name] != name.split("/")[1] for name in truth]))
     lines = [f"realised noise rate {realised:.3f}", "",
              "| arm | test accuracy (%) | wall-clock (s) | wrong-label F1 | estimated noise rate |", "|---|---|---|---|---|"]

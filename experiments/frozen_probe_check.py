@@ -27,34 +27,17 @@ HEADS = ("frozen-linear-K2", "frozen-mlp-K2")
 SEEDS = (1, 2, 3)
 
 
-def frozen_features(study: Path, seed: int):
-    """The un-augmented cached features [N×D], given labels and the wrong-label mask of a study folder."""
-    from comining.config import resolve
-    from comining.data.features import FeatureData
-
-    truth = json.loads((study / "truth.json").read_text())
-    cfg = resolve({"dataset": "folder", "data_root": str(study / "noisy"), "backbone": "frozen", "arch": "small",
-                   "weights": str(study / "backbone" / "checkpoint.pt"), "rescale_size": 28, "crop_size": 28,
-                   "padding": 3, "seed": seed, "cache_dir": str(study / "cache"), "quiet": True, "device": "cpu"})
-    data = FeatureData(cfg, "cpu", progress=False)
-    data.prepare(("test",))
-    given = data.labels.numpy()
-    wrong = np.array([truth[name] != data.classes[label] for name, label in zip(data.sample_names(), given)])
-    return data.images[:, 0].float().numpy(), given, wrong
-
-
 def check(study: Path) -> list[dict]:
     import comining
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
     from comining.probe import out_of_fold_probabilities
     from comining.rundir import RunDir
-    from label_issues_vs_cleanlab import cleanlab_verdicts, scores
+    from frozen_backbone_study import cleanlab_f1, frozen_features
+    from label_issues_vs_cleanlab import scores
 
+    truth = json.loads((study / "truth.json").read_text())
     rows = []
     for seed in SEEDS:
-        x, given, wrong = frozen_features(study, seed)
+        x, given, wrong = frozen_features(study, truth, seed)
         n, count = len(given), int(wrong.sum())
         index = np.arange(n)
 
@@ -69,10 +52,7 @@ def check(study: Path) -> list[dict]:
         probe_quality = 0.5 * (1 + probe[index, given] - other.max(1))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            oof = cross_val_predict(LogisticRegression(max_iter=2000), x, given, method="predict_proba",
-                                    cv=StratifiedKFold(5, shuffle=True, random_state=seed))
-            flagged, _ = cleanlab_verdicts(given, oof)
-        cleanlab = scores(np.asarray(flagged), wrong)["f1"]
+            cleanlab = cleanlab_f1(x, given, wrong, seed)
         for rule, folder in (("shipped", study), ("probe", study.with_name(study.name + "-probe"))):
             for head in HEADS:
                 run = folder / f"{head}-seed{seed}"
