@@ -127,6 +127,20 @@ def write_check_a(root: Path, arrays) -> dict:
     return truth
 
 
+def write_clean(out: Path, truth: dict) -> Path:
+    """``out/clean``: the noisy folder's closed-set training images, each in its true class's folder,
+    and the same validation images; what the arms reach with every label right."""
+    clean = out / "clean"
+    if not clean.is_dir():
+        for name, true in truth.items():
+            if true != "open":
+                target = clean / "train" / true / Path(name).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(out / "noisy" / name, target)
+        shutil.copytree(out / "noisy" / "val", clean / "val")
+    return clean
+
+
 def train(args: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": "", "MPLBACKEND": "Agg"}
     start = time.time()
@@ -184,6 +198,9 @@ def main() -> int:
                         help="the noisy folder to write (check-a: the probe note's check A)")
     parser.add_argument("--pretrain-per-class", type=int, default=1000,
                         help="the backbone's training images per class (5900: the probe note's check B)")
+    parser.add_argument("--clean", action="store_true",
+                        help="run the arms on the folder's closed-set images with their true labels and "
+                             "--forget-rate 0 (runs clean-ARM-seedS): each arm's ceiling")
     args = parser.parse_args()
     arms = {name: ARMS[name] for name in (args.arms.split(",") if args.arms else ARMS)}
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -196,13 +213,14 @@ def main() -> int:
         train(["--dataset", "folder", "--data-root", str(out / "pretrain"), "--method", "standard", "--arch", "small",
                "--backbone", "finetune", "--weights", "none", "--epochs", "20", "--warmup-epochs", "5",
                *GEOMETRY, *SCHEDULE, "--out", str(out / "backbone")])
-    common = ["--dataset", "folder", "--data-root", str(out / "noisy"), "--arch", "small", "--cache-dir",
-              str(out / "cache"), *GEOMETRY]
+    root, prefix = (write_clean(out, truth), "clean-") if args.clean else (out / "noisy", "")
+    common = ["--dataset", "folder", "--data-root", str(root), "--arch", "small", "--cache-dir",
+              str(out / "cache"), *GEOMETRY, *(["--forget-rate", "0"] if args.clean else [])]
     schedule = ["--epochs", str(args.epochs), "--warmup-epochs", "5", *SCHEDULE]
     table: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
         for arm, extra in arms.items():
-            run = out / f"{arm}-seed{seed}"
+            run = out / f"{prefix}{arm}-seed{seed}"
             if not (run / "results.json").is_file():
                 shutil.rmtree(run, ignore_errors=True)
                 own = ["--workers", "2", "--quiet"] if "{web-schedule}" in extra else schedule
@@ -214,10 +232,12 @@ def main() -> int:
             cell["accuracy"].append(results["last10_mean"])
             cell["estimate"].append(results.get("estimated_noise_rate", float("nan")))
             cell["seconds"].append(float((run / "wall_seconds.txt").read_text()))
-            cell["f1"].append(issue_f1(run, truth))
-        table.setdefault("cleanlab (frozen features)", {"f1": []})["f1"].append(
-            cleanlab_f1(*frozen_features(out, truth, seed), seed))
-    realised = float(np.mean([truth[name] != name.split("/")[1] for name in truth]))
+            if not args.clean:  # with every label right there is nothing to find
+                cell["f1"].append(issue_f1(run, truth))
+        if not args.clean:
+            table.setdefault("cleanlab (frozen features)", {"f1": []})["f1"].append(
+                cleanlab_f1(*frozen_features(out, truth, seed), seed))
+    realised = 0.0 if args.clean else float(np.mean([truth[name] != name.split("/")[1] for name in truth]))
     lines = [f"realised noise rate {realised:.3f}", "",
              "| arm | test accuracy (%) | wall-clock (s) | wrong-label F1 | estimated noise rate |", "|---|---|---|---|---|"]
     for arm, cell in table.items():
@@ -225,8 +245,8 @@ def main() -> int:
                  for k in ("accuracy", "seconds", "f1", "estimate")]
         lines.append(f"| {arm} | {' | '.join(shown)} |")
     text = "\n".join(lines)
-    (out / "study.md").write_text(text + "\n")
-    (out / "study.json").write_text(json.dumps(table, indent=1))
+    (out / f"{prefix}study.md").write_text(text + "\n")
+    (out / f"{prefix}study.json").write_text(json.dumps(table, indent=1))
     print(text)
     return 0
 
