@@ -41,7 +41,7 @@ def final_view_kinds(method) -> tuple[str, ...]:
     Not the strong (AutoAugment) view: it distorts images on purpose, and on digits its predictions
     alone found the wrong labels with F1 0.83 against 0.99 for the weak view (docs/METHOD.md)."""
     kinds = tuple(k for k in dict.fromkeys(method.view_kinds) if k != "strong")
-    return kinds if kinds == ("plain",) else (*kinds, "test")
+    return kinds if kinds == ("plain",) else tuple(dict.fromkeys((*kinds, "test")))
 
 
 @torch.no_grad()

@@ -55,6 +55,10 @@ ARMS = {
     "frozen-linear-K2": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "2"],
     "frozen-linear-K4": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "4"],
     "frozen-mlp-K2": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "mlp", "--feature-views", "2"],
+    # Co-mining's first view un-augmented: augmented views of a frozen backbone's input are features off
+    # the test view's distribution (docs/notes/2026-12-07-frozen-views.md).
+    "frozen-mlp-K2-ts": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "mlp", "--feature-views", "2",
+                         "--aug", "ts"],
     # The same head under the image-set preset's schedule (SGD 0.01, batch 25, 60 epochs, cosine): what
     # --backbone frozen trained with by default before it had a schedule of its own.
     "frozen-linear-K2-web-schedule": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear",

@@ -47,7 +47,8 @@ class CoMiningOptions:
     re_k: int = setting(15, "k of the k-reciprocal neighbours", flags=("--re_k1", "--re-k1"), metavar="K")
     re_sigma: float = setting(0.15, "in-distribution threshold σ on the soft label (web data 0.5)", metavar="σ")
     bank: int = setting(4096, "memory bank size per view", metavar="N")
-    aug: str = setting("ws", "the two views: ws (weak+strong), ww, ss", choices=("ws", "ww", "ss"), recipe=True)
+    aug: str = setting("ws", "the two views: ws (weak+strong), ww, ss, ts (un-augmented+strong)",
+                       choices=("ws", "ww", "ss", "ts"), recipe=True)
     select_per_class: bool = setting(True, "split clean / noisy within each given label instead of across the "
                                      "batch", recipe=True)
     forget_ramp: bool = setting(True, "ramp the forget rate in over --num-gradual epochs after warm-up "
@@ -86,7 +87,7 @@ def default_epsilon(num_classes: int) -> float:
 
 UNLABELLED_TEMPERATURE = 0.5  # DivideMix's T for its guessed targets
 
-VIEWS = {"ws": ("weak", "strong"), "ww": ("weak", "weak"), "ss": ("strong", "strong")}
+VIEWS = {"ws": ("weak", "strong"), "ww": ("weak", "weak"), "ss": ("strong", "strong"), "ts": ("test", "strong")}
 
 
 def split_by_score(score: torch.Tensor, rate: float, confident_fraction: float, labels=None, num_classes=0):
