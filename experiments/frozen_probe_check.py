@@ -1,7 +1,11 @@
-"""The pre-registered check of the frozen mode's probe count (docs/notes/2026-12-07-frozen-probe-estimate.md).
+"""The pre-registered checks of the probe's count: in the frozen mode
+(docs/notes/2026-12-07-frozen-probe-estimate.md), when fine-tuning from the same backbone
+(docs/notes/2026-12-07-finetune-probe-estimate.md), and the frozen mode's un-augmented first view
+(docs/notes/2026-12-07-frozen-views.md).
 
-For each study folder written by experiments/frozen_backbone_study.py (its runs of the shipped rule in
-STUDY, the probe rule's in STUDY-probe), per head and seed: the estimated noise rate against the
+For each study folder written by experiments/frozen_backbone_study.py (its runs of the rule before in
+STUDY, the probe rule's in STUDY-probe; the fine-tuning runs given the realised rate in STUDY), per
+arm and seed: the estimated noise rate against the
 realised one, test accuracy, the verdicts' F1 at their own count, the F1 of three rankings at the true
 count (the run's label_quality, the probe's normalised margin, their mean), the mean's F1 at the run's
 own count (its forget-rate target), and cleanlab's F1 on the same frozen features (5-fold logistic
@@ -23,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "experiments"))
-HEADS = ("frozen-linear-K2", "frozen-mlp-K2")
+HEADS = ("frozen-linear-K2", "frozen-mlp-K2", "frozen-mlp-K2-ts", "finetune", "finetune-true-rate")
 SEEDS = (1, 2, 3)
 
 
@@ -61,7 +65,8 @@ def check(study: Path) -> list[dict]:
                 results = RunDir(run).read_results()
                 quality = np.array([float(r["label_quality"]) for r in comining.load_verdicts(run)])
                 rows.append({"study": study.name, "rule": rule, "head": head, "seed": seed,
-                             "realised": float(wrong.mean()), "estimate": results.get("estimated_noise_rate"),
+                             "realised": float(wrong.mean()),
+                             "estimate": results.get("estimated_noise_rate", float("nan")),  # nan: rate given
                              "accuracy": results["last10_mean"],
                              "f1": scores(comining.find_label_issues(run), wrong)["f1"],
                              "f1_true_run": f1_at(quality), "f1_true_probe": f1_at(probe_quality),
