@@ -325,3 +325,27 @@ def test_an_extractor_that_does_not_return_rows_is_one_line(folder, tmp_path):
     torch.jit.save(torch.jit.script(Maps()), str(path))
     with pytest.raises(UserError, match=r"one row of features per image"):
         FeatureData(frozen_cfg(folder, tmp_path / "cache", backbone_file=str(path)), "cpu", progress=False)
+
+
+def test_a_frozen_co_mining_run_trains_on_the_un_augmented_and_the_strong_view(folder, tmp_path, monkeypatch):
+    """A frozen backbone cannot learn invariance to augmentation, so Co-mining's first view is the
+    un-augmented one there (--aug ts): only it and the strong views are cached (1 + K per image, not
+    1 + 2K), training asks for those two kinds, and the final pass reads the test view once. --aug
+    given by the user, and fine-tuning, keep weak and strong."""
+    from comining import evidence
+    from comining.data.features import FeatureViews
+    from comining.engine import Trainer
+
+    cfg = frozen_cfg(folder, tmp_path / "cache", epochs=2, warmup_epochs=1, forget_rate=0.1)
+    assert cfg.aug == "ts"
+    asked = []
+    call = FeatureViews.__call__
+    monkeypatch.setattr(FeatureViews, "__call__", lambda self, x, kind: asked.append(kind) or call(self, x, kind))
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert set(trainer.data.layout) == {"test", "strong"}
+    assert trainer.data.images.shape[1] == 1 + cfg.feature_views
+    trainer.fit()
+    assert {"test", "strong"} <= set(asked) and "weak" not in asked
+    assert evidence.final_view_kinds(trainer.method) == ("test",)
+    assert frozen_cfg(folder, tmp_path / "cache", aug="ws").aug == "ws"
+    assert config.resolve({"dataset": "folder", "data_root": str(folder), "backbone": "finetune"}).aug == "ws"

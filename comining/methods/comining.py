@@ -47,7 +47,8 @@ class CoMiningOptions:
     re_k: int = setting(15, "k of the k-reciprocal neighbours", flags=("--re_k1", "--re-k1"), metavar="K")
     re_sigma: float = setting(0.15, "in-distribution threshold σ on the soft label (web data 0.5)", metavar="σ")
     bank: int = setting(4096, "memory bank size per view", metavar="N")
-    aug: str = setting("ws", "the two views: ws (weak+strong), ww, ss, ts (un-augmented+strong)",
+    aug: str = setting("ws", "the two views: ws (weak+strong), ww, ss, ts (un-augmented+strong: the default "
+                       "with --backbone frozen)",
                        choices=("ws", "ww", "ss", "ts"), recipe=True)
     select_per_class: bool = setting(True, "split clean / noisy within each given label instead of across the "
                                      "batch", recipe=True)
