@@ -94,8 +94,8 @@ def write_folders(out: Path, folder: str = "study", pretrain_per_class: int = 10
             write(out / "pretrain", "train", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
         for j in range(100):
             write(out / "pretrain", "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
-    if folder == "check-a":
-        truth = write_check_a(out / "noisy", arrays)
+    if folder in ("check-a", "check-c"):
+        truth = write_check_a(out / "noisy", arrays) if folder == "check-a" else write_check_c(out / "noisy", images, pool)
         (out / "truth.json").write_text(json.dumps(truth, indent=1))
         return truth
     truth, known = {}, [4, 5, 6, 7]
@@ -130,6 +130,24 @@ def write_check_a(root: Path, arrays) -> dict:
     for j in range(int(0.10 * 2400 / 0.90)):
         source = 8 + j % 2
         truth[write(root, "train", f"class{known[j % 4]}", f"open{source}_{j:04d}.png", images[pool[source].pop()])] = "open"
+    return truth
+
+
+def write_check_c(root: Path, images: np.ndarray, pool: dict) -> dict:
+    """Check C of the fine-tuning probe's note: training images of classes 4-7 that the study folder
+    does not use (taken from the other end of the same shuffled pools), 600 training and 100
+    validation each, 35 % of each class in one of the other three folders at random, plus open-set
+    images of classes 8-9, 5 % of the training set; returns the truth."""
+    rng, known, truth = np.random.RandomState(3), (4, 5, 6, 7), {}
+    for c in known:
+        for j in range(600):
+            given = c if rng.rand() >= 0.35 else int(rng.choice([k for k in known if k != c]))
+            truth[write(root, "train", f"class{given}", f"{c}_{j:04d}.png", images[pool[c].pop(0)])] = f"class{c}"
+        for j in range(100):
+            write(root, "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop(0)])
+    for j in range(int(0.05 * 2400 / 0.95)):
+        source = 8 + j % 2
+        truth[write(root, "train", f"class{known[j % 4]}", f"open{source}_{j:04d}.png", images[pool[source].pop(0)])] = "open"
     return truth
 
 
@@ -200,8 +218,9 @@ def main() -> int:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
-    parser.add_argument("--folder", choices=("study", "check-a"), default="study",
-                        help="the noisy folder to write (check-a: the probe note's check A)")
+    parser.add_argument("--folder", choices=("study", "check-a", "check-c"), default="study",
+                        help="the noisy folder to write (check-a: the probe note's check A; check-c: the "
+                             "fine-tuning probe note's check C)")
     parser.add_argument("--pretrain-per-class", type=int, default=1000,
                         help="the backbone's training images per class (5900: the probe note's check B)")
     parser.add_argument("--clean", action="store_true",
