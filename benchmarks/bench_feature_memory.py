@@ -6,7 +6,10 @@ the cache peaks 587 MB above the baseline (1.20x); one training epoch with the v
 against 488 MB of features + 4 MB of banks (1.56x, over the 1.5x target). Later that day, one thread,
 with the neighbour search's distances made in pieces of 2^20: load 1.18x, train 662 MB (1.35x, target met).
 2026-12-07, the same CPU kind, one thread, with the MLP head (the default since d1b1b6a): load 1.29x,
-train 662 MB against 488 MB of features and 2 MB of banks (1.35x).
+train 662 MB against 488 MB of features and 2 MB of banks (1.35x). Third session of 2026-12-07, the
+same CPU kind, with the frozen default's 1 + K views (--aug ts, 3787cb5): 293 MB of features, load
+1.35x, train 468 MB (1.59x, over the target: the fixed part weighs on a smaller cache); --views 4
+(488 MB) train 1.35x; --dim 2048 (1,172 MB) train 1.26x.
 
     python benchmarks/bench_feature_memory.py [--rows 100000] [--dim 512] [--views 2] [--out runs/bench-memory]
     python benchmarks/bench_feature_memory.py --scaling 20000,100000,200000
@@ -16,8 +19,8 @@ what the memory costs per cached byte, the fixed part what any run costs (the mo
 the verdict pass's neighbour search over a batch and its bank).
 
 Two phases, each in a process of its own (peak resident memory, ru_maxrss, is per process):
-  load   random features of --rows samples (1 + 2K views of D values, float16: rows x (1+2K) x D x 2
-         bytes) are written to a feature cache in 4,096-row chunks, then a fresh process reads them
+  load   random features of --rows samples (the default frozen run's 1 + K views of D values, float16:
+         rows x (1+K) x D x 2 bytes) are written to a feature cache in 4,096-row chunks, then a fresh process reads them
          back with FeatureCache.fill, as a run whose features are all cached does;
   train  one epoch of Co-mining (the default head, its two memory banks) on the same number of random
          feature rows held in memory, with the final verdicts' pass, as comining train runs it.
@@ -46,6 +49,16 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def row_views(views: int) -> int:
+    """Cached views per row of a default frozen Co-mining run: the un-augmented one and K of each
+    augmented kind it trains on (--aug ts: the strong kind only, so 1 + K)."""
+    from comining.config import FROZEN_AUG
+    from comining.data.features import augmented_kinds
+    from comining.methods.comining import VIEWS
+
+    return 1 + len(augmented_kinds(VIEWS[FROZEN_AUG])) * views
+
+
 def keys(rows: int) -> list[str]:
     return [f"{i:040x}" for i in range(rows)]
 
@@ -55,14 +68,14 @@ def write_cache(out: Path, rows: int, dim: int, views: int) -> None:
     from comining.data.features import CHUNK, FeatureCache
 
     cache = FeatureCache(out / "cache")
-    folder = cache.folder({"bench": "memory", "dim": dim, "views": views})
+    folder = cache.folder({"bench": "memory", "dim": dim, "views": row_views(views)})
     if cache.chunks(folder):
         return
     generator = torch.Generator().manual_seed(0)
     names = keys(rows)
     for start in range(0, rows, CHUNK):
         part = names[start:start + CHUNK]
-        cache.store(folder, part, torch.randn(len(part), 1 + 2 * views, dim, generator=generator).half())
+        cache.store(folder, part, torch.randn(len(part), row_views(views), dim, generator=generator).half())
 
 
 def phase_load(out: Path, rows: int, dim: int, views: int) -> float:
@@ -70,13 +83,13 @@ def phase_load(out: Path, rows: int, dim: int, views: int) -> float:
     from comining.data.features import FeatureCache
 
     cache = FeatureCache(out / "cache")
-    folder = cache.folder({"bench": "memory", "dim": dim, "views": views})
+    folder = cache.folder({"bench": "memory", "dim": dim, "views": row_views(views)})
     names = keys(rows)
     base = rss_mb()
-    features, filled = cache.fill(folder, names, torch.zeros(rows, 1 + 2 * views, dim, dtype=torch.float16))
+    features, filled = cache.fill(folder, names, torch.zeros(rows, row_views(views), dim, dtype=torch.float16))
     assert len(filled) == rows
     used, cached = peak_mb() - base, features.numel() * features.element_size() / 2**20
-    print(f"load:  {rows} rows x {1 + 2 * views} views x {dim} float16 = {cached:.0f} MB cached; "
+    print(f"load:  {rows} rows x {row_views(views)} views x {dim} float16 = {cached:.0f} MB cached; "
           f"peak {used:.0f} MB above the baseline ({used / cached:.2f}x)")
     return used / cached
 
@@ -86,7 +99,7 @@ def phase_train(rows: int, dim: int, views: int) -> float:
     from comining import engine
     from comining.config import resolve
     from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
-    from comining.data.features import FeatureCache, FeatureData
+    from comining.data.features import FeatureCache, FeatureData, augmented_kinds
 
     class RandomFeatures(FeatureData):
         """FeatureData holding random feature rows instead of a backbone's."""
@@ -109,8 +122,11 @@ def phase_train(rows: int, dim: int, views: int) -> float:
             return rows
 
         def prepare(self, view_kinds):
-            self.layout = {"test": (0, 1), "weak": (1, views), "strong": (1 + views, views)}
-            self.images = torch.empty(rows, 1 + 2 * views, dim, dtype=torch.float16)
+            first = 0
+            for kind, count in [("test", 1)] + [(kind, views) for kind in augmented_kinds(view_kinds)]:
+                self.layout[kind] = (first, count)
+                first += count
+            self.images = torch.empty(rows, first, dim, dtype=torch.float16)
             for start in range(0, rows, 10000):  # filled in parts: no float32 copy of the whole
                 part = self.images[start:start + 10000]
                 part.copy_(torch.randn(part.shape, generator=self.generator))

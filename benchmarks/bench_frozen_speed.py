@@ -9,7 +9,9 @@ and the frozen head's own schedule (40 epochs): 232.1 s with features computed, 
 Fourth session, the same CPU kind, with the neighbour search in cache-sized pieces: 193.3 s and 53.6 s
 (3.6x); the commit before it, minutes earlier, 192.5 s and 77.6 s (2.5x). 2026-12-07, the same CPU kind,
 with the frozen mode's probe and MLP head (d1b1b6a): 182.5 s and 41.0 s (4.4x); 38ce618 just before it
-183.0 s and 62.6 s (2.9x).
+183.0 s and 62.6 s (2.9x). Third session of 2026-12-07, the same CPU kind, with the frozen default's
+un-augmented first view (3787cb5, 3 views computed per image): 155.0 s and 46.7 s (3.3x); c918426 just
+before it (5 views) 206.1 s and 52.4 s (3.9x).
 
     python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1 (0: frozen runs only)]
 
