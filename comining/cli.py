@@ -327,8 +327,8 @@ def print_summary(cfg, results: dict, out: str) -> None:
     if "estimated_noise_rate" in results:
         from comining import forget_rate, noise_rate
         interval = results.get("estimated_noise_rate_interval")
-        source = ("a linear probe of the frozen features" if results.get("noise_rate_estimated_by") == "probe"
-                  else "the losses")
+        source = (f"a linear probe of the {forget_rate.probe_source(cfg)}"
+                  if results.get("noise_rate_estimated_by") == "probe" else "the losses")
         lines.append(f"noise rate estimated from {source}: "
                      + forget_rate.estimated_text(results["estimated_noise_rate"], interval)
                      + (f", realised {noise['wrong_labels']:.1%}" if "wrong_labels" in noise else "")

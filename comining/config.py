@@ -266,6 +266,11 @@ def resolve(overrides: dict, preset: str | None = None, config_file: str | None 
     return cfg
 
 
+def pretrained(cfg: Config) -> bool:
+    """Whether the network starts from pretrained weights: --weights other than none."""
+    return (cfg.weights or "none").lower() != "none"
+
+
 def backbone_mode(cfg: Config) -> str:
     """What --backbone auto means for ``cfg``: frozen with a --backbone-file, and for the user's own image
     sets (folder, csv) on a machine without a GPU where the weights are pretrained (--weights other
@@ -275,8 +280,7 @@ def backbone_mode(cfg: Config) -> str:
         return cfg.backbone
     if cfg.backbone_file is not None:  # a feature extractor is only ever used frozen
         return "frozen"
-    pretrained = (cfg.weights or "none").lower() != "none"
-    if cfg.dataset not in ("folder", "csv") or not pretrained or cfg.device.startswith("cuda"):
+    if cfg.dataset not in ("folder", "csv") or not pretrained(cfg) or cfg.device.startswith("cuda"):
         return "finetune"
     import torch  # only here: the settings and their help need no torch
     return "frozen" if cfg.device == "cpu" or not torch.cuda.is_available() else "finetune"

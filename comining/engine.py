@@ -248,8 +248,9 @@ class Trainer:
     def finish(self, seconds: float) -> dict:
         """After the last epoch: the final verdicts, results.json, verdicts.csv and the plots."""
         cfg = self.cfg
-        # Fitted, where a resumed run has not yet, on this rank's readable rows, as before the first epoch.
-        probe_probs = self.probe_probabilities() if self.forget.by_probe else None
+        # The frozen head's ranking takes the probe's margin (fine-tuning's network ranks on its own);
+        # fitted, where a resumed run has not yet, on this rank's readable rows, as before the first epoch.
+        probe_probs = self.probe_probabilities() if self.frozen and self.forget.by_probe else None
         if self.world > 1 and self.data.reads_files:  # files that broke on any rank
             for skipped, failed in distributed.gather_objects((self.data.skipped_files, self.data.failed_positions)):
                 self.data.skipped_files.update(skipped)
@@ -284,8 +285,9 @@ class Trainer:
             tqdm.write(f"after epoch {record['epoch']}: {message}")
 
     def estimate_by_probe(self) -> dict:
-        """--forget-rate auto on frozen features: the noise rate from a linear probe cross-fitted on
-        the un-augmented features, before the first epoch; returns the readings for its record."""
+        """--forget-rate auto on pretrained features (frozen, or fine-tuning's starting network): the
+        noise rate from a linear probe cross-fitted on the un-augmented features, before the first
+        epoch; returns the readings for its record."""
         reading = self.forget.read_probe(self.probe_probabilities(), self.data.labels.cpu().numpy())
         record: dict = {}
         # A file that failed on one rank only could move its count: rank 0's holds for every rank.
@@ -295,16 +297,29 @@ class Trainer:
         return record
 
     def probe_probabilities(self) -> np.ndarray:
-        """[N×C] out-of-fold probabilities of a linear probe on the frozen features' un-augmented view
-        (``comining.probe``; NaN rows for samples without features), fitted once per process."""
+        """[N×C] out-of-fold probabilities of a linear probe on the pretrained features' un-augmented
+        view (``comining.probe``; NaN rows for samples without features), fitted once per process."""
         if self.probe_probs is None:
-            first, _ = self.data.layout["test"]
             readable = np.ones(len(self.data), dtype=bool)
             readable[list(self.data.failed_positions)] = False
-            self.probe_probs = probe.out_of_fold_probabilities(self.data.images[:, first].float().cpu().numpy(),
-                                                          self.data.labels.cpu().numpy(), self.data.num_classes,
-                                                          self.cfg.seed, readable)
+            self.probe_probs = probe.out_of_fold_probabilities(self.probe_features(), self.data.labels.cpu().numpy(),
+                                                          self.data.num_classes, self.cfg.seed, readable)
         return self.probe_probs
+
+    def probe_features(self) -> np.ndarray:
+        """[N×D] what the probe reads: the cached un-augmented view when frozen; when fine-tuning, the
+        features of the network as ``--weights`` give it, built afresh so that a run resumed after
+        some training reads the same (NaN rows for images that cannot be read)."""
+        if self.frozen:
+            first, _ = self.data.layout["test"]
+            return self.data.images[:, first].float().cpu().numpy()
+        with torch.random.fork_rng(devices=[]):  # its random classifier must not move the run's draws
+            model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
+        load_weights(model, self.cfg.weights, self.cfg.arch, progress=False)
+        model = model.to(self.device, memory_format=torch.channels_last)
+        kind = evidence.plain_view_kind(self.method)
+        return evidence.features(model, self.data, self.views, kind, self.precision,
+                                 self.cfg.eval_batch_size).cpu().numpy()
 
     # -- state ----------------------------------------------------------------------------------
 

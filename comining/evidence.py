@@ -97,7 +97,7 @@ def network_probabilities(method, data, views, precision: str, batch_size: int) 
     """[K×N×C] class probabilities of every training sample under the un-augmented view, one slice
     per network of the method (K of them), in evaluation mode; NaN rows for images that could not be read."""
     device = next(method.parameters()).device
-    kind = "plain" if method.view_kinds == ("plain",) else "test"
+    kind = plain_view_kind(method)
     nets, was_training = evaluation_nets(method), method.training
     method.eval()
     probs = torch.full((len(nets), len(data), method.num_classes), float("nan"), device=device)
@@ -107,6 +107,28 @@ def network_probabilities(method, data, views, precision: str, batch_size: int) 
             probs[:, index] = torch.stack([net(x)[0].float().softmax(1) for net in nets])
     method.train(was_training)
     return probs
+
+
+def plain_view_kind(method) -> str:
+    """The un-augmented view of ``method``'s images: tensor conversion only for the authors' baselines,
+    else normalised and centred."""
+    return "plain" if method.view_kinds == ("plain",) else "test"
+
+
+@torch.no_grad()
+def features(net, data, views, kind: str, precision: str, batch_size: int) -> torch.Tensor:
+    """[N×D] float32 features (the second output of ``net``, which is put in evaluation mode) of every
+    training sample under the view ``kind``; NaN rows for images that could not be read."""
+    device = next(net.parameters()).device
+    net.eval()
+    out = None
+    for index, images in data.ordered_batches(batch_size):
+        with hardware.autocast(device, precision):
+            feats = net(views(images, kind))[1].float()
+        if out is None:
+            out = torch.full((len(data), feats.shape[1]), float("nan"), device=device)
+        out[index] = feats
+    return out if out is not None else torch.empty(len(data), 0, device=device)
 
 
 def given_label_losses(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from comining import noise_rate
+from comining import config, noise_rate
 from comining.methods import AFTER_WARMUP, FROM_START, UNUSED
 from comining.noise import forget_rate, rate_is_unknown
 
@@ -27,6 +27,11 @@ def target_rate(cfg) -> float | None:
     if cfg.forget_rate is not None:
         return cfg.forget_rate
     return forget_rate(cfg.closed_rate, cfg.open_ratio)
+
+
+def probe_source(cfg) -> str:
+    """What the probe of a run read its features from, as the summary names it."""
+    return "frozen features" if cfg.backbone == "frozen" else "features of the pretrained network before fine-tuning"
 
 
 def ramped(target: float, epoch: int, ramp: str, num_gradual: int, warmup_epochs: int) -> float:
@@ -48,10 +53,11 @@ class ForgetRate:
         self.cfg, self.method = cfg, method
         self.estimated = target_rate(cfg) is None  # --forget-rate auto
         self.target: float | None = target_rate(cfg)  # None until an auto rate has been estimated
-        # Frozen features never saw the labels: a probe cross-fitted on them counts the wrong labels
-        # once, before training, in place of the networks' readings, and its margin joins the final
-        # verdicts' ranking (comining/probe.py).
-        self.by_probe = self.estimated and cfg.backbone == "frozen"
+        # Pretrained features never saw the labels: a probe cross-fitted on them counts the wrong
+        # labels once, before training, in place of the networks' readings (comining/probe.py). That
+        # holds for the frozen mode and for the network that fine-tuning starts from; from random
+        # weights the features carry nothing to count with.
+        self.by_probe = self.estimated and (cfg.backbone == "frozen" or config.pretrained(cfg))
 
     def at(self, epoch: int) -> float:
         """The rate the method uses in ``epoch``; 0 while an auto rate has not been estimated yet."""
@@ -108,7 +114,7 @@ class ForgetRate:
 
     @staticmethod
     def read_probe(probs: np.ndarray, labels: np.ndarray) -> dict | None:
-        """The noise rate as the frozen features' probe sees it: the confident joint's count on its
+        """The noise rate as the pretrained features' probe sees it: the confident joint's count on its
         out-of-fold ``probs`` [N×C] (NaN rows: samples without features) of the given ``labels``,
         the probe's disagreement, and the interval between them, as the run records them; None
         where the probe has no readable row (too few samples to cross-fit)."""
@@ -125,12 +131,12 @@ class ForgetRate:
         Without a reading the networks' own readings estimate the rate, as when fine-tuning."""
         if reading is None:
             self.by_probe = False
-            return ("too few readable samples to cross-fit a linear probe on the frozen features: the noise rate "
-                    "is estimated from the networks' losses instead")
+            return ("too few readable samples to cross-fit a linear probe on the pretrained features: the noise "
+                    "rate is estimated from the networks' losses instead")
         self.target = reading["estimated_noise_rate"]
         record.update(reading)
         return (f"estimated noise rate {self.target:.3f} (confident joint on a linear probe cross-fitted on the "
-                f"frozen features); interval {interval_text(reading['noise_rate_interval'])}; "
+                f"{probe_source(self.cfg)}); interval {interval_text(reading['noise_rate_interval'])}; "
                 f"forget rate {self.target:.3f}")
 
     def interval(self, estimate: noise_rate.NoiseEstimate) -> list[float]:

@@ -104,6 +104,11 @@ def test_the_probes_count_is_the_forget_rate_from_the_first_epoch_and_never_re_e
     assert "linear probe" in line
     assert not ForgetRate(config.Config(method="coteaching", forget_rate=0.2, backbone="frozen"), rate.method).by_probe
     assert not ForgetRate(config.Config(method="coteaching", forget_rate="auto"), rate.method).by_probe
+    # Fine-tuning from pretrained weights counts with the probe too; from random weights it cannot.
+    pretrained = config.Config(method="coteaching", forget_rate="auto", backbone="finetune", weights="backbone.pt")
+    assert ForgetRate(pretrained, rate.method).by_probe
+    assert not ForgetRate(config.Config(method="coteaching", forget_rate="auto", backbone="finetune",
+                                        weights="none"), rate.method).by_probe
 
 
 class Pixels(torch.nn.Module):
@@ -178,3 +183,43 @@ def test_a_class_with_one_sample_does_not_inflate_the_count():
     probs = out_of_fold_probabilities(x, labels, 3, seed=0)
     assert probs[-1, 2] == 0
     assert confident_joint_noise_rate(probs, labels) == pytest.approx(1 / 41)
+
+
+def test_fine_tuning_from_pretrained_weights_counts_with_a_probe_of_the_initial_network(tmp_path, capsys, monkeypatch):
+    """A digits network trained on clean labels is the pretrained start of a fine-tuning run with 30 %
+    symmetric noise and auto. Its count is the confident joint on a probe of the features that
+    network gives before fine-tuning (computed here without the engine), made once before epoch 1;
+    the verdicts are the run's own (no blend); and the probe moves nothing else: the run ends byte for
+    byte as the same run given that rate."""
+    from comining.models import build_model
+    from comining.models.weights import load_weights
+    from comining.noise_rate import confident_joint_noise_rate
+
+    common = {"dataset": "digits", "epochs": 2, "warmup_epochs": 1, "train_subset": 600, "test_subset": 100,
+              "precision": "fp32", "quiet": True}
+    config_of = lambda **extra: config.resolve({**common, **extra})  # noqa: E731
+    Trainer(config_of(method="standard", closed_rate=0.0, seed=5), tmp_path / "pretrain").fit()
+    weights = str(tmp_path / "pretrain" / "checkpoint.pt")
+    noisy = {"noise_type": "symmetric", "closed_rate": 0.3, "weights": weights, "seed": 1}
+    blended = []
+    monkeypatch.setattr(verdicts, "with_probe", lambda *a: blended.append(1) or with_probe(*a))
+    trainer = Trainer(config_of(forget_rate="auto", **noisy), tmp_path / "auto")
+    results = trainer.fit()
+    out = capsys.readouterr()
+    assert "features of the pretrained network before fine-tuning" in out.out + out.err
+
+    data = trainer.data
+    net = build_model("small", data.channels, data.num_classes, data.crop_size)
+    load_weights(net, weights, "small")
+    with torch.no_grad():
+        feats = net.eval()(trainer.views(data.images, "test"))[1].numpy()
+    labels = data.labels.numpy()
+    expected = confident_joint_noise_rate(out_of_fold_probabilities(feats, labels, 10, seed=1), labels)
+    assert results["estimated_noise_rate"] == pytest.approx(expected, abs=1e-6)
+    assert results["noise_rate_estimated_by"] == "probe" and blended == []
+    history = [json.loads(line) for line in (tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()]
+    assert "probe_noise_rate" in history[0] and "estimated_noise_rate" not in history[1]
+
+    Trainer(config_of(forget_rate=results["estimated_noise_rate"], **noisy), tmp_path / "given").fit()
+    for name in ("verdicts.csv", "pred_probs.npy"):
+        assert (tmp_path / "auto" / name).read_bytes() == (tmp_path / "given" / name).read_bytes(), name
