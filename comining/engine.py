@@ -313,13 +313,15 @@ class Trainer:
         if self.frozen:
             first, _ = self.data.layout["test"]
             return self.data.images[:, first].float().cpu().numpy()
-        with torch.random.fork_rng(devices=[]):  # its random classifier must not move the run's draws
+        # Its random classifier, and the data loader's seed on image folders, must not move the run's
+        # draws: a run given the probe's count replays this one.
+        with torch.random.fork_rng(devices=[]):
             model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
-        load_weights(model, self.cfg.weights, self.cfg.arch, progress=False)
-        model = model.to(self.device, memory_format=torch.channels_last)
-        kind = evidence.plain_view_kind(self.method)
-        return evidence.features(model, self.data, self.views, kind, self.precision,
-                                 self.cfg.eval_batch_size).cpu().numpy()
+            load_weights(model, self.cfg.weights, self.cfg.arch, progress=False)
+            model = model.to(self.device, memory_format=torch.channels_last)
+            kind = evidence.plain_view_kind(self.method)
+            return evidence.features(model, self.data, self.views, kind, self.precision,
+                                     self.cfg.eval_batch_size).cpu().numpy()
 
     # -- state ----------------------------------------------------------------------------------
 

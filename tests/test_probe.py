@@ -223,3 +223,21 @@ def test_fine_tuning_from_pretrained_weights_counts_with_a_probe_of_the_initial_
     Trainer(config_of(forget_rate=results["estimated_noise_rate"], **noisy), tmp_path / "given").fit()
     for name in ("verdicts.csv", "pred_probs.npy"):
         assert (tmp_path / "auto" / name).read_bytes() == (tmp_path / "given" / name).read_bytes(), name
+
+
+def test_on_an_image_folder_the_probe_draws_nothing_from_the_runs_generator(tmp_path):
+    """The probe's pass over an image folder goes through a data loader, which draws its seed from the
+    generator it is given: the whole probe runs on a forked generator, so a fine-tuning run that
+    counts with it ends byte for byte as the same run given its count."""
+    from test_folder import build_folder, folder_cfg
+
+    build_folder(tmp_path / "data", per_class=16, val=4)
+    common = {"backbone": "finetune", "epochs": 2, "warmup_epochs": 1, "precision": "fp32", "quiet": True, "seed": 1}
+    Trainer(folder_cfg(tmp_path / "data", method="standard", forget_rate=0.0, **common), tmp_path / "pretrain").fit()
+    weights = str(tmp_path / "pretrain" / "checkpoint.pt")
+    auto = Trainer(folder_cfg(tmp_path / "data", weights=weights, forget_rate="auto", **common), tmp_path / "auto").fit()
+    assert auto["noise_rate_estimated_by"] == "probe"
+    given = folder_cfg(tmp_path / "data", weights=weights, forget_rate=auto["estimated_noise_rate"], **common)
+    Trainer(given, tmp_path / "given").fit()
+    for name in ("verdicts.csv", "pred_probs.npy"):
+        assert (tmp_path / "auto" / name).read_bytes() == (tmp_path / "given" / name).read_bytes(), name
