@@ -120,7 +120,7 @@ class Trainer:
         self.ddp_wrapped = False
         self.partial = None  # (steps done, LossMonitor) of an epoch interrupted mid-way
         self.final: verdicts.Verdicts | None = None  # the final verdicts, once training is done
-        self.probe_probs: np.ndarray | None = None  # frozen features' out-of-fold probabilities, once fitted
+        self.probe_probs: np.ndarray | None = None  # pretrained features' out-of-fold probabilities, once fitted
 
     def make_model(self):
         if self.frozen:  # a head on the backbone's features; --weights are the backbone's

@@ -1,13 +1,13 @@
-"""The linear probe of a frozen backbone's features: out-of-sample class probabilities for every
-training sample (``--backbone frozen`` only).
+"""The linear probe of pretrained features: out-of-sample class probabilities for every training
+sample (``--backbone frozen``, and fine-tuning from pretrained ``--weights``).
 
-A frozen backbone never sees the labels, so a linear model cross-fitted on its features predicts
-each sample from a model that did not train on it. The heads that the method trains see every
+A pretrained backbone never saw these labels, so a linear model cross-fitted on its features predicts
+each sample from a model that did not train on it. The networks that the method trains see every
 label, and their losses count their own errors on hard clean images as wrong labels, or have
 fitted the wrong labels before they are read (docs/BACKBONE.md). Where the noise rate is estimated
 (``--forget-rate auto``), the confident joint counts the wrong labels from the probe's probabilities
-(``ForgetRate.read_probe``), and the final verdicts average the probe's margin into the run's own
-label quality (``verdicts.with_probe``).
+before the first epoch (``ForgetRate.read_probe``); on frozen features the final verdicts also
+average the probe's margin into the run's own label quality (``verdicts.with_probe``).
 """
 
 from __future__ import annotations
