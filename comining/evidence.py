@@ -117,18 +117,19 @@ def plain_view_kind(method) -> str:
 
 @torch.no_grad()
 def features(net, data, views, kind: str, precision: str, batch_size: int) -> torch.Tensor:
-    """[N×D] float32 features (the second output of ``net``, which is put in evaluation mode) of every
-    training sample under the view ``kind``; NaN rows for images that could not be read."""
+    """[N×D] float32 features on the host (the second output of ``net``, which is put in evaluation
+    mode) of every training sample under the view ``kind``; NaN rows for images that could not be
+    read (every row, one column wide, where none could)."""
     device = next(net.parameters()).device
     net.eval()
     out = None
     for index, images in data.ordered_batches(batch_size):
         with hardware.autocast(device, precision):
-            feats = net(views(images, kind))[1].float()
+            feats = net(views(images, kind))[1].float().cpu()  # N×D on the host, not beside the training
         if out is None:
-            out = torch.full((len(data), feats.shape[1]), float("nan"), device=device)
-        out[index] = feats
-    return out if out is not None else torch.empty(len(data), 0, device=device)
+            out = torch.full((len(data), feats.shape[1]), float("nan"))
+        out[index.cpu()] = feats
+    return out if out is not None else torch.full((len(data), 1), float("nan"))
 
 
 def given_label_losses(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:

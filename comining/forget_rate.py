@@ -2,7 +2,7 @@
 
 One object per run (``ForgetRate``) owns everything about it: the target (``--forget-rate``, or
 the rate the synthetic noise implies, or an estimate where it is unknown: from the networks during
-training, or on frozen features from a linear probe before it), the ramp that brings it
+training, or on pretrained features from a linear probe before it), the ramp that brings it
 in, when the noise rate is estimated (``--forget-rate auto``) and what survives a second estimate,
 its recovery on ``--resume``, and the prior share of wrong labels that the final verdicts use.
 The engine asks it for the epoch's rate once per epoch; the estimators are in ``noise_rate``.
@@ -144,10 +144,14 @@ class ForgetRate:
         return list(noise_rate.rate_interval(self.target, estimate.disagreement))
 
     def restore(self, history: list[dict]) -> None:
-        """On --resume: an estimated rate holds for the rest of the run."""
+        """On --resume: an estimated rate holds for the rest of the run. A run that has trained
+        without a probe reading (made before the probe, or whose probe had nothing to read) goes on
+        with the networks' readings, as it began."""
         rate = estimated_noise_rate(history)
         if rate is not None:
             self.target = rate
+        if history and not any("probe_noise_rate" in record for record in history):
+            self.by_probe = False
 
     def prior(self, probs: np.ndarray, labels: np.ndarray) -> float:
         """The share of wrong labels the final verdicts expect: the target, or (an auto run too short

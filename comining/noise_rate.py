@@ -22,8 +22,9 @@ the flips as a cluster of their own and its split can be confidently wrong, whil
 stopped that and the losses split cleanly. Elsewhere a lower second estimate is expected and not
 believed: by then the network has memorised the wrong labels its clean sets kept, which look clean.
 
-On frozen features none of this is asked: the confident joint counts on a linear probe cross-fitted
-on them before training (``comining.probe``, ``ForgetRate.read_probe``).
+On pretrained features (``--backbone frozen``, or fine-tuning from pretrained ``--weights``) none of
+this is asked: the confident joint counts on a linear probe cross-fitted on them before training
+(``comining.probe``, ``ForgetRate.read_probe``).
 """
 
 from __future__ import annotations

@@ -241,3 +241,42 @@ def test_on_an_image_folder_the_probe_draws_nothing_from_the_runs_generator(tmp_
     Trainer(given, tmp_path / "given").fit()
     for name in ("verdicts.csv", "pred_probs.npy"):
         assert (tmp_path / "auto" / name).read_bytes() == (tmp_path / "given" / name).read_bytes(), name
+
+
+def test_a_resumed_run_that_trained_without_a_probe_reading_keeps_the_networks_readings():
+    """A pretrained fine-tuning run stored before the probe existed has trained, and estimated, from
+    its losses: resumed, it keeps doing so (its second estimate still comes) rather than claim a probe
+    it never fitted. One whose first epoch holds the probe's reading stays with the probe."""
+    cfg = config.Config(method="comining", forget_rate="auto", backbone="finetune", weights="backbone.pt",
+                        warmup_epochs=5)
+    def net():
+        layer = torch.nn.Linear(2, 2)
+        layer.feature_dim = 2  # what Co-mining's memory banks size themselves by
+        return layer
+
+    method = METHODS["comining"](cfg, 2, net, selections=None)
+    older = ForgetRate(cfg, method)
+    assert older.by_probe
+    older.restore([{"epoch": e} for e in range(1, 5)] + [{"epoch": 5, "estimated_noise_rate": 0.3}])
+    assert not older.by_probe and older.target == 0.3 and older.estimate_due(10)
+    newer = ForgetRate(cfg, method)
+    newer.restore([{"epoch": 1, "estimated_noise_rate": 0.25, "probe_noise_rate": 0.25}, {"epoch": 2}])
+    assert newer.by_probe and newer.target == 0.25 and not newer.estimate_due(10)
+
+
+def test_features_of_a_set_whose_images_all_fail_give_no_probe():
+    """No image decodes in the probe's pass: the features are NaN rows, so the probe has nothing to
+    read and the networks' losses count instead (no scikit-learn error on zero columns)."""
+    from comining.evidence import features
+
+    class Broken:
+        def __len__(self):
+            return 12
+
+        def ordered_batches(self, batch_size):
+            return iter(())
+
+    feats = features(torch.nn.Linear(2, 2), Broken(), None, "test", "fp32", 4)
+    assert feats.shape == (12, 1) and torch.isnan(feats).all()
+    probs = out_of_fold_probabilities(feats.numpy(), np.repeat([0, 1], 6), 2, seed=0)
+    assert ForgetRate.read_probe(probs, np.repeat([0, 1], 6)) is None
