@@ -125,8 +125,12 @@ class Trainer:
     def make_model(self):
         if self.frozen:  # a head on the backbone's features; --weights are the backbone's
             return build_model(self.cfg.head, self.data.feature_dim, self.data.num_classes, 1).to(self.device)
+        return self.network(with_weights=self.pretrained)
+
+    def network(self, with_weights: bool):
+        """A network of ``--arch`` on the device, with ``--weights`` loaded where ``with_weights``."""
         model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
-        if self.pretrained:
+        if with_weights:
             load_weights(model, self.cfg.weights, self.cfg.arch, progress=not self.cfg.quiet)
         return model.to(self.device, memory_format=torch.channels_last)  # faster on GPUs and our CPUs alike
 
@@ -316,12 +320,9 @@ class Trainer:
         # Its random classifier, and the data loader's seed on image folders, must not move the run's
         # draws: a run given the probe's count replays this one.
         with torch.random.fork_rng(devices=[]):
-            model = build_model(self.cfg.arch, self.data.channels, self.data.num_classes, self.data.crop_size)
-            load_weights(model, self.cfg.weights, self.cfg.arch, progress=False)
-            model = model.to(self.device, memory_format=torch.channels_last)
-            kind = evidence.plain_view_kind(self.method)
-            return evidence.features(model, self.data, self.views, kind, self.precision,
-                                     self.cfg.eval_batch_size).cpu().numpy()
+            return evidence.features(self.network(with_weights=True), self.data, self.views,
+                                     evidence.plain_view_kind(self.method), self.precision,
+                                     self.cfg.eval_batch_size).numpy()
 
     # -- state ----------------------------------------------------------------------------------
 
