@@ -81,8 +81,8 @@ def write(root: Path, split: str, folder: str, name: str, pixels: np.ndarray) ->
 
 def write_folders(out: Path, folder: str = "study", pretrain_per_class: int = 1000) -> dict:
     """The backbone's clean folder (classes 0-3, ``pretrain_per_class`` training images each) and the
-    noisy ``folder`` (4-7, open-set 8-9: "study" or "check-a"); returns {training file of the noisy
-    folder: true class name or 'open'}."""
+    noisy ``folder`` (4-7, open-set 8-9: "study", "check-a" or "check-c"); returns {training file of
+    the noisy folder: true class name or 'open'}."""
     from comining.data.fashion_mnist import load
 
     arrays = load(None)
@@ -94,61 +94,55 @@ def write_folders(out: Path, folder: str = "study", pretrain_per_class: int = 10
             write(out / "pretrain", "train", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
         for j in range(100):
             write(out / "pretrain", "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
-    if folder in ("check-a", "check-c"):
-        truth = write_check_a(out / "noisy", arrays) if folder == "check-a" else write_check_c(out / "noisy", images, pool)
-        (out / "truth.json").write_text(json.dumps(truth, indent=1))
-        return truth
-    truth, known = {}, [4, 5, 6, 7]
-    for c in known:
-        for j in range(600):
-            given = c if rng.rand() >= 0.2 else int(rng.choice([k for k in known if k != c]))
-            truth[write(out / "noisy", "train", f"class{given}", f"{c}_{j:04d}.png", images[pool[c].pop()])] = f"class{c}"
-        for j in range(100):
-            write(out / "noisy", "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
-    for j in range(int(0.15 * 2400 / 0.85)):  # 15 % of the training set
-        source = 8 + j % 2
-        given = known[j % 4]
-        truth[write(out / "noisy", "train", f"class{given}", f"open{source}_{j:04d}.png", images[pool[source].pop()])] = "open"
+    if folder == "check-a":
+        truth = write_check_a(out / "noisy", arrays)
+    elif folder == "check-c":
+        truth = write_check_c(out / "noisy", images, pool)
+    else:
+        known = [4, 5, 6, 7]
+        truth = write_noisy(out / "noisy", lambda c: images[pool[c].pop()],
+                            lambda c: c if rng.rand() >= 0.2 else int(rng.choice([k for k in known if k != c])), 0.15)
     (out / "truth.json").write_text(json.dumps(truth, indent=1))
     return truth
 
 
+def write_noisy(root: Path, take, given_for, open_share: float) -> dict:
+    """A noisy folder of classes 4-7: 600 training and 100 validation images of each, drawn by
+    ``take(c)``, each training image filed under the class ``given_for(c)``; then open-set images
+    of classes 8-9 (also by ``take``), ``open_share`` of the training set, filed under the four
+    class folders in turn. Returns {training file: true class name or 'open'}."""
+    known, truth = (4, 5, 6, 7), {}
+    for c in known:
+        for j in range(600):
+            given = given_for(c)
+            truth[write(root, "train", f"class{given}", f"{c}_{j:04d}.png", take(c))] = f"class{c}"
+        for j in range(100):
+            write(root, "val", f"class{c}", f"{j:04d}.png", take(c))
+    for j in range(int(open_share * 2400 / (1 - open_share))):
+        source = 8 + j % 2
+        truth[write(root, "train", f"class{known[j % 4]}", f"open{source}_{j:04d}.png", take(source))] = "open"
+    return truth
+
+
 def write_check_a(root: Path, arrays) -> dict:
-    """Check A of the probe's note: Fashion-MNIST's *test* images of classes 4-7 (600 training, 100
-    validation each), 30 % of each class in the folder of its look-alike (coat and shirt, sandal and
-    sneaker), plus open-set images of classes 8-9, 10 % of the training set; returns the truth."""
+    """Check A of the probe's note: Fashion-MNIST's *test* images of classes 4-7, 30 % of each class
+    in the folder of its look-alike (coat and shirt, sandal and sneaker), open-set images 10 % of
+    the training set; returns the truth."""
     images, labels = arrays.test_images[:, 0].numpy(), np.asarray(arrays.test_labels)
     rng = np.random.RandomState(1)
     pool = {c: list(rng.permutation(np.where(labels == c)[0])) for c in range(10)}
-    look_alike, known, truth = {4: 6, 6: 4, 5: 7, 7: 5}, (4, 5, 6, 7), {}
-    for c in known:
-        for j in range(600):
-            given = look_alike[c] if rng.rand() < 0.3 else c
-            truth[write(root, "train", f"class{given}", f"{c}_{j:04d}.png", images[pool[c].pop()])] = f"class{c}"
-        for j in range(100):
-            write(root, "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop()])
-    for j in range(int(0.10 * 2400 / 0.90)):
-        source = 8 + j % 2
-        truth[write(root, "train", f"class{known[j % 4]}", f"open{source}_{j:04d}.png", images[pool[source].pop()])] = "open"
-    return truth
+    look_alike = {4: 6, 6: 4, 5: 7, 7: 5}
+    return write_noisy(root, lambda c: images[pool[c].pop()],
+                       lambda c: look_alike[c] if rng.rand() < 0.3 else c, 0.10)
 
 
 def write_check_c(root: Path, images: np.ndarray, pool: dict) -> dict:
     """Check C of the fine-tuning probe's note: training images of classes 4-7 that the study folder
-    does not use (taken from the other end of the same shuffled pools), 600 training and 100
-    validation each, 35 % of each class in one of the other three folders at random, plus open-set
-    images of classes 8-9, 5 % of the training set; returns the truth."""
-    rng, known, truth = np.random.RandomState(3), (4, 5, 6, 7), {}
-    for c in known:
-        for j in range(600):
-            given = c if rng.rand() >= 0.35 else int(rng.choice([k for k in known if k != c]))
-            truth[write(root, "train", f"class{given}", f"{c}_{j:04d}.png", images[pool[c].pop(0)])] = f"class{c}"
-        for j in range(100):
-            write(root, "val", f"class{c}", f"{j:04d}.png", images[pool[c].pop(0)])
-    for j in range(int(0.05 * 2400 / 0.95)):
-        source = 8 + j % 2
-        truth[write(root, "train", f"class{known[j % 4]}", f"open{source}_{j:04d}.png", images[pool[source].pop(0)])] = "open"
-    return truth
+    does not use (taken from the other end of the same shuffled pools), 35 % of each class in one of
+    the other three folders at random, open-set images 5 % of the training set; returns the truth."""
+    rng, known = np.random.RandomState(3), (4, 5, 6, 7)
+    return write_noisy(root, lambda c: images[pool[c].pop(0)],
+                       lambda c: c if rng.rand() >= 0.35 else int(rng.choice([k for k in known if k != c])), 0.05)
 
 
 def write_clean(out: Path, truth: dict) -> Path:
