@@ -6,6 +6,7 @@
 # with the α 0.5 of issue 30's study, named ROW-dividemix-seedS (issues 27 and 30).
 # Usage: experiments/testbed_accuracy_queue.sh JOBS OUT METHODS ROW:RATE [ROW:RATE ...]
 #   e.g. experiments/testbed_accuracy_queue.sh 2 runs/human-rows comining,dividemix human-aggre:0.0878125
+# A ROW named NAME-open is NAME's label file with --open-ratio 0.2, as the testbed's rows.json has it.
 # Finished runs are skipped; summarise with experiments/summarise_testbed_accuracy.py OUT (auto against
 # true) and experiments/summarise_dividemix.py OUT comining-true (DivideMix against Co-mining).
 set -u
@@ -16,13 +17,15 @@ common="--dataset fashion-mnist --train-subset 3200 --test-subset 2000 --quiet"
 for seed in 4 5 6; do
   for row in "$@"; do
     name=${row%%:*}; rate=${row##*:}
+    file=runs/testbed/${name%-open}.npy; flags=""
+    [ "$name" != "${name%-open}" ] && flags="--open-ratio 0.2"
     for method in ${methods//,/ }; do
       if [ "$method" = dividemix ]; then
-        echo "$name-dividemix-seed$seed --labels runs/testbed/$name.npy --method dividemix --dm-alpha 0.5 --seed $seed"
+        echo "$name-dividemix-seed$seed --labels $file $flags --method dividemix --dm-alpha 0.5 --seed $seed"
         continue
       fi
-      echo "$name-$method-auto-seed$seed --labels runs/testbed/$name.npy --method $method --forget-rate auto --seed $seed"
-      echo "$name-$method-true-seed$seed --labels runs/testbed/$name.npy --method $method --forget-rate $rate --seed $seed"
+      echo "$name-$method-auto-seed$seed --labels $file $flags --method $method --forget-rate auto --seed $seed"
+      echo "$name-$method-true-seed$seed --labels $file $flags --method $method --forget-rate $rate --seed $seed"
     done
   done
 done | xargs -P "$jobs" -L 1 bash -c 'name=$0
