@@ -53,18 +53,27 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def row_views(views: int) -> int:
-    """Cached views per row of a default frozen Co-mining run: the un-augmented one and K of each
-    augmented kind it trains on (--aug ts: the strong kind only, so 1 + K)."""
+def view_kinds(views: int) -> list[tuple[str, int]]:
+    """(kind, views) cached per row by a default frozen Co-mining run: the un-augmented view and K of
+    each augmented kind it trains on (--aug ts: the strong kind only, so 1 + K in all)."""
     from comining.config import FROZEN_AUG
     from comining.data.features import augmented_kinds
     from comining.methods.comining import VIEWS
 
-    return 1 + len(augmented_kinds(VIEWS[FROZEN_AUG])) * views
+    return [("test", 1)] + [(kind, views) for kind in augmented_kinds(VIEWS[FROZEN_AUG])]
+
+
+def row_views(views: int) -> int:
+    return sum(count for _, count in view_kinds(views))
 
 
 def keys(rows: int) -> list[str]:
     return [f"{i:040x}" for i in range(rows)]
+
+
+def kind_folder(cache, dim: int, kind: str, count: int) -> Path:
+    """One cache folder per view kind, as a run keeps them (FeatureData.folder)."""
+    return cache.folder({"bench": "memory", "dim": dim, "kind": kind, "count": count})
 
 
 def write_cache(out: Path, rows: int, dim: int, views: int) -> None:
@@ -72,26 +81,34 @@ def write_cache(out: Path, rows: int, dim: int, views: int) -> None:
     from comining.data.features import CHUNK, FeatureCache
 
     cache = FeatureCache(out / "cache")
-    folder = cache.folder({"bench": "memory", "dim": dim, "views": row_views(views)})
-    if cache.chunks(folder):
-        return
     generator = torch.Generator().manual_seed(0)
     names = keys(rows)
-    for start in range(0, rows, CHUNK):
-        part = names[start:start + CHUNK]
-        cache.store(folder, part, torch.randn(len(part), row_views(views), dim, generator=generator).half())
+    for kind, count in view_kinds(views):
+        folder = kind_folder(cache, dim, kind, count)
+        if cache.chunks(folder):
+            continue
+        for start in range(0, rows, CHUNK):
+            part = names[start:start + CHUNK]
+            cache.store(folder, part, torch.randn(len(part), count, dim, generator=generator).half())
 
 
 def phase_load(out: Path, rows: int, dim: int, views: int) -> float:
-    import torch
-    from comining.data.features import FeatureCache
+    """A run's whole feature array read back from the cache kind by kind, through the same
+    ``stack_views`` as FeatureData.prepare."""
+    from comining.data.features import FeatureCache, stack_views
 
     cache = FeatureCache(out / "cache")
-    folder = cache.folder({"bench": "memory", "dim": dim, "views": row_views(views)})
     names = keys(rows)
+    filled = []
+
+    def fetch(kind, count, into):
+        features, rows_filled = cache.fill(kind_folder(cache, dim, kind, count), names, into)
+        filled.append(len(rows_filled))
+        return features
+
     base = rss_mb()
-    features, filled = cache.fill(folder, names, torch.zeros(rows, row_views(views), dim, dtype=torch.float16))
-    assert len(filled) == rows
+    features, _ = stack_views(rows, dim, view_kinds(views), fetch)
+    assert filled == [rows] * len(view_kinds(views))
     used, cached = peak_mb() - base, features.numel() * features.element_size() / 2**20
     print(f"load:  {rows} rows x {row_views(views)} views x {dim} float16 = {cached:.0f} MB cached; "
           f"peak {used:.0f} MB above the baseline ({used / cached:.2f}x)")
@@ -103,7 +120,7 @@ def phase_train(rows: int, dim: int, views: int) -> float:
     from comining import engine
     from comining.config import resolve
     from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
-    from comining.data.features import FeatureCache, FeatureData, augmented_kinds
+    from comining.data.features import CHUNK, FeatureCache, FeatureData, augmented_kinds, stack_views
 
     class RandomFeatures(FeatureData):
         """FeatureData holding random feature rows instead of a backbone's."""
@@ -126,14 +143,14 @@ def phase_train(rows: int, dim: int, views: int) -> float:
             return rows
 
         def prepare(self, view_kinds):
-            first = 0
-            for kind, count in [("test", 1)] + [(kind, views) for kind in augmented_kinds(view_kinds)]:
-                self.layout[kind] = (first, count)
-                first += count
-            self.images = torch.empty(rows, first, dim, dtype=torch.float16)
-            for start in range(0, rows, 2000):  # filled in parts of 12 MB: no float32 copy of the whole
-                part = self.images[start:start + 2000]
-                part.copy_(torch.randn(part.shape, generator=self.generator))
+            def fetch(kind, count, out):  # as the cache fills a run's features: a part at a time
+                for start in range(0, rows, CHUNK):
+                    part = out[start:start + CHUNK]
+                    part.copy_(torch.randn(part.shape, generator=self.generator))
+                return out
+
+            kinds = [("test", 1)] + [(kind, views) for kind in augmented_kinds(view_kinds)]
+            self.images, self.layout = stack_views(rows, dim, kinds, fetch)
             self.test_images = torch.randn(1000, 1, dim, generator=self.generator).half()
 
         def sample_names(self):

@@ -23,7 +23,7 @@ from PIL import Image
 
 from comining import config
 from comining.data import decode as decode_module
-from comining.data.features import FeatureCache, FeatureData
+from comining.data.features import FeatureCache, FeatureData, stack_views
 from comining.errors import UserError
 from conftest import cli_runner
 
@@ -349,3 +349,26 @@ def test_a_frozen_co_mining_run_trains_on_the_un_augmented_and_the_strong_view(f
     assert evidence.final_view_kinds(trainer.method) == ("test",)
     assert frozen_cfg(folder, tmp_path / "cache", aug="ws").aug == "ws"
     assert config.resolve({"dataset": "folder", "data_root": str(folder), "backbone": "finetune"}).aug == "ws"
+
+
+def test_stack_views_fills_each_kind_in_place_and_widens_where_float16_cannot_hold():
+    written = []
+
+    def fetch(kind, count, out):  # kind "test" holds 1, "strong" 2; the second kind's values overflow float16
+        value = {"test": 1.5, "strong": 70000.0}[kind]
+        written.append((kind, tuple(out.shape), out.dtype))
+        if value > torch.finfo(torch.float16).max:
+            return torch.full(out.shape, value, dtype=torch.float32)
+        out.fill_(value)
+        return out
+
+    images, layout = stack_views(3, 4, [("test", 1)], fetch)
+    assert layout == {"test": (0, 1)} and images.dtype == torch.float16
+    assert torch.equal(images, torch.full((3, 1, 4), 1.5, dtype=torch.float16))  # written through the slice
+
+    written.clear()
+    images, layout = stack_views(3, 4, [("test", 1), ("strong", 2)], fetch)
+    assert written == [("test", (3, 1, 4), torch.float16), ("strong", (3, 2, 4), torch.float16)]
+    assert layout == {"test": (0, 1), "strong": (1, 2)}
+    assert images.dtype == torch.float32 and images.shape == (3, 3, 4)
+    assert torch.equal(images[:, 0], torch.full((3, 4), 1.5)) and torch.equal(images[:, 1:], torch.full((3, 2, 4), 70000.0))

@@ -229,6 +229,25 @@ def augmented_kinds(view_kinds) -> tuple[str, ...]:
     return tuple(k for k in dict.fromkeys(view_kinds) if k not in ("plain", "test"))
 
 
+def stack_views(rows: int, dim: int, kinds: list[tuple[str, int]], fetch) -> tuple[torch.Tensor, dict]:
+    """([rows × V × D] every kind's ``count`` views in turn, {kind: (first view, count)}).
+
+    ``fetch(kind, count, out)`` writes that kind's features into ``out``, the whole array's own
+    [rows × count × D] slice, and returns it, or a float32 copy where float16 cannot hold them
+    (the whole then becomes float32). Filled in place, so memory peaks at the whole plus what
+    ``fetch`` holds at once (a cache chunk, or a batch being computed), not at the whole plus a kind."""
+    images = torch.zeros(rows, sum(count for _, count in kinds), dim, dtype=torch.float16)
+    layout, first = {}, 0
+    for kind, count in kinds:
+        layout[kind] = (first, count)
+        part = fetch(kind, count, images[:, first:first + count])
+        if part.dtype != images.dtype:
+            images = images.to(part.dtype)
+            images[:, first:first + count] = part
+        first += count
+    return images, layout
+
+
 class FeatureData(TrainingSet):
     """The training set of a ``--backbone frozen`` run (see the module docstring).
 
@@ -290,17 +309,10 @@ class FeatureData(TrainingSet):
         device (the test view, then K views of each augmented kind of ``view_kinds``), ``test_images``
         [M × 1 × D]."""
         kinds = [("test", 1)] + [(kind, self.cfg.feature_views) for kind in augmented_kinds(view_kinds)]
-        # Filled kind by kind, so memory peaks at the whole plus one kind's part, not twice the whole.
-        images = torch.zeros(len(self), sum(count for _, count in kinds), self.feature_dim, dtype=torch.float16)
-        first = 0
         with self.own_random_state():
-            for kind, count in kinds:
-                self.layout[kind] = (first, count)
-                part = self.features("train", self.source.keys, kind, count)
-                images = images.to(part.dtype) if part.dtype != images.dtype else images
-                images[:, first:first + count] = part
-                del part
-                first += count
+            images, self.layout = stack_views(
+                len(self), self.feature_dim, kinds,
+                lambda kind, count, out: self.features("train", self.source.keys, kind, count, out))
             self.test_images = self.features("test", self.source.test_keys, "test", 1).to(self.device)
         # An image counts as computed where any of its views was: a run asking for more
         # --feature-views than the cache holds computes the new views of images it otherwise found.
@@ -309,12 +321,14 @@ class FeatureData(TrainingSet):
         self.images = images.to(self.device)
         self.backbone_net.cpu()  # its work is done; the head trains alone
 
-    def features(self, split: str, keys: list[str], kind: str, count: int) -> torch.Tensor:
+    def features(self, split: str, keys: list[str], kind: str, count: int, out: torch.Tensor | None = None):
         """[n × count × D] features of ``split``'s samples under ``kind``: found in the cache, or computed
-        (and stored) for the missing ones."""
+        (and stored) for the missing ones. Written into ``out`` (float16 zeros by default) and returned,
+        or returned as a float32 copy where the values need it."""
         folder = self.folder(kind, count)
-        out, filled = self.cache.fill(folder, keys, torch.zeros(len(keys), count, self.feature_dim,
-                                                                dtype=torch.float16))
+        if out is None:
+            out = torch.zeros(len(keys), count, self.feature_dim, dtype=torch.float16)
+        out, filled = self.cache.fill(folder, keys, out)
         missing = [i for i in range(len(keys)) if i not in filled]
         if missing:  # the values as stored, so a run that computed them and one that found them agree
             computed = self.extract(split, missing, keys, kind, count, folder)
