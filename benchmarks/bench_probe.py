@@ -1,12 +1,13 @@
 """Time of the linear probe (comining/probe.py) at the size of the paper's largest fine-grained set.
 
-Evidence (docs/PERFORMANCE.md, section f): 2026-12-07, Intel Xeon, 2 cores, AVX512 with AVX512-BF16 and AMX,
-torch 2.13.0+cpu, one BLAS thread (the probe's own limit), idle: 18,388 x 2,048, 200 classes, 200 s for
-the five folds (135-148 L-BFGS iterations), the count 0.303 for 0.302; two BLAS threads 211 s; 2,000 x 512,
-4 classes, 2 s.
+Evidence (docs/PERFORMANCE.md, section f): 2026-12-07, Intel Xeon, 2 cores, AVX512 with AVX512-BF16 and
+AMX, one BLAS thread (the probe's own limit), idle: 18,388 x 2,048, 200 classes, 200 s for the five folds
+(135-148 L-BFGS iterations), the count 0.303 for 0.302; two BLAS threads 211 s (measured by patching
+threadpoolctl, before --blas-threads existed); 2,000 x 512, 4 classes, 2 s.
 
     python benchmarks/bench_probe.py                                   # web-bird's size: 18,388 x 2,048, 200 classes
     python benchmarks/bench_probe.py --rows 2000 --dim 512 --classes 4 # a small photo folder with ResNet-18
+    python benchmarks/bench_probe.py --blas-threads 2                  # against the probe's one thread
 
 The probe runs once per `--forget-rate auto` run on pretrained features (frozen, or fine-tuning from
 pretrained --weights), before the first epoch: five logistic regressions, each on four fifths of the
@@ -52,15 +53,23 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--classes", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.3, help="share of labels redrawn uniformly")
+    parser.add_argument("--blas-threads", type=int, help="BLAS threads while the probe fits (default: the probe's own)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    import sklearn
     import torch
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info
 
     from comining import probe
     from comining.noise_rate import confident_joint_noise_rate
 
-    print(f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}; "
+    if args.blas_threads:
+        probe.BLAS_THREADS = args.blas_threads
+    blas = ", ".join(sorted({f"{pool['internal_api']} {pool['version']}" for pool in threadpool_info()
+                             if pool["user_api"] == "blas"}))
+    print(f"{os.cpu_count()} CPUs, {torch.backends.cpu.get_cpu_capability()}, numpy {np.__version__}, "
+          f"scikit-learn {sklearn.__version__}, {blas}, {probe.BLAS_THREADS} BLAS thread(s); "
           f"{args.rows} rows x {args.dim} dimensions, {args.classes} classes, {args.noise:.0%} of labels redrawn")
     features, labels, truth = synthetic_features(args.rows, args.dim, args.classes, args.noise, seed=0)
     iterations = []

@@ -18,6 +18,10 @@ import numpy as np
 
 FOLDS = 5  # as cleanlab's tutorials cross-fit
 MAX_ITER = 1000  # of L-BFGS: scikit-learn's 100 stop short on unscaled backbone features
+# On these products OpenBLAS's threads cost more than they share: on a 2-core CPU the stand-in's probe
+# took 57 s with two and 7 s with one, and web-bird's size 211 s with two and 200 s with one
+# (docs/PERFORMANCE.md, section f).
+BLAS_THREADS = 1
 
 
 def out_of_fold_probabilities(features, labels, num_classes: int, seed: int, readable=None) -> np.ndarray:
@@ -49,9 +53,7 @@ def out_of_fold_probabilities(features, labels, num_classes: int, seed: int, rea
     folds = StratifiedKFold(min(FOLDS, max(2, counts[counts > 0].max())), shuffle=True, random_state=seed)
     # A class with fewer members than folds is expected in small sets; a fold that stops short of
     # full convergence still ranks and counts as well (its probabilities move in the third digit).
-    # One BLAS thread: on these small products OpenBLAS's threads cost more than they share (on a
-    # 2-core CPU the probe took 57 s with two, 7 s with one; docs/PERFORMANCE.md).
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+    with warnings.catch_warnings(), threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
         for fit, held in folds.split(np.zeros((len(rows), 1)), y[rows]):  # the split reads the labels only
