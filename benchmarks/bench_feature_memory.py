@@ -10,8 +10,10 @@ train 662 MB against 488 MB of features and 2 MB of banks (1.35x). Third session
 same CPU kind, with the frozen default's 1 + K views (--aug ts, 3787cb5): 293 MB of features, load
 1.35x, train 468 MB (1.59x, over the target: the fixed part weighs on a smaller cache); --views 4
 (488 MB) train 1.35x; --dim 2048 (1,172 MB) train 1.26x. Fourth session of 2026-12-07, the same CPU
-kind, with torch's optimizer import (67 MB of code) in the baseline and the worst of three train phases:
-default 1.44x (load 1.25x), --views 4 1.27x, --dim 2048 1.10x; glibc's retained heap varies by 30-90 MB.
+kind, with torch's optimizer import (67 MB of code) in the baseline, the worst of three train phases, and
+each view kind read straight into its slice of the whole (features.stack_views; a run's load had peaked
+at 1.83x before): default train 1.35x, load 1.20x; --views 4 train 1.25x, load 1.12x; --dim 2048 train
+1.07x, load 1.10x. glibc's retained heap varies by 30-90 MB between runs.
 
     python benchmarks/bench_feature_memory.py [--rows 100000] [--dim 512] [--views 2] [--out runs/bench-memory]
     python benchmarks/bench_feature_memory.py --scaling 20000,100000,200000
@@ -22,8 +24,9 @@ the verdict pass's neighbour search over a batch and its bank).
 
 Two phases, each in a process of its own (peak resident memory, ru_maxrss, is per process):
   load   random features of --rows samples (the default frozen run's 1 + K views of D values, float16:
-         rows x (1+K) x D x 2 bytes) are written to a feature cache in 4,096-row chunks, then a fresh process reads them
-         back with FeatureCache.fill, as a run whose features are all cached does;
+         rows x (1+K) x D x 2 bytes) are written to a feature cache in 4,096-row chunks, one folder per
+         view kind, then a fresh process reads them back kind by kind through stack_views and
+         FeatureCache.fill, as FeatureData.prepare does for a run whose features are all cached;
   train  one epoch of Co-mining (the default head, its two memory banks) on the same number of random
          feature rows held in memory, with the final verdicts' pass, as comining train runs it.
 Each prints (peak - baseline) against the features' bytes (+ the banks' for train); exit 1 when above 1.5x.
