@@ -56,18 +56,18 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def view_kinds(views: int) -> list[tuple[str, int]]:
+def default_views(views: int) -> list[tuple[str, int]]:
     """(kind, views) cached per row by a default frozen Co-mining run: the un-augmented view and K of
     each augmented kind it trains on (--aug ts: the strong kind only, so 1 + K in all)."""
     from comining.config import FROZEN_AUG
-    from comining.data.features import augmented_kinds
+    from comining.data.features import cached_views
     from comining.methods.comining import VIEWS
 
-    return [("test", 1)] + [(kind, views) for kind in augmented_kinds(VIEWS[FROZEN_AUG])]
+    return cached_views(VIEWS[FROZEN_AUG], views)
 
 
 def row_views(views: int) -> int:
-    return sum(count for _, count in view_kinds(views))
+    return sum(count for _, count in default_views(views))
 
 
 def keys(rows: int) -> list[str]:
@@ -86,7 +86,7 @@ def write_cache(out: Path, rows: int, dim: int, views: int) -> None:
     cache = FeatureCache(out / "cache")
     generator = torch.Generator().manual_seed(0)
     names = keys(rows)
-    for kind, count in view_kinds(views):
+    for kind, count in default_views(views):
         folder = kind_folder(cache, dim, kind, count)
         if cache.chunks(folder):
             continue
@@ -110,8 +110,8 @@ def phase_load(out: Path, rows: int, dim: int, views: int) -> float:
         return features
 
     base = rss_mb()
-    features, _ = stack_views(rows, dim, view_kinds(views), fetch)
-    assert filled == [rows] * len(view_kinds(views))
+    features, _ = stack_views(rows, dim, default_views(views), fetch)
+    assert filled == [rows] * len(default_views(views))
     used, cached = peak_mb() - base, features.numel() * features.element_size() / 2**20
     print(f"load:  {rows} rows x {row_views(views)} views x {dim} float16 = {cached:.0f} MB cached; "
           f"peak {used:.0f} MB above the baseline ({used / cached:.2f}x)")
@@ -123,7 +123,7 @@ def phase_train(rows: int, dim: int, views: int) -> float:
     from comining import engine
     from comining.config import resolve
     from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
-    from comining.data.features import CHUNK, FeatureCache, FeatureData, augmented_kinds, stack_views
+    from comining.data.features import CHUNK, FeatureCache, FeatureData, cached_views, stack_views
 
     class RandomFeatures(FeatureData):
         """FeatureData holding random feature rows instead of a backbone's."""
@@ -152,8 +152,7 @@ def phase_train(rows: int, dim: int, views: int) -> float:
                     part.copy_(torch.randn(part.shape, generator=self.generator))
                 return out
 
-            kinds = [("test", 1)] + [(kind, views) for kind in augmented_kinds(view_kinds)]
-            self.images, self.layout = stack_views(rows, dim, kinds, fetch)
+            self.images, self.layout = stack_views(rows, dim, cached_views(view_kinds, views), fetch)
             self.test_images = torch.randn(1000, 1, dim, generator=self.generator).half()
 
         def sample_names(self):

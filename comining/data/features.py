@@ -224,9 +224,11 @@ class ArraySource(InMemoryData):
             yield index, torch.ones(len(index), dtype=torch.bool), source[index.to(source.device)].to(device), {}
 
 
-def augmented_kinds(view_kinds) -> tuple[str, ...]:
-    """The augmented view kinds to cache for a method's ``view_kinds`` (plain is the test view)."""
-    return tuple(k for k in dict.fromkeys(view_kinds) if k not in ("plain", "test"))
+def cached_views(view_kinds, per_kind: int) -> list[tuple[str, int]]:
+    """(kind, views) cached per sample for a method's ``view_kinds``: the un-augmented test view once
+    (plain is the test view), then ``per_kind`` (--feature-views) of each augmented kind."""
+    augmented = [k for k in dict.fromkeys(view_kinds) if k not in ("plain", "test")]
+    return [("test", 1)] + [(kind, per_kind) for kind in augmented]
 
 
 def stack_views(rows: int, dim: int, kinds: list[tuple[str, int]], fetch) -> tuple[torch.Tensor, dict]:
@@ -308,10 +310,9 @@ class FeatureData(TrainingSet):
         """Every cached view of every sample, from the cache or computed: ``images`` [N × V × D] on the
         device (the test view, then K views of each augmented kind of ``view_kinds``), ``test_images``
         [M × 1 × D]."""
-        kinds = [("test", 1)] + [(kind, self.cfg.feature_views) for kind in augmented_kinds(view_kinds)]
         with self.own_random_state():
             images, self.layout = stack_views(
-                len(self), self.feature_dim, kinds,
+                len(self), self.feature_dim, cached_views(view_kinds, self.cfg.feature_views),
                 lambda kind, count, out: self.features("train", self.source.keys, kind, count, out))
             self.test_images = self.features("test", self.source.test_keys, "test", 1).to(self.device)
         # An image counts as computed where any of its views was: a run asking for more
