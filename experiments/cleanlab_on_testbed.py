@@ -34,14 +34,17 @@ def main() -> None:
     parser.add_argument("--cnn-epochs", type=int, default=20)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    rows = json.loads((args.testbed / "rows.json").read_text())  # as noise_testbed.py labels wrote them
     for row in args.rows:
         dest = args.out / f"{row}.json"
         if dest.exists():
             continue
-        # A row named NAME-open is NAME's label file with 20 % of the classes open-set (rows.json).
-        name, open_ratio = (row[:-len("-open")], 0.2) if row.endswith("-open") else (row, 0.0)
-        cfg = resolve({"dataset": "fashion-mnist", "labels": str(args.testbed / f"{name}.npy"), "train_subset": 3200,
-                       "test_subset": 2000, "open_ratio": open_ratio, "device": "cpu", "quiet": True, "seed": 1})
+        spec = rows[row]  # its label file, and --open-ratio for the rows with open-set images
+        flags = spec["flags"]
+        open_ratio = float(flags[flags.index("--open-ratio") + 1]) if "--open-ratio" in flags else 0.0
+        cfg = resolve({"dataset": "fashion-mnist", "labels": str(args.testbed / Path(spec["file"]).name),
+                       "train_subset": 3200, "test_subset": 2000, "open_ratio": open_ratio, "device": "cpu",
+                       "quiet": True, "seed": 1})
         data = Trainer(cfg).data
         start = time.process_time()
         oof = cnn_oof(cfg, data, 5, args.cnn_epochs, cfg.seed)
