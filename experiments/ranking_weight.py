@@ -17,6 +17,8 @@ the true count of wrong labels (so no estimate enters the score).
   w          a fixed weight w (for Standard, whose final network fits every label, a fixed weight
              stands for a rule that gives it the history alone, as its memorised share does: the
              note's candidate; the table prints the fixed weight)
+  method     a fixed weight per method (``METHOD_WEIGHTS``, 0.25 for the others): the candidate of
+             docs/notes/2026-12-07-history-weight-per-method.md
 
     python experiments/ranking_weight.py RUN_DIR [RUN_DIR ...]
 
@@ -38,7 +40,8 @@ from sklearn.metrics import roc_auc_score
 from comining import verdicts
 from comining.rundir import RunDir
 
-FIXED = (0.1, 0.2, 0.25, 0.3, 0.5)
+FIXED = (0.1, 0.2, 0.25, 0.3, 0.4, 0.5)
+METHOD_WEIGHTS = {"standard": 1.0, "jocor": 0.4}
 
 
 def load(run: Path):
@@ -50,7 +53,7 @@ def load(run: Path):
     pred = stored.read_pred_probs().astype(np.float64)
     ledger = stored.load_checkpoint()["ledger"]
     history = torch.where(ledger["epochs_ranked"] > 0, ledger["rank_mean"], float("nan")).numpy()
-    return given, true, pred, history, float(stored.read_results()["forget_rate"])
+    return given, true, pred, history, float(stored.read_results()["forget_rate"]), stored.read_config()["method"]
 
 
 def first_disagreement(run: Path) -> float | None:
@@ -73,16 +76,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+")
     args = parser.parse_args()
-    names = ["shipped", "true", "first", *(f"{w}" for w in FIXED)]
+    names = ["shipped", "true", "first", *(f"{w}" for w in FIXED), "method"]
     table, groups = {}, defaultdict(list)
     for run in args.runs:
-        given, true, pred, history, prior = load(run)
+        given, true, pred, history, prior, method = load(run)
         wrong = given != true
         disagree = float((pred.argmax(1) != given).mean())
         first = first_disagreement(run)
         weights = {"shipped": max(verdicts.HISTORY_WEIGHT, verdicts.memorised_share(disagree, prior)),
                    "true": max(verdicts.HISTORY_WEIGHT, verdicts.memorised_share(disagree, wrong.mean())),
-                   "first": max(0.25, 1 - disagree / first) if first else None, **{f"{w}": w for w in FIXED}}
+                   "first": max(0.25, 1 - disagree / first) if first else None, **{f"{w}": w for w in FIXED},
+                   "method": METHOD_WEIGHTS.get(method, 0.25)}
         row = {n: scores(verdicts.label_quality(pred, given, history, w), wrong) if w is not None else (np.nan, np.nan)
                for n, w in weights.items()}
         table[run.name] = (wrong.mean(), prior, weights["shipped"], row)
