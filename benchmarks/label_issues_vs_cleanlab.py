@@ -33,6 +33,7 @@ from comining.config import resolve
 from comining.data.augment import Views
 from comining.engine import Trainer
 from comining.evidence import final_view_kinds, gather
+from comining.methods import METHODS
 
 NOISE = {"sym40": {"noise_type": "symmetric", "closed_rate": 0.4, "open_ratio": 0.0},
          "asym40": {"noise_type": "asymmetric", "closed_rate": 0.4, "open_ratio": 0.0},
@@ -63,6 +64,7 @@ def run_comining(cfg, out: Path, save_evidence: bool):
                     cfg.eval_batch_size, cfg.seed, trainer.forget.prior)
         np.savez(out / "evidence.npz", probs=ev.probs, kinds=np.array(final_view_kinds(trainer.method)), labels=ev.labels, history=ev.history,
                  votes=ev.votes if ev.votes is not None else np.zeros(0), prior_rate=ev.prior_rate,
+                 history_weight=ev.history_weight,
                  true=trainer.data.true_labels.cpu().numpy(), num_classes=trainer.data.num_classes)
     rows = comining.load_verdicts(out)
     return (trainer, comining.find_label_issues(out), comining.label_quality_scores(out),
@@ -150,7 +152,9 @@ def rescore(out: Path, previous: dict) -> dict:
         probs = probs[[0, 2]]
     evidence = Evidence(probs=probs, labels=labels, history=saved["history"],
                         votes=saved["votes"] if saved["votes"].size else None,
-                        prior_rate=float(saved["prior_rate"]))
+                        prior_rate=float(saved["prior_rate"]),
+                        # evidence saved before the weight was the method's: this benchmark's rows are Co-mining's
+                        history_weight=float(saved.get("history_weight", METHODS["comining"].history_weight)))
     final = decide(evidence)
     is_open = true >= num_classes
     wrong = (labels != true) | is_open

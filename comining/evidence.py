@@ -23,7 +23,8 @@ class Evidence:
     labels: [N] given labels (>= 0); history: [N] mean over epochs of the selection score's quantile
     (0 = most trusted, 1 = least; NaN where no epoch ranked the sample); votes: [N×C] soft labels
     from k-reciprocal bank neighbours, or None without banks; prior_rate: the share of wrong labels
-    expected before looking (the run's forget-rate target); probe: [N×C] out-of-fold probabilities
+    expected before looking (the run's forget-rate target), which sets how many are flagged;
+    history_weight: the history's share of the label quality (the method's ``history_weight``); probe: [N×C] out-of-fold probabilities
     of a linear probe on frozen features (``comining.probe``; NaN rows for samples without
     features) where the run estimated its noise rate with it, else None. Samples the final pass could not read (image
     files broken since training) keep uniform probabilities."""
@@ -33,6 +34,7 @@ class Evidence:
     history: np.ndarray
     votes: np.ndarray | None
     prior_rate: float
+    history_weight: float
     probe: np.ndarray | None = None
 
 
@@ -78,7 +80,7 @@ def gather(method, data, views, selections, precision: str, batch_size: int, see
     probs, labels = probs.cpu().numpy(), data.labels.cpu().numpy()
     return Evidence(probs=probs, labels=labels, history=history.cpu().numpy(),
                     votes=None if votes is None else votes.cpu().numpy(), prior_rate=prior(probs[-1], labels),
-                    probe=probe)
+                    history_weight=method.history_weight, probe=probe)
 
 
 def evaluation_nets(method) -> list:

@@ -17,7 +17,6 @@ from comining.selection import CLEAN, DISCARDED, RELABELLED, SELECTIONS, UNSEEN
 
 # The final verdicts take a step's selection values and codes, but never "unseen".
 VERDICTS = SELECTIONS[:UNSEEN]
-HISTORY_WEIGHT = 0.1  # least share of label_quality from the training history (more where memorised)
 OUTLIER_RATIO = 0.6  # discard as "no class fits" when the best class has less than this share of a typical one
 
 
@@ -40,9 +39,7 @@ def decide(evidence: Evidence) -> Verdicts:
     pred = evidence.probs.mean(0)
     pred = pred / pred.sum(1, keepdims=True)
     labels = evidence.labels
-    disagree = float((pred.argmax(1) != labels).mean())
-    history_weight = max(HISTORY_WEIGHT, memorised_share(disagree, evidence.prior_rate))
-    quality = label_quality(pred, labels, evidence.history, history_weight)
+    quality = label_quality(pred, labels, evidence.history, evidence.history_weight)
     if evidence.probe is not None:
         quality = with_probe(quality, evidence.probe, labels)
     flagged = lowest_share(quality, evidence.prior_rate)
@@ -55,15 +52,6 @@ def decide(evidence: Evidence) -> Verdicts:
     verdict[flagged & ~relabel] = DISCARDED
     return Verdicts(verdict=verdict, suggested=np.where(relabel, best, -1), label_quality=quality,
                     outlier_score=1.0 - pred.max(1), pred_probs=pred.astype(np.float32))
-
-
-def memorised_share(disagree: float, prior_rate: float) -> float:
-    """0..1: how far the final model falls short of disagreeing with the expected share of wrong
-    labels. A network that fitted its wrong labels agrees with them, so its predictions cannot
-    find them; for that share the training history, ranked before memorisation set in, decides."""
-    if prior_rate <= 0:
-        return 0.0
-    return float(np.clip(1.0 - disagree / prior_rate, 0.0, 1.0))
 
 
 def label_quality(pred: np.ndarray, labels: np.ndarray, history: np.ndarray, history_weight: float) -> np.ndarray:

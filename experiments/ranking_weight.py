@@ -2,9 +2,9 @@
 should not depend on the estimate.)
 
 The final verdicts rank samples by ``verdicts.label_quality``: the final model's margin, blended with
-the training history's trust at weight max(0.1, ``memorised_share``) = max(0.1, 1 − disagreement /
-prior), where the prior is the forget rate (the estimate under `auto`). This recomputes, from finished
-run directories (pred_probs.npy, the selection log in checkpoint.pt, verdicts.csv for the truth), the
+the training history's trust at a weight. Until 2026-12-07 that weight was max(0.1, 1 − disagreement /
+prior), where the prior is the forget rate (the estimate under `auto`): ``shipped`` below, against
+which every candidate is compared. This recomputes, from finished run directories (pred_probs.npy, the selection log in checkpoint.pt, verdicts.csv for the truth), the
 ranking under each weight and scores it against the true labels:
 AUROC of label_quality for wrong against right labels, and the F1 of the lowest-quality samples at
 the true count of wrong labels (so no estimate enters the score).
@@ -17,8 +17,8 @@ the true count of wrong labels (so no estimate enters the score).
   w          a fixed weight w (for Standard, whose final network fits every label, a fixed weight
              stands for a rule that gives it the history alone, as its memorised share does: the
              note's candidate; the table prints the fixed weight)
-  method     a fixed weight per method (``METHOD_WEIGHTS``, 0.25 for the others): the candidate of
-             docs/notes/2026-12-07-history-weight-per-method.md
+  method     the method's own ``history_weight`` (Standard 1, JoCoR 0.4, the others 0.25): the
+             candidate of docs/notes/2026-12-07-history-weight-per-method.md, the rule since
 
     python experiments/ranking_weight.py RUN_DIR [RUN_DIR ...]
 
@@ -38,10 +38,15 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from comining import verdicts
+from comining.methods import METHODS
 from comining.rundir import RunDir
 
 FIXED = (0.1, 0.2, 0.25, 0.3, 0.4, 0.5)
-METHOD_WEIGHTS = {"standard": 1.0, "jocor": 0.4}
+
+
+def shipped_weight(disagree: float, prior: float) -> float:
+    """The rule until 2026-12-07: max(0.1, 1 − disagreement / prior), clipped to [0, 1]."""
+    return max(0.1, float(np.clip(1.0 - disagree / prior, 0.0, 1.0))) if prior > 0 else 0.1
 
 
 def load(run: Path):
@@ -83,10 +88,9 @@ def main() -> None:
         wrong = given != true
         disagree = float((pred.argmax(1) != given).mean())
         first = first_disagreement(run)
-        weights = {"shipped": max(verdicts.HISTORY_WEIGHT, verdicts.memorised_share(disagree, prior)),
-                   "true": max(verdicts.HISTORY_WEIGHT, verdicts.memorised_share(disagree, wrong.mean())),
+        weights = {"shipped": shipped_weight(disagree, prior), "true": shipped_weight(disagree, wrong.mean()),
                    "first": max(0.25, 1 - disagree / first) if first else None, **{f"{w}": w for w in FIXED},
-                   "method": METHOD_WEIGHTS.get(method, 0.25)}
+                   "method": METHODS[method].history_weight}
         row = {n: scores(verdicts.label_quality(pred, given, history, w), wrong) if w is not None else (np.nan, np.nan)
                for n, w in weights.items()}
         table[run.name] = (wrong.mean(), prior, weights["shipped"], row)

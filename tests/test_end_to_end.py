@@ -58,8 +58,8 @@ def test_standard_ranks_its_labels_by_their_history(digits_runs):
     given = np.array([classes.index(r["given_label"]) for r in rows])
     # Cross-entropy fits every label by the end (measured: its final network disagrees with 0.9 % of
     # them where 41 % are wrong), so its predictions barely rank them: the margin's AUROC was 0.77.
-    # The history ranks them at 0.95: label_quality takes it alone where the final network has
-    # memorised (its weight 1 - disagreement / prior); blended at 0.25 with the margin it reached 0.89.
+    # The history ranks them at 0.95: label_quality takes it alone for Standard (its history_weight,
+    # 1); blended at 0.25 with the margin it reached 0.89.
     margin = pred[np.arange(len(given)), given] - pred[np.arange(len(given)), best_other_class(pred, given)]
     assert (pred.argmax(1) != given).mean() < 0.05
     assert roc_auc_score(wrong, -margin) < 0.85

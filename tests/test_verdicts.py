@@ -9,14 +9,14 @@ from comining.verdicts import decide, lowest_share, verdict_summary
 from test_selection import GIVEN, TRUE, TinyData, hand_built_final
 
 
-def evidence(probs, labels, history=None, votes=None, prior_rate=0.25):
+def evidence(probs, labels, history=None, votes=None, prior_rate=0.25, history_weight=0.25):
     probs = np.asarray(probs, dtype=np.float32)
     probs = probs[None] if probs.ndim == 2 else probs
     n = probs.shape[1]
     history = np.full(n, np.nan) if history is None else np.asarray(history, dtype=float)
     return Evidence(probs=probs, labels=np.asarray(labels), history=history,
                     votes=None if votes is None else np.asarray(votes, dtype=np.float32),
-                    prior_rate=prior_rate)
+                    prior_rate=prior_rate, history_weight=history_weight)
 
 
 # Four samples of 3 classes, all labelled 0: three the network agrees with, one it puts in class 2.
@@ -60,27 +60,41 @@ def test_history_breaks_a_tie_the_final_network_leaves():
 
 
 def test_label_quality_by_hand():
-    # Both samples sit in their labelled class, so the final model disagrees with none of the labels
-    # where a quarter are expected wrong: it has memorised them (memorised share 1 - 0/0.25 = 1), and
-    # the history alone ranks: sample 1 gets 1 - 0.95. Sample 0 has no history: its margin,
-    # (1 + 0.9 - 0.05) / 2.
+    # Sample 0 has no history: its margin, (1 + 0.9 - 0.05) / 2 = 0.925. Sample 1: margin
+    # (1 + 0.6 - 0.2) / 2 = 0.7 and trust 1 - 0.95 = 0.05; at weight 0.25, 0.25 * 0.05 + 0.75 * 0.7 = 0.5375.
     final = decide(evidence([AGREE, [0.6, 0.2, 0.2]], [0, 0], history=[np.nan, 0.95]))
+    assert np.allclose(final.label_quality, [0.925, 0.5375])
+    # Standard's weight, 1: the history alone, 1 - 0.95.
+    final = decide(evidence([AGREE, [0.6, 0.2, 0.2]], [0, 0], history=[np.nan, 0.95], history_weight=1.0))
     assert np.allclose(final.label_quality, [0.925, 0.05])
-    # One of two in another class, where half are expected wrong: nothing memorised, so the history
-    # has its least share, 0.1: sample 0, margin (1 + 0.9 - 0.05) / 2 = 0.925 and trust 1 - 0.2:
-    # 0.1 * 0.8 + 0.9 * 0.925 = 0.9125.
-    final = decide(evidence([AGREE, OTHER], [0, 0], history=[0.2, 0.9], prior_rate=0.5))
-    assert np.isclose(final.label_quality[0], 0.9125)
+
+
+def test_the_ranking_does_not_read_the_prior_only_the_count_does():
+    # Issue 27: an estimated rate may be wrong; it sets how many are flagged, not their order.
+    probs = [AGREE, [0.6, 0.2, 0.2], OTHER, [0.5, 0.3, 0.2]]
+    history = [0.1, 0.95, 0.5, 0.3]
+    low, high = (decide(evidence(probs, [0, 0, 0, 0], history=history, prior_rate=r)) for r in (0.25, 0.75))
+    assert np.array_equal(low.label_quality, high.label_quality)
+    assert (low.verdict != CLEAN).sum() == 1 and (high.verdict != CLEAN).sum() == 3
+
+
+def test_each_method_declares_its_history_weight():
+    # Standard fits every label (history alone); JoCoR's networks confirm each other's kept wrong
+    # labels (more history than the others' 0.25); docs/notes/2026-12-07-history-weight-per-method.md.
+    from comining.methods import METHODS
+    weights = {name: cls.history_weight for name, cls in METHODS.items()}
+    assert weights.pop("standard") == 1.0 and weights.pop("jocor") == 0.4
+    assert set(weights.values()) == {0.25}
 
 
 def test_a_frozen_runs_probe_is_averaged_into_the_quality_where_it_has_a_row():
-    # The final model agrees with all three labels where a quarter are expected wrong: memorised
-    # share 1, so sample 1's quality is its history, 1 - 0.5 = 0.5, and samples 0 and 2 (no history)
-    # keep their margin, (1 + 0.9 - 0.05) / 2 = 0.925. Alone, that flags sample 1. The probe, which
-    # never trained on sample 0, puts it wholly in class 1: margin (1 + 0 - 1) / 2 = 0, mean 0.4625;
-    # sample 1 sits in its class for the probe, (1 + 0.9 - 0.1) / 2 = 0.9, mean 0.7; sample 2 has no
-    # probe row (no features) and keeps 0.925. Now sample 0 is the one flagged.
-    ev = evidence([AGREE, [0.6, 0.2, 0.2], AGREE], [0, 0, 0], history=[np.nan, 0.5, np.nan])
+    # With the history alone (weight 1), sample 1's quality is its history, 1 - 0.5 = 0.5, and
+    # samples 0 and 2 (no history) keep their margin, (1 + 0.9 - 0.05) / 2 = 0.925. Alone, that flags
+    # sample 1. The probe, which never trained on sample 0, puts it wholly in class 1: margin
+    # (1 + 0 - 1) / 2 = 0, mean 0.4625; sample 1 sits in its class for the probe, (1 + 0.9 - 0.1) / 2
+    # = 0.9, mean 0.7; sample 2 has no probe row (no features) and keeps 0.925. Now sample 0 is the
+    # one flagged.
+    ev = evidence([AGREE, [0.6, 0.2, 0.2], AGREE], [0, 0, 0], history=[np.nan, 0.5, np.nan], history_weight=1.0)
     assert decide(ev).verdict.tolist() == [CLEAN, DISCARDED, CLEAN]
     ev.probe = np.array([[0.0, 1.0, 0.0], [0.9, 0.1, 0.0], [np.nan] * 3])
     final = decide(ev)

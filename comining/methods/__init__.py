@@ -66,6 +66,12 @@ class Method(nn.Module):
     # points) where the losses do not separate: both need a network fitted to the labels (Co-mining's
     # after warm-up); one epoch in, a baseline's may be near chance, where they read every label as wrong.
     counts_without_split = False
+    # The training history's share of the final label quality (``verdicts.label_quality``); the rest
+    # is the final network's margin. A final network agrees with the wrong labels it has fitted, and
+    # the history, ranked before that, still tells them apart; how much it fits is a matter of how
+    # the method trains. A property of the method, not of the noise rate, so that an estimated rate
+    # does not move the order (docs/METHOD.md, "Final verdicts").
+    history_weight = 0.25
 
     def __init__(self, cfg, num_classes: int, make_model, selections):
         super().__init__()

@@ -44,6 +44,10 @@ class JoCoROptions:
 class JoCoR(TwoNetworks):
     title, paper_column = "JoCoR", 4
     Options = JoCoROptions
+    # Its final margins rank its labels worse, against its training history, than Co-teaching's do,
+    # most where its estimated rate set much aside (chosen on its own runs, confirmed on others:
+    # docs/notes/2026-12-07-history-weight-per-method.md).
+    history_weight = 0.4
 
     def __init__(self, cfg, num_classes, make_model, selections):
         super().__init__(cfg, num_classes, make_model, selections)

@@ -9,6 +9,7 @@ from comining.selection import CLEAN
 @register("standard")
 class Standard(Method):
     title, paper_column = "Standard", 0
+    history_weight = 1.0  # it trains on every label, so its final network agrees with all of them
 
     def loss(self, views, labels, index, epoch, rate):
         logits, _ = self.nets[0](views[0])
