@@ -23,6 +23,8 @@ every training sample's class probabilities and penultimate features from the un
 weak and strong views' probabilities, and the given and true labels (``<row>-seed<k>.npz``). Candidate
 estimators are then computed from these files without training again
 (experiments/noise_estimates.py). Seeds vary the training; the labels stay fixed per row.
+The annotator's files depend on the BLAS thread count (its PCA and logistic regression round
+differently): the testbed's were written with OMP_NUM_THREADS=2 (annot20 realised 0.1940625).
 """
 
 from __future__ import annotations
@@ -56,8 +58,12 @@ def annotator_labels(images: np.ndarray, labels: np.ndarray, fit: np.ndarray, ta
     pca = PCA(50, random_state=0).fit(x[fit])
     z = pca.transform(x)
     model = LogisticRegression(max_iter=300, C=0.05).fit(z[fit], labels[fit])  # a deliberately weak annotator
-    logp = model.predict_log_proba(z)
+    return tempered_draw(model.predict_log_proba(z), labels, target, seed)
 
+
+def tempered_draw(logp: np.ndarray, labels: np.ndarray, target: float, seed: int) -> np.ndarray:
+    """One label per row drawn from the annotator's log-probabilities ``logp`` [N×C] divided by the
+    temperature that makes ``target`` of them wrong against ``labels`` in expectation."""
     def tempered(t: float) -> np.ndarray:
         a = logp / t
         a = np.exp(a - a.max(1, keepdims=True))
