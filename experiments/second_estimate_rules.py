@@ -1,0 +1,72 @@
+"""Rules for `--forget-rate auto`'s second estimate, read off finished `auto` runs (issue 27;
+docs/notes/2026-12-07-disagreement-cap.md).
+
+Every rule here trains the same as the shipped code until the second estimate, so one `auto` run
+of the shipped code, stopped after it (`--epochs 10` on the Fashion-MNIST and digits presets),
+gives the rate each rule would use from then on:
+
+  shipped  the rate the run used (``noise_rate.why_first_holds``: the first estimate, raised by a
+           higher second mixture, lowered to it under class-dependent noise)
+  mean     the mean of the second mixture and the disagreement where they separate (the candidate
+           of docs/notes/2026-12-06-two-readings-estimate.md, not kept)
+  cap      the shipped rate, but never above the disagreement read at the second estimate
+  min      the first estimate, lowered to the disagreement where that is lower and the second
+           estimate's losses separate; no other rule
+
+Prints per row (a run's name without its seed) each rule's mean error, then per rule how many runs
+land within 0.05 of the realised rate and the mean absolute error.
+
+    python experiments/second_estimate_rules.py runs/est10/*-seed?
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from two_readings import from_run, separates
+
+RULES = ("shipped", "mean", "cap", "min")
+
+
+def rates(readings: dict) -> dict:
+    """Each rule's rate from one run's readings (``two_readings.from_run``)."""
+    out = {"shipped": readings["shipped"], "mean": readings["shipped"], "cap": readings["shipped"],
+           "min": readings["first"]}
+    if "disagreement" in readings:
+        d = readings["disagreement"]
+        out["cap"] = min(readings["shipped"], d)
+        if separates(readings):
+            out["mean"] = (readings["mixture"] + d) / 2
+            out["min"] = min(readings["first"], d)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="run directories of `auto` runs past their second estimate")
+    args = parser.parse_args()
+    rows = defaultdict(list)
+    for path in args.runs:
+        readings = from_run(path)
+        rows[f"{path.parent.name}/{re.sub(r'-seed[0-9]+$', '', path.name)}"].append({**readings, **rates(readings)})
+    print("| row | runs | realised | first | mixture | disagreement | " + " | ".join(f"{r}" for r in RULES) + " |")
+    print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(RULES))
+    for row, runs in rows.items():
+        realised = np.mean([r["realised"] for r in runs])
+        err = lambda key: f"{np.mean([r.get(key, np.nan) - r['realised'] for r in runs]):+.3f}"
+        print(f"| {row} | {len(runs)} | {realised:.3f} | {err('first')} | {err('mixture')} | {err('disagreement')} | "
+              + " | ".join(err(rule) for rule in RULES) + " |")
+    every = [r for runs in rows.values() for r in runs]
+    print()
+    for rule in RULES:
+        errors = np.abs([r[rule] - r["realised"] for r in every])
+        print(f"{rule}: within 0.05 in {int((errors <= 0.05).sum())} of {len(errors)}, mean absolute error {errors.mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()
