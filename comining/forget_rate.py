@@ -90,19 +90,13 @@ class ForgetRate:
 
     def adopt(self, estimate: noise_rate.NoiseEstimate, history: list[dict], record: dict) -> str:
         """Make ``estimate`` (from ``read``; under DDP rank 0's, so all ranks agree) the target from the
-        next epoch on, unless it is a second estimate that ``noise_rate.why_first_holds`` finds a
-        reason against. Adds the readings, and the interval around the rate in use, to ``record`` (the
-        epoch's metrics); returns the line to print."""
+        next epoch on; a second estimate as ``adopt_second`` says. Adds the readings, and the interval
+        around the rate in use, to ``record`` (the epoch's metrics); returns the line to print."""
         record.update(noise_separation=estimate.separation, disagreement_share=estimate.disagreement)
         if estimate.concentration is not None:
             record.update(disagreement_concentration=estimate.concentration)
         if self.target is not None:
-            first_record = next(r for r in history if "estimated_noise_rate" in r)
-            held_by = noise_rate.why_first_holds(estimate, self.target, first_record.get("noise_separation", 0.0))
-            if held_by is not None:
-                record.update(unused_noise_rate=estimate.rate, noise_rate_interval=self.interval(estimate))
-                return (f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: "
-                        f"the forget rate stays {self.target:.3f} (interval {interval_text(record['noise_rate_interval'])})")
+            return self.adopt_second(estimate, history, record)
         self.target = estimate.rate
         record.update(estimated_noise_rate=estimate.rate, noise_rate_interval=self.interval(estimate))
         if estimate.confident_joint_rate is not None:
@@ -111,6 +105,32 @@ class ForgetRate:
             record.update(mixture_noise_rate=estimate.mixture_rate)
         return (f"{estimate.describe()}; interval {interval_text(record['noise_rate_interval'])}; "
                 f"forget rate {estimate.rate:.3f}")
+
+    def adopt_second(self, estimate: noise_rate.NoiseEstimate, history: list[dict], record: dict) -> str:
+        """A second estimate: the first stands where ``noise_rate.why_first_holds`` finds a reason, else
+        this one's rate replaces it; either is then capped at the disagreement read in the same pass
+        (``noise_rate.capped_by_disagreement``). The interval spans the uncapped rate and the
+        disagreement."""
+        first_record = next(r for r in history if "estimated_noise_rate" in r)
+        held_by = noise_rate.why_first_holds(estimate, self.target, first_record.get("noise_separation", 0.0))
+        rate = self.target if held_by is not None else estimate.rate
+        capped = noise_rate.capped_by_disagreement(rate, estimate.disagreement)
+        interval = list(noise_rate.rate_interval(rate, estimate.disagreement))
+        if held_by is not None:
+            record.update(unused_noise_rate=estimate.rate)
+        if capped < rate:
+            self.target = capped
+            record.update(estimated_noise_rate=capped, uncapped_noise_rate=rate, noise_rate_interval=interval)
+            return (f"noise rate re-estimated at {estimate.rate:.3f}, {'but ' + held_by + ', and ' if held_by else ''}"
+                    f"the network puts only {capped:.3f} of the labels outside their class: forget rate "
+                    f"{capped:.3f} (interval {interval_text(interval)})")
+        if held_by is not None:
+            record.update(noise_rate_interval=interval)
+            return (f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: "
+                    f"the forget rate stays {self.target:.3f} (interval {interval_text(interval)})")
+        self.target = estimate.rate
+        record.update(estimated_noise_rate=estimate.rate, noise_rate_interval=interval)
+        return f"{estimate.describe()}; interval {interval_text(interval)}; forget rate {estimate.rate:.3f}"
 
     @staticmethod
     def read_probe(probs: np.ndarray, labels: np.ndarray) -> dict | None:

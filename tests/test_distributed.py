@@ -69,7 +69,15 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path, method):
         higher = second.get("estimated_noise_rate", second.get("unused_noise_rate")) > history[0]["estimated_noise_rate"]
         lowers = clear_split and second["disagreement_concentration"] >= CLASS_DEPENDENT
         used = second["noise_separation"] >= MIN_SEPARATION and (higher or lowers)
-        assert ("estimated_noise_rate" in second) == used != ("unused_noise_rate" in second)
+        assert ("unused_noise_rate" in second) != used
+        # Whichever stands is capped at the share the network disagrees with (noise_rate.capped_by_disagreement).
+        capped = "uncapped_noise_rate" in second
+        standing = (second["uncapped_noise_rate"] if capped else
+                    second["estimated_noise_rate"] if used else history[0]["estimated_noise_rate"])
+        assert capped == (second["disagreement_share"] < standing)
+        assert ("estimated_noise_rate" in second) == (used or capped)
+        if capped:
+            assert second["estimated_noise_rate"] == second["disagreement_share"]
         assert rank0["forget_rate"] == rank1["forget_rate"] == json.loads((out / "results.json").read_text())["forget_rate"]
     assert not (dump / "writes-rank1.log").exists()
     written = (dump / "writes-rank0.log").read_text().splitlines()

@@ -107,7 +107,9 @@ def test_a_first_estimate_that_does_not_separate_is_counted_by_the_confident_joi
     results = trainer.fit()
     first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["noise_separation"] < 2 and "mixture_noise_rate" in first
-    assert results["estimated_noise_rate"] == first["confident_joint_noise_rate"] == pytest.approx(flipped.mean())
+    # (the run's rate is the second estimate's cap, the share the network disagrees with: the same third)
+    assert results["estimated_noise_rate"] == pytest.approx(first["confident_joint_noise_rate"])
+    assert first["confident_joint_noise_rate"] == pytest.approx(flipped.mean())
     assert first["anchor_noise_rate"] < first["confident_joint_noise_rate"]  # sure of every label it kept
     # A first estimate made without a clear split is not lowered: the second (after epoch 2), clear
     # but lower, is recorded and not used.
@@ -238,3 +240,31 @@ def test_the_summary_shows_the_interval_and_advises_a_rate_only_where_it_is_wide
     assert f"31.0% (likely {interval[0]:.0%} to {interval[1]:.0%})" in out
     assert ("pass --forget-rate RATE" in out) == advised
     assert ("find_label_issues(run, share=RATE)" in out) == advised
+
+
+def test_a_second_estimate_is_capped_at_the_share_the_network_disagrees_with():
+    # First estimate 0.40 from a clear split; the second reads a lower mixture (0.30) under noise
+    # spread over the classes, so the first stands (noise_rate.why_first_holds) at 0.40. Where the
+    # network puts only 0.18 of the labels outside their class, the rate is capped there, and the
+    # interval still spans the uncapped 0.40 and the 0.18 (± the margin).
+    from comining.noise_rate import NoiseEstimate
+    history = [{"epoch": 5, "estimated_noise_rate": 0.4, "noise_separation": 2.5}]
+
+    def second(disagreement, rate=0.3):
+        return NoiseEstimate(rate, True, 2.5, 0.1, 2.0, concentration=0.1, disagreement=disagreement)
+
+    forget = schedule("comining", forget_rate="auto")
+    forget.target, record = 0.4, {}
+    line = forget.adopt(second(0.18), history, record)
+    assert forget.target == 0.18 and record["estimated_noise_rate"] == 0.18 and record["uncapped_noise_rate"] == 0.4
+    assert record["unused_noise_rate"] == 0.3 and "forget rate 0.180" in line
+    assert record["noise_rate_interval"] == pytest.approx([0.18 - INTERVAL_MARGIN, 0.4 + INTERVAL_MARGIN])
+    assert estimated_noise_rate([*history, record]) == 0.18  # what --resume restores
+    # Disagreeing with more than the rate in use: no cap, the first stands, nothing new is estimated.
+    forget.target, record = 0.4, {}
+    forget.adopt(second(0.55), history, record)
+    assert forget.target == 0.4 and "estimated_noise_rate" not in record and "uncapped_noise_rate" not in record
+    # A higher second mixture replaces the first, and is capped too where the network disagrees less.
+    forget.target, record = 0.4, {}
+    forget.adopt(second(0.45, rate=0.5), history, record)
+    assert forget.target == 0.45 and record["uncapped_noise_rate"] == 0.5 and "unused_noise_rate" not in record

@@ -177,3 +177,10 @@ def test_the_interval_spans_both_readings_and_the_margin_within_zero_and_one(rat
 def test_without_a_readable_sample_there_is_no_disagreement_and_the_interval_is_the_margin():
     assert disagreement_share(np.full((3, 2), np.nan), np.array([0, 1, 0])) is None
     assert rate_interval(0.3, None, margin=0.06) == pytest.approx((0.24, 0.36))
+
+
+def test_capped_by_disagreement_by_hand():
+    from comining.noise_rate import capped_by_disagreement
+    assert capped_by_disagreement(0.41, 0.18) == 0.18  # look-alike classes: the mixture counts hard right labels
+    assert capped_by_disagreement(0.30, 0.52) == 0.30  # uniform noise: the network's own errors add, no cap
+    assert capped_by_disagreement(0.30, None) == 0.30  # nothing read
