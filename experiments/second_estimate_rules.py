@@ -22,13 +22,12 @@ land within 0.05 of the realised rate and the mean absolute error.
 from __future__ import annotations
 
 import argparse
-import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from two_readings import from_run, separates
+from two_readings import accuracy, from_run, row_name, separates
 
 RULES = ("shipped", "mean", "cap", "min")
 
@@ -53,7 +52,7 @@ def main() -> None:
     rows = defaultdict(list)
     for path in args.runs:
         readings = from_run(path)
-        rows[f"{path.parent.name}/{re.sub(r'-seed[0-9]+$', '', path.name)}"].append({**readings, **rates(readings)})
+        rows[row_name(path)].append({**readings, **rates(readings)})
     print("| row | runs | realised | first | mixture | disagreement | " + " | ".join(f"{r}" for r in RULES) + " |")
     print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(RULES))
     for row, runs in rows.items():
@@ -64,8 +63,7 @@ def main() -> None:
     every = [r for runs in rows.values() for r in runs]
     print()
     for rule in RULES:
-        errors = np.abs([r[rule] - r["realised"] for r in every])
-        print(f"{rule}: within 0.05 in {int((errors <= 0.05).sum())} of {len(errors)}, mean absolute error {errors.mean():.3f}")
+        print(accuracy(rule, every))
 
 
 if __name__ == "__main__":

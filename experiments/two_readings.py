@@ -79,6 +79,17 @@ def intervals(readings: dict) -> dict:
             "candidate": noise_rate.rate_interval(reading, disagreement)}
 
 
+def row_name(path: Path) -> str:
+    """A run's row: its folder and its name without the seed (``path`` a run directory or a testbed .npz)."""
+    return f"{path.parent.name}/{re.sub(r'-seed[0-9]+$', '', path.stem if path.suffix else path.name)}"
+
+
+def accuracy(rule: str, runs: list[dict]) -> str:
+    """How close ``rule``'s rate comes to the realised rate over ``runs`` (readings with both)."""
+    errors = np.abs([r[rule] - r["realised"] for r in runs])
+    return f"{rule}: within 0.05 in {int((errors <= 0.05).sum())} of {len(errors)}, mean absolute error {errors.mean():.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="run directories or testbed .npz files")
@@ -87,7 +98,7 @@ def main() -> None:
     for path in args.runs:
         readings = from_evidence(path) if path.suffix == ".npz" else from_run(path)
         readings["candidate"] = candidate(readings)
-        rows[f"{path.parent.name}/{re.sub(r'-seed[0-9]+$', '', path.stem if path.suffix else path.name)}"].append(readings)
+        rows[row_name(path)].append(readings)
     print("| row | runs | realised | " + " | ".join(f"{r} error" for r in RULES) + " |")
     print("|---|---:|---:|" + "---:|" * len(RULES))
     for row, runs in rows.items():
@@ -96,11 +107,9 @@ def main() -> None:
               + " | ".join(f"{np.mean([r[rule] - r['realised'] for r in runs]):+.3f}" for rule in RULES) + " |")
     every = [r for runs in rows.values() for r in runs]
     for rule in RULES:
-        errors = np.abs([r[rule] - r["realised"] for r in every])
         spans = [intervals(r)[rule] for r in every]
         covered = sum(low <= r["realised"] <= high for (low, high), r in zip(spans, every))
-        print(f"{rule}: within 0.05 in {int((errors <= 0.05).sum())} of {len(errors)}, mean absolute error "
-              f"{errors.mean():.3f}; its interval holds the realised rate in {covered} of {len(every)}, "
+        print(f"{accuracy(rule, every)}; its interval holds the realised rate in {covered} of {len(every)}, "
               f"mean width {np.mean([high - low for low, high in spans]):.2f}")
 
 
