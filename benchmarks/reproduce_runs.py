@@ -137,6 +137,7 @@ def main() -> int:
     import torch
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}, "
           f"one thread per run, {args.jobs} at once")
+    args.out = args.out.resolve()  # each run starts in its commit's worktree: a relative path would land there
     args.out.mkdir(parents=True, exist_ok=True)
     folder = args.out / "digits-folder"
     if not folder.exists():
