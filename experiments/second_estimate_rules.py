@@ -12,6 +12,11 @@ gives the rate each rule would use from then on:
   cap      the shipped rate, but never above the disagreement read at the second estimate
   min      the first estimate, lowered to the disagreement where that is lower and the second
            estimate's losses separate; no other rule
+  cap-1, cap-2, cap-3
+           the cap, with one of ``noise_rate.why_first_holds``' three reasons dropped: 1, a second
+           estimate whose losses do not separate; 2, a lower one where the first was counted without a
+           split; 3, a lower one under disagreements spread over the classes (runs that logged the
+           concentration only)
 
 Prints per row (a run's name without its seed) each rule's mean error, then per rule how many runs
 land within 0.05 of the realised rate and the mean absolute error.
@@ -27,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from comining import noise_rate
 from two_readings import accuracy, from_run, row_name, separates
 
-RULES = ("shipped", "mean", "cap", "min")
+RULES = ("shipped", "mean", "cap", "min", "cap-1", "cap-2", "cap-3")
 
 
 def rates(readings: dict) -> dict:
@@ -42,7 +48,24 @@ def rates(readings: dict) -> dict:
         if separates(readings):
             out["mean"] = (readings["mixture"] + d) / 2
             out["min"] = min(readings["first"], d)
+    for reason in (1, 2, 3):
+        out[f"cap-{reason}"] = without_reason(readings, reason)
     return out
+
+
+def without_reason(readings: dict, reason: int) -> float:
+    """The capped rate ``ForgetRate.adopt_second`` would use with reason ``reason`` (1, 2 or 3, as
+    in the module docstring) of ``noise_rate.why_first_holds`` dropped; the shipped rate of a run
+    without a second estimate."""
+    if "disagreement" not in readings or "concentration" not in readings:
+        return readings["shipped"]
+    second = noise_rate.NoiseEstimate(
+        rate=readings["mixture"], separated=reason == 1 or separates(readings), separation=readings["separation"],
+        low_mean=0.0, high_mean=0.0, concentration=1.0 if reason == 3 else readings["concentration"],
+        disagreement=readings["disagreement"])
+    first_separation = np.inf if reason == 2 else readings["first_separation"]
+    held = noise_rate.why_first_holds(second, readings["first"], first_separation) is not None
+    return noise_rate.capped_by_disagreement(readings["first"] if held else second.rate, second.disagreement)
 
 
 def main() -> None:

@@ -45,18 +45,23 @@ def from_evidence(path: Path) -> dict:
 
 
 def estimates(history: list[dict]) -> dict:
-    """The first estimate's rate and, where a second estimate was made, its mixture's rate, its
-    disagreement share (where logged) and its separation, from a run's per-epoch records."""
+    """The first estimate's rate and separation and, where a second estimate was made, its mixture's
+    rate, its separation, and its disagreement share and concentration (where logged), from a run's
+    per-epoch records."""
     first, *later = [r for r in history if "noise_separation" in r]
-    readings = {"first": first["estimated_noise_rate"]}
+    readings = {"first": first["estimated_noise_rate"], "first_separation": first["noise_separation"]}
     if later:
         second = later[0]
-        # the mixture's own rate, under whichever key the run stored it (replaced, held or used)
+        # the mixture's own rate, under whichever key the run stored it (replaced, held, used and capped
+        # at the disagreement, or used)
         readings.update(mixture=next(second[k] for k in ("mixture_noise_rate", "unused_noise_rate",
-                                                         "estimated_noise_rate") if k in second),
+                                                         "uncapped_noise_rate", "estimated_noise_rate")
+                                     if k in second),
                         separation=second["noise_separation"])
         if "disagreement_share" in second:
             readings["disagreement"] = second["disagreement_share"]
+        if "disagreement_concentration" in second:
+            readings["concentration"] = second["disagreement_concentration"]
     return readings
 
 
