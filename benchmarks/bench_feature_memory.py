@@ -13,9 +13,11 @@ same CPU kind, with the frozen default's 1 + K views (--aug ts, 3787cb5): 293 MB
 kind, with torch's optimizer import (67 MB of code) in the baseline, the worst of three train phases, and
 each view kind read straight into its slice of the whole (features.stack_views; a run's load had peaked
 at 1.83x before): default train 1.35x, load 1.20x; --views 4 train 1.25x, load 1.12x; --dim 2048 train
-1.07x, load 1.10x. glibc's retained heap varies by 30-90 MB between runs.
+1.07x, load 1.10x. glibc's retained heap varies by 30-90 MB between runs. Sixth session of 2026-12-07,
+the same CPU kind, one thread, at D = 768 (ResNet-18's last two stages, the frozen default since then and
+this benchmark's default): 439 MB of features, train 559, 560, 558 MB (1.27x), load 490 MB (1.11x).
 
-    python benchmarks/bench_feature_memory.py [--rows 100000] [--dim 512] [--views 2] [--out runs/bench-memory]
+    python benchmarks/bench_feature_memory.py [--rows 100000] [--dim 768] [--views 2] [--out runs/bench-memory]
     python benchmarks/bench_feature_memory.py --scaling 20000,100000,200000
 
 --scaling runs the train phase at each row count and fits peak = fixed + slope x features: the slope is
@@ -200,7 +202,7 @@ def scaling(counts: list[int], dim: int, views: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--dim", type=int, default=768, help="D, values per view (768: ResNet-18's two stages)")
     parser.add_argument("--views", type=int, default=2, help="K, augmented views per kind")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-memory")
     parser.add_argument("--scaling", help="comma-separated row counts: fit the train phase's peak against them")

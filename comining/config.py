@@ -73,6 +73,9 @@ class ModelSettings:
                                         "it: use only files from someone you trust", metavar="FILE")
     head: str = setting("mlp", "--backbone frozen: what trains on the features: mlp (one hidden layer) or "
                         "linear (one layer)", choices=("mlp", "linear"))
+    feature_stages: int = setting(2, "--backbone frozen with --arch: the features are the pooled outputs of the "
+                                  "backbone's last N stages, concatenated (1: its classifier's input only)",
+                                  metavar="N")
     feature_views: int = setting(2, "--backbone frozen: augmented views cached per image and view kind (weak, "
                                  "strong), besides the un-augmented one", metavar="K")
     cache_dir: str | None = setting(None, "--backbone frozen: folder of the feature cache (default "
@@ -194,7 +197,8 @@ FROZEN_IMAGE_SET = ({"rescale_size": 256}, {"crop_size": 224}, {"batch_size": 64
 # this made the head 3.1 and 1.9 points more accurate on two folders, 0.3 on the third.
 FROZEN_AUG = "ts"
 # Settings added after runs were stored, with what those runs did: they trained the whole network.
-ADDED_LATER = {"backbone": "finetune", "backbone_file": None, "head": "linear", "feature_views": 2, "cache_dir": None}
+ADDED_LATER = {"backbone": "finetune", "backbone_file": None, "head": "linear", "feature_views": 2, "cache_dir": None,
+               "feature_stages": 1}
 DATASET_PRESET = {"digits": "digits", "fashion-mnist": "fashion-mnist", "cifar10": "cifar", "cifar100": "cifar",
                   **{name: "web" for name in FOLDER_DATASETS}}
 
@@ -372,6 +376,7 @@ def validate(cfg: Config) -> None:
     need(cfg.backbone_file is None or cfg.backbone == "frozen",
          "--backbone-file is the feature extractor of --backbone frozen: add --backbone frozen, or drop it")
     need(cfg.feature_views >= 1, f"--feature-views {cfg.feature_views} must be at least 1")
+    need(cfg.feature_stages >= 1, f"--feature-stages {cfg.feature_stages} must be at least 1")
     for options in method_options().values():  # every method's options, so a grid fails before it trains
         options.validate(cfg)
 

@@ -311,12 +311,15 @@ class Trainer:
         return self.probe_probs
 
     def probe_features(self) -> np.ndarray:
-        """[N×D] what the probe reads: the cached un-augmented view when frozen; when fine-tuning, the
-        features of the network as ``--weights`` give it, built afresh so that a run resumed after
-        some training reads the same (NaN rows for images that cannot be read)."""
+        """[N×D] what the probe reads: the cached un-augmented view when frozen, of the backbone's last
+        stage only (its classifier's input; the stages before it widen the features, and a linear
+        probe fitted on those fits more of the wrong labels and counts too many: docs/BACKBONE.md);
+        when fine-tuning, the features of the network as ``--weights`` give it, built afresh so that
+        a run resumed after some training reads the same (NaN rows for images that cannot be read)."""
         if self.frozen:
             first, _ = self.data.layout["test"]
-            return self.data.images[:, first].float().cpu().numpy()
+            last = self.data.backbone.get("last_dim") or self.data.feature_dim
+            return self.data.images[:, first, -last:].float().cpu().numpy()
         # Its random classifier, and the data loader's seed on image folders, must not move the run's
         # draws: a run given the probe's count replays this one.
         with torch.random.fork_rng(devices=[]):

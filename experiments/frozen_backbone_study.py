@@ -13,6 +13,15 @@ The probe's checks (docs/notes/2026-12-07-frozen-probe-estimate.md), 2026-12-07,
     python experiments/frozen_backbone_study.py --out runs/frozen-big --pretrain-per-class 5900 \
         --arms frozen-linear-K2,frozen-mlp-K2,finetune
 
+The last two stages as the features (docs/notes/2026-12-07-two-stages.md), the sixth session of 2026-12-07,
+the same CPU kind, up to four runs at a time (each arm also with --clean):
+
+    A=frozen-mlp-K2-ts,frozen-mlp-K2-ts-stages2
+    python experiments/frozen_backbone_study.py --out runs/frozen-study --arms $A,finetune
+    python experiments/frozen_backbone_study.py --out runs/frozen-check-a --folder check-a --arms $A,finetune
+    python experiments/frozen_backbone_study.py --out runs/frozen-big --pretrain-per-class 5900 --arms $A,finetune
+    python experiments/frozen_backbone_study.py --out runs/frozen-study --backbone-arch resnet18 --arms $A
+
 1. Backbone: the small CNN trained with clean labels on Fashion-MNIST classes 0-3 (T-shirt, trouser,
    pullover, dress), written as an image folder of 28-px RGB PNGs (4,000 training, 400 validation
    images), plain cross-entropy, 20 epochs: runs/.../backbone/checkpoint.pt, used with --weights.
@@ -26,7 +35,8 @@ The probe's checks (docs/notes/2026-12-07-frozen-probe-estimate.md), 2026-12-07,
    - full training from random weights (--backbone finetune --weights none);
    - fine-tuning from the backbone (--backbone finetune --weights checkpoint.pt);
    and cleanlab's find_label_issues given 5-fold out-of-fold probabilities of a logistic regression on
-   the same frozen features (the un-augmented view, as the frozen run cached them).
+   the same frozen features (the un-augmented view, as the frozen run cached them), of the last stage
+   and of the last two.
 4. Reported per arm (mean ± sample std over seeds): test accuracy (last-10 mean), wall-clock seconds, and
    the estimated noise rate, and the F1 of finding the wrong labels (a label is wrong when the file's true class differs from its
    folder, open-set images included; flagged = verdict relabelled or discarded), in study.md and study.json.
@@ -50,18 +60,24 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 GEOMETRY = ["--rescale-size", "28", "--crop-size", "28", "--padding", "3"]
 SCHEDULE = ["--optimizer", "adam", "--lr", "0.001", "--schedule", "linear", "--epoch-decay-start", "15",
             "--batch-size", "64", "--workers", "2", "--quiet"]
+# The frozen arms' backbone: its last stage's features only, as every frozen run had before
+# --feature-stages, or its last two stages'.
+LAST_STAGE = ["--backbone", "frozen", "--weights", "{backbone}", "--feature-stages", "1"]
+TWO_STAGES = ["--backbone", "frozen", "--weights", "{backbone}", "--feature-stages", "2"]
 ARMS = {
-    "frozen-linear-K1": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "1"],
-    "frozen-linear-K2": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "2"],
-    "frozen-linear-K4": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear", "--feature-views", "4"],
-    "frozen-mlp-K2": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "mlp", "--feature-views", "2"],
+    "frozen-linear-K1": [*LAST_STAGE, "--head", "linear", "--feature-views", "1"],
+    "frozen-linear-K2": [*LAST_STAGE, "--head", "linear", "--feature-views", "2"],
+    "frozen-linear-K4": [*LAST_STAGE, "--head", "linear", "--feature-views", "4"],
+    "frozen-mlp-K2": [*LAST_STAGE, "--head", "mlp", "--feature-views", "2"],
     # Co-mining's first view un-augmented: augmented views of a frozen backbone's input are features off
     # the test view's distribution (docs/notes/2026-12-07-frozen-views.md).
-    "frozen-mlp-K2-ts": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "mlp", "--feature-views", "2",
+    "frozen-mlp-K2-ts": [*LAST_STAGE, "--head", "mlp", "--feature-views", "2",
                          "--aug", "ts"],
+    # The shipped frozen mode's features: the backbone's last two stages (docs/notes/2026-12-07-two-stages.md).
+    "frozen-mlp-K2-ts-stages2": [*TWO_STAGES, "--head", "mlp", "--feature-views", "2", "--aug", "ts"],
     # The same head under the image-set preset's schedule (SGD 0.01, batch 25, 60 epochs, cosine): what
     # --backbone frozen trained with by default before it had a schedule of its own.
-    "frozen-linear-K2-web-schedule": ["--backbone", "frozen", "--weights", "{backbone}", "--head", "linear",
+    "frozen-linear-K2-web-schedule": [*LAST_STAGE, "--head", "linear",
                                       "--feature-views", "2", "{web-schedule}"],
     "scratch": ["--backbone", "finetune", "--weights", "none"],
     "finetune": ["--backbone", "finetune", "--weights", "{backbone}"],
@@ -175,20 +191,26 @@ def issue_f1(run: Path, truth: dict) -> float:
     return scores(comining.find_label_issues(run), wrong)["f1"]
 
 
-def frozen_features(out: Path, truth: dict, seed: int):
-    """The un-augmented cached features [N×D] of ``out``'s noisy folder (its backbone's, as the frozen
-    runs cached them), the given labels [N], and which of them are wrong by ``truth`` [N]."""
+def frozen_features(out: Path, truth: dict, seed: int, arch: str = "small", stages: int = 1):
+    """The un-augmented cached features [N×D] of ``out``'s noisy folder (its ``arch`` backbone's last
+    ``stages`` stages, as the frozen runs cached them), the given labels [N], and which of them are
+    wrong by ``truth`` [N]."""
     from comining.config import resolve
     from comining.data.features import FeatureData
 
-    cfg = resolve({"dataset": "folder", "data_root": str(out / "noisy"), "backbone": "frozen", "arch": "small",
-                   "weights": str(out / "backbone" / "checkpoint.pt"), "rescale_size": 28, "crop_size": 28,
-                   "padding": 3, "seed": seed, "cache_dir": str(out / "cache"), "quiet": True, "device": "cpu"})
+    cfg = resolve({"dataset": "folder", "data_root": str(out / "noisy"), "backbone": "frozen", "arch": arch,
+                   "feature_stages": stages, "weights": str(backbone_file(out, arch)), "rescale_size": 28,
+                   "crop_size": 28, "padding": 3, "seed": seed, "cache_dir": str(out / "cache"), "quiet": True, "device": "cpu"})
     data = FeatureData(cfg, "cpu", progress=False)
     data.prepare(("test",))
     given = data.labels.numpy()
     wrong = np.array([truth[name] != data.classes[label] for name, label in zip(data.sample_names(), given)])
     return data.images[:, 0].float().numpy(), given, wrong
+
+
+def backbone_file(out: Path, arch: str) -> Path:
+    """The checkpoint of ``out``'s backbone of ``arch`` (the small CNN's in ``backbone/``)."""
+    return out / ("backbone" if arch == "small" else f"backbone-{arch}") / "checkpoint.pt"
 
 
 def cleanlab_f1(x: np.ndarray, given: np.ndarray, wrong: np.ndarray, seed: int) -> float:
@@ -217,6 +239,9 @@ def main() -> int:
                              "fine-tuning probe note's check C)")
     parser.add_argument("--pretrain-per-class", type=int, default=1000,
                         help="the backbone's training images per class (5900: the probe note's check B)")
+    parser.add_argument("--backbone-arch", default="small", choices=("small", "resnet18"),
+                        help="the backbone's architecture (resnet18: trained the same way in backbone-resnet18/, "
+                             "its runs named resnet18-ARM-seedS)")
     parser.add_argument("--clean", action="store_true",
                         help="run the arms on the folder's closed-set images with their true labels and "
                              "--forget-rate 0 (runs clean-ARM-seedS): each arm's ceiling")
@@ -226,15 +251,17 @@ def main() -> int:
     out = args.out.resolve()
     truth = (json.loads((out / "truth.json").read_text()) if (out / "truth.json").is_file()
              else write_folders(out, args.folder, args.pretrain_per_class))
-    backbone = out / "backbone" / "checkpoint.pt"
-    if not (out / "backbone" / "results.json").is_file():
-        shutil.rmtree(out / "backbone", ignore_errors=True)
-        train(["--dataset", "folder", "--data-root", str(out / "pretrain"), "--method", "standard", "--arch", "small",
+    arch = args.backbone_arch
+    backbone = backbone_file(out, arch)
+    if not (backbone.parent / "results.json").is_file():
+        shutil.rmtree(backbone.parent, ignore_errors=True)
+        train(["--dataset", "folder", "--data-root", str(out / "pretrain"), "--method", "standard", "--arch", arch,
                "--backbone", "finetune", "--weights", "none", "--epochs", "20", "--warmup-epochs", "5",
-               *GEOMETRY, *SCHEDULE, "--out", str(out / "backbone")])
+               *GEOMETRY, *SCHEDULE, "--out", str(backbone.parent)])
     realised = 0.0 if args.clean else float(np.mean([truth[name] != name.split("/")[1] for name in truth]))
     root, prefix = (write_clean(out, truth), "clean-") if args.clean else (out / "noisy", "")
-    common = ["--dataset", "folder", "--data-root", str(root), "--arch", "small", "--cache-dir",
+    prefix += "" if arch == "small" else f"{arch}-"
+    common = ["--dataset", "folder", "--data-root", str(root), "--arch", arch, "--cache-dir",
               str(out / "cache"), *GEOMETRY, *(["--forget-rate", "0"] if args.clean else [])]
     schedule = ["--epochs", str(args.epochs), "--warmup-epochs", "5", *SCHEDULE]
     table: dict[str, dict[str, list[float]]] = {}
@@ -256,8 +283,9 @@ def main() -> int:
             if not args.clean:  # with every label right there is nothing to find
                 cell["f1"].append(issue_f1(run, truth))
         if not args.clean:
-            table.setdefault("cleanlab (frozen features)", {"f1": []})["f1"].append(
-                cleanlab_f1(*frozen_features(out, truth, seed), seed))
+            for stages, name in ((1, "cleanlab (frozen features)"), (2, "cleanlab (two stages' features)")):
+                table.setdefault(name, {"f1": []})["f1"].append(
+                    cleanlab_f1(*frozen_features(out, truth, seed, arch, stages), seed))
     lines = [f"realised noise rate {realised:.3f}", "",
              "| arm | test accuracy (%) | wall-clock (s) | wrong-label F1 | estimated noise rate |", "|---|---|---|---|---|"]
     for arm, cell in table.items():

@@ -25,6 +25,7 @@ from comining import config
 from comining.data import decode as decode_module
 from comining.data.features import FeatureCache, FeatureData, stack_views
 from comining.errors import UserError
+from comining.models.backbone import feature_width, restore_backbone
 from conftest import cli_runner
 
 CLASSES = ("disc", "ring", "stripe")
@@ -112,6 +113,34 @@ def test_the_key_holds_the_backbone_and_the_geometry(folder, tmp_path):
     for other in ({"seed": 2}, {"crop_size": 24}, {"arch": "cnn"}):  # other random weights, geometry, network
         data = features_of(frozen_cfg(folder, tmp_path / "cache", **other))
         assert (data.computed, data.cached) == (39, 0), other
+
+
+def test_two_stages_widen_the_features_and_end_in_the_last_stages_own(folder, tmp_path):
+    """The small CNN at 16 px: its last convolution's map is 64 × 2 × 2 (256 values) before its
+    128-wide hidden layer. Two stages are 256 + 128 columns, the last 128 of them the features that
+    one stage gives; each has its own cache folder, and one stage's recipe is as it was before stages
+    could be chosen, so the caches written then are still found."""
+    one = features_of(frozen_cfg(folder, tmp_path / "cache", feature_stages=1))
+    two = features_of(frozen_cfg(folder, tmp_path / "cache", feature_stages=2))
+    assert (one.feature_dim, two.feature_dim, two.backbone["last_dim"], two.computed) == (128, 384, 128, 39)
+    assert torch.equal(two.images[..., -128:], one.images)
+    recipes = [entry["recipe"] for entry in FeatureCache(tmp_path / "cache").usage()]
+    assert sorted(r.get("stages", 1) for r in recipes) == [1, 1, 1, 2, 2, 2]  # un-augmented, weak, strong
+    assert "last 2 stages" in two.summary()["backbone"] and "stages" not in one.summary()["backbone"]
+    rebuilt = restore_backbone(two.backbone, "the run")  # as predict rebuilds it from data.json
+    assert feature_width(rebuilt, 3, 16, "rebuilt") == 384
+    with pytest.raises(UserError, match=r"--feature-stages 3: --arch small offers 2"):
+        features_of(frozen_cfg(folder, tmp_path / "cache", feature_stages=3))
+
+
+def test_the_probe_reads_the_last_stage_only(folder, tmp_path):
+    """The noise rate's probe is fitted on the classifier's input alone, whatever the head trains on."""
+    from comining.engine import Trainer
+
+    two, one = (Trainer(frozen_cfg(folder, tmp_path / "cache", feature_stages=stages, forget_rate="auto"),
+                        tmp_path / f"run{stages}") for stages in (2, 1))
+    assert (two.data.feature_dim, one.data.feature_dim) == (384, 128)
+    assert np.array_equal(two.probe_features(), one.probe_features())
 
 
 def test_another_seed_with_the_same_weights_file_reuses_the_cache(folder, tmp_path):

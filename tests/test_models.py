@@ -96,6 +96,39 @@ def test_returns_logits_and_pooled_features(arch, dim):
     torch.testing.assert_close(model.fc(features), logits)
 
 
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_resnet_stage_features_are_layer3_and_layer4_pooled(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, 3, 5, 32).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        earlier, last = model.stage_features(x)
+        layer3 = model.layer3(model.layer2(model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(x)))))))
+        torch.testing.assert_close(earlier, layer3.mean(dim=(2, 3)))
+        assert torch.equal(last, model(x)[1])
+    assert model.stage_count == 2 and earlier.shape == (2, model.feature_dim // 2)
+
+
+def test_small_cnn_stage_features_keep_the_last_map_in_at_most_three_by_three_cells():
+    torch.manual_seed(0)
+    model = build_model("small", 3, 4, 28).eval()
+    x = torch.rand(2, 3, 28, 28)
+    with torch.no_grad():
+        earlier, last = model.stage_features(x)
+        # At 28 px the last convolution's pooled map is 3 × 3 already: the earlier stage is that map as
+        # the body flattens it for its hidden layer.
+        assert torch.equal(earlier, model.body[:7](x)) and earlier.shape == (2, 64 * 9)
+        assert torch.equal(last, model(x)[1])
+        # At 64 px the map is 8 × 8, averaged into 3 × 3 cells: the width does not grow with the image.
+        # The centre cell covers rows and columns 2-5 (from 8 · 1 // 3 = 2 up to ⌈8 · 2 / 3⌉ = 6).
+        big = build_model("small", 3, 4, 64).eval()
+        image = torch.rand(1, 3, 64, 64)
+        cells = big.stage_features(image)[0].view(64, 3, 3)
+        torch.testing.assert_close(cells[:, 1, 1], big.body[:6](image)[0, :, 2:6, 2:6].mean(dim=(1, 2)))
+    assert cells.shape == (64, 3, 3)
+    assert build_model("mlp", 8, 3, 1).stage_count == 1  # a head has no earlier stage
+
+
 def test_resnet50_loads_a_torchvision_layout_file_completely(resnet50_file):
     source = torch.load(resnet50_file, weights_only=True)
     model = build_model("resnet50", 3, 1000, 224)

@@ -302,6 +302,8 @@ class FeatureData(TrainingSet):
                   "crop_size": self.crop, "padding": self.cfg.padding, "flip": self.cfg.flip,
                   "dataset_kind": "files" if is_folder_dataset(self.cfg.dataset) else self.cfg.dataset,
                   "precision": self.precision, "memory_format": "channels_last"}
+        if self.backbone.get("stages", 1) != 1:  # so that caches written before stages were chosen stay found
+            recipe["stages"] = self.backbone["stages"]
         return self.cache.folder(recipe)
 
     # -- the features ----------------------------------------------------------------------------

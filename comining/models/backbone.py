@@ -2,8 +2,11 @@
 
 Two kinds:
 - an architecture of this project (``--arch resnet18`` ...) with ``--weights`` (imagenet, a
-  torchvision-layout file, or none: random, seeded by ``--seed``); its features are the input of its
-  classifier (512 values for ResNet-18, 2048 for ResNet-50);
+  torchvision-layout file, or none: random, seeded by ``--seed``); its features are the pooled
+  outputs of its last ``--feature-stages`` stages, concatenated (by default 2: 256 + 512 values for
+  ResNet-18, 1024 + 2048 for ResNet-50; with 1 only its classifier's input). The stages before the
+  last carry more of what images of other classes need: a network's last stage is the one most
+  specialised to the classes it was trained on (docs/BACKBONE.md);
 - a TorchScript feature extractor (``--backbone-file FILE``: images [N×C×S×S] in, features [N×D]
   out). ``torch.jit.load`` runs the code inside the file, so it must come from someone you trust.
 
@@ -29,14 +32,19 @@ from comining.models.weights import HEAD, load_weights
 
 
 class Features(nn.Module):
-    """An architecture's features (the second output of ``(logits, features)``) as the only output."""
+    """An architecture's features as the only output: with ``stages`` 1 its classifier's input (the
+    second output of ``(logits, features)``); with 2 the pooled output of the stage before it
+    first, then those (``stage_features``). The last ``last_dim`` columns are always the classifier's
+    input."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, stages: int = 1):
         super().__init__()
-        self.model = model
+        self.model, self.stages, self.last_dim = model, stages, model.feature_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)[1]
+        if self.stages == 1:
+            return self.model(x)[1]
+        return torch.cat(self.model.stage_features(x)[-self.stages:], dim=1)
 
 
 class FrozenNet(nn.Module):
@@ -98,14 +106,20 @@ def load_torchscript(path: str) -> nn.Module:
                         "with torch.jit.save(torch.jit.script(model), path)") from None
 
 
-def build_arch(arch: str, weights: str | None, channels: int, crop: int, seed: int, progress: bool) -> nn.Module:
-    """``--arch`` with ``--weights`` as a feature extractor; random weights are drawn from ``seed``
-    (inside a forked generator, so the run's own random state is untouched and predict redraws them)."""
+def build_arch(arch: str, weights: str | None, channels: int, crop: int, seed: int, progress: bool,
+               stages: int = 1) -> Features:
+    """``--arch`` with ``--weights`` as a feature extractor of its last ``stages`` stages; random weights
+    are drawn from ``seed`` (inside a forked generator, so the run's own random state is untouched and
+    predict redraws them)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(arch, channels, 1000, crop)
+    offered = model.stage_count
+    if stages > offered:
+        raise UserError(f"--feature-stages {stages}: --arch {arch} offers {offered}; pass --feature-stages "
+                        f"{offered} or fewer")
     load_weights(model, weights, arch, progress=progress)
-    return Features(model)
+    return Features(model, stages)
 
 
 def feature_width(module: nn.Module, channels: int, crop: int, source: str) -> int:
@@ -135,13 +149,14 @@ def load_backbone(cfg, channels: int, crop: int, progress: bool = False) -> tupl
         source = f"backbone file {cfg.backbone_file}"
     else:
         weights = cfg.weights or "none"
-        module = build_arch(cfg.arch, weights, channels, crop, cfg.seed, progress)
+        module = build_arch(cfg.arch, weights, channels, crop, cfg.seed, progress, cfg.feature_stages)
         if weights.lower() not in ("none", "imagenet"):
             weights = str(Path(weights).resolve())  # predict finds it from any folder
         # The cache's key: the classifier never computes a feature, and where a weights file does not
         # fit it, it keeps a random initialisation drawn from --seed, which must not key the cache.
         record = {"kind": "arch", "name": cfg.arch, "weights": weights, "seed": cfg.seed,
-                  "sha256": state_sha256(module), "features_sha256": state_sha256(module, skip=("model." + HEAD,))}
+                  "sha256": state_sha256(module), "features_sha256": state_sha256(module, skip=("model." + HEAD,)),
+                  "stages": cfg.feature_stages, "last_dim": module.last_dim}
         source = f"--arch {cfg.arch}"
     freeze(module)
     record.update(dim=feature_width(module, channels, crop, source), channels=channels, crop_size=crop)
@@ -149,12 +164,13 @@ def load_backbone(cfg, channels: int, crop: int, progress: bool = False) -> tupl
 
 
 def describe(record: dict) -> str:
-    """The backbone in a few words, for the summary: 'resnet18 (ImageNet weights)'."""
+    """The backbone in a few words, for the summary: "resnet18's last 2 stages (ImageNet weights)"."""
     if record["kind"] == "torchscript":
         return f"TorchScript {record['name']}"
     weights = record["weights"]
     kind = {"imagenet": "ImageNet weights", "none": "random weights: --weights none, so its features are random"}
-    return f"{record['name']} ({kind.get(weights.lower(), f'weights {weights}')})"
+    stages = f"'s last {record['stages']} stages" if record.get("stages", 1) != 1 else ""
+    return f"{record['name']}{stages} ({kind.get(weights.lower(), f'weights {weights}')})"
 
 
 def restore_backbone(record: dict, where: str) -> nn.Module:
@@ -173,7 +189,8 @@ def restore_backbone(record: dict, where: str) -> nn.Module:
         if weights.lower() not in ("none", "imagenet") and not Path(weights).is_file():
             raise UserError(f"weights file {weights} of {where}'s backbone not found: put it back where the run "
                             "found it")
-        module = build_arch(record["name"], weights, record["channels"], record["crop_size"], record["seed"], False)
+        module = build_arch(record["name"], weights, record["channels"], record["crop_size"], record["seed"], False,
+                            record.get("stages", 1))
         if state_sha256(module) != record["sha256"]:
             raise UserError(f"the backbone weights of {where} ({weights}) changed since it was trained "
                             "(SHA-256 differs): put back the weights the run used, or train again with these")

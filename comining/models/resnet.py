@@ -63,6 +63,8 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """Stem (7×7/2 conv, 3×3/2 max-pool), four stages, global average pool, linear classifier."""
 
+    stage_count = 2  # the stages ``stage_features`` returns
+
     def __init__(self, block, layers: list[int], num_classes: int, in_channels: int = 3):
         super().__init__()
         self.c_in = 64
@@ -94,11 +96,18 @@ class ResNet(nn.Module):
         layers += [block(self.c_in, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
+    def through_layer3(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer3(self.layer2(self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))))
+
     def forward(self, x: torch.Tensor):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        features = torch.flatten(self.avgpool(x), 1)
+        features = torch.flatten(self.avgpool(self.layer4(self.through_layer3(x))), 1)
         return self.fc(features), features
+
+    def stage_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The average-pooled outputs of the last two stages, [N×C3] and [N×C4] (the second is
+        ``forward``'s features): what ``--feature-stages`` concatenates on a frozen backbone."""
+        x = self.through_layer3(x)
+        return [torch.flatten(self.avgpool(x), 1), torch.flatten(self.avgpool(self.layer4(x)), 1)]
 
 
 @register("resnet18")
