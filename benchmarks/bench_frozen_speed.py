@@ -11,7 +11,9 @@ Fourth session, the same CPU kind, with the neighbour search in cache-sized piec
 with the frozen mode's probe and MLP head (d1b1b6a): 182.5 s and 41.0 s (4.4x); 38ce618 just before it
 183.0 s and 62.6 s (2.9x). Third session of 2026-12-07, the same CPU kind, with the frozen default's
 un-augmented first view (3787cb5, 3 views computed per image): 155.0 s and 46.7 s (3.3x); c918426 just
-before it (5 views) 206.1 s and 52.4 s (3.9x).
+before it (5 views) 206.1 s and 52.4 s (3.9x). Sixth session of 2026-12-07, the same CPU kind, whose
+extraction ran faster: with the last two stages as the features (D = 768) 110.8 s and 37.8 s (2.9x); the
+commit before it (D = 512) 108.6 s and 38.1 s (2.8x), minutes earlier.
 
     python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1 (0: frozen runs only)]
 
