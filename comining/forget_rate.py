@@ -121,9 +121,9 @@ class ForgetRate:
         if capped < rate:
             self.target = capped
             record.update(estimated_noise_rate=capped, uncapped_noise_rate=rate, noise_rate_interval=interval)
-            return (f"noise rate re-estimated at {estimate.rate:.3f}, {'but ' + held_by + ', and ' if held_by else ''}"
-                    f"the network puts only {capped:.3f} of the labels outside their class: forget rate "
-                    f"{capped:.3f} (interval {interval_text(interval)})")
+            # Whether the first estimate stood does not matter here: the cap is below both.
+            return (f"noise rate re-estimated at {estimate.rate:.3f}, the network puts only {capped:.3f} of the "
+                    f"labels outside their class: forget rate {capped:.3f} (interval {interval_text(interval)})")
         if held_by is not None:
             record.update(noise_rate_interval=interval)
             return (f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: "

@@ -258,6 +258,7 @@ def test_a_second_estimate_is_capped_at_the_share_the_network_disagrees_with():
     line = forget.adopt(second(0.18), history, record)
     assert forget.target == 0.18 and record["estimated_noise_rate"] == 0.18 and record["uncapped_noise_rate"] == 0.4
     assert record["unused_noise_rate"] == 0.3 and "forget rate 0.180" in line
+    assert "memorised" not in line  # why the first stood is moot where the cap is below both
     assert record["noise_rate_interval"] == pytest.approx([0.18 - INTERVAL_MARGIN, 0.4 + INTERVAL_MARGIN])
     assert estimated_noise_rate([*history, record]) == 0.18  # what --resume restores
     # Disagreeing with more than the rate in use: no cap, the first stands, nothing new is estimated.
