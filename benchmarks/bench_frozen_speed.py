@@ -13,7 +13,9 @@ with the frozen mode's probe and MLP head (d1b1b6a): 182.5 s and 41.0 s (4.4x); 
 un-augmented first view (3787cb5, 3 views computed per image): 155.0 s and 46.7 s (3.3x); c918426 just
 before it (5 views) 206.1 s and 52.4 s (3.9x). Sixth session of 2026-12-07, the same CPU kind, whose
 extraction ran faster: with the last two stages as the features (D = 768) 110.8 s and 37.8 s (2.9x); the
-commit before it (D = 512) 108.6 s and 38.1 s (2.8x), minutes earlier.
+commit before it (D = 512) 108.6 s and 38.1 s (2.8x), minutes earlier. Later that session, with the
+probe's result kept in the feature cache: 124.7 s and 33.9 s (3.7x); the commit before it (970e98a)
+128.0 s and 42.2 s (3.0x), minutes earlier.
 
     python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1 (0: frozen runs only)]
 

@@ -302,12 +302,18 @@ class Trainer:
 
     def probe_probabilities(self) -> np.ndarray:
         """[N×C] out-of-fold probabilities of a linear probe on the pretrained features' un-augmented
-        view (``comining.probe``; NaN rows for samples without features), fitted once per process."""
+        view (``comining.probe``; NaN rows for samples without features), fitted once per process. When
+        frozen, the feature cache keeps them, so a later run on the same features, labels and seed reads
+        them back instead of fitting again (at web-bird's size the fit takes minutes)."""
         if self.probe_probs is None:
             readable = np.ones(len(self.data), dtype=bool)
             readable[list(self.data.failed_positions)] = False
-            self.probe_probs = probe.out_of_fold_probabilities(self.probe_features(), self.data.labels.cpu().numpy(),
-                                                          self.data.num_classes, self.cfg.seed, readable)
+            args = (self.probe_features(), self.data.labels.cpu().numpy(), self.data.num_classes, self.cfg.seed,
+                    readable)
+            fit = lambda: probe.out_of_fold_probabilities(*args)  # noqa: E731
+            self.probe_probs = (self.data.remembered("probe-" + probe.result_key(*args),
+                                                     (len(readable), self.data.num_classes), fit)
+                                if self.frozen else fit())
         return self.probe_probs
 
     def probe_features(self) -> np.ndarray:

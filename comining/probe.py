@@ -24,6 +24,23 @@ MAX_ITER = 1000  # of L-BFGS: scikit-learn's 100 stop short on unscaled backbone
 BLAS_THREADS = 1
 
 
+def result_key(features, labels, num_classes: int, seed: int, readable=None) -> str:
+    """A hash of everything ``out_of_fold_probabilities`` reads (its arguments, as it converts them, and
+    its own settings and scikit-learn's version): two calls with the same key return the same array, so a
+    stored result can stand in for a new fit (the feature cache keeps them, ``FeatureCache.remembered``)."""
+    import hashlib
+
+    import sklearn
+
+    digest = hashlib.blake2b(digest_size=20)
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    keep = np.ones(len(x), dtype=bool) if readable is None else np.asarray(readable, dtype=bool)
+    for part in (x.shape, x, np.ascontiguousarray(labels, dtype=np.int64), keep):
+        digest.update(part.tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
+    digest.update(f"{num_classes},{seed},{FOLDS},{MAX_ITER},{sklearn.__version__}".encode())
+    return digest.hexdigest()
+
+
 def out_of_fold_probabilities(features, labels, num_classes: int, seed: int, readable=None) -> np.ndarray:
     """[N×C] class probabilities of each sample from scikit-learn's ``LogisticRegression`` (its
     defaults: L2, C = 1) fitted on the other folds of a stratified split shuffled by ``seed``:

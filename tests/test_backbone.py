@@ -23,6 +23,7 @@ from PIL import Image
 
 from comining import config
 from comining.data import decode as decode_module
+from comining.data import features as features_module
 from comining.data.features import FeatureCache, FeatureData, stack_views
 from comining.errors import UserError
 from comining.models.backbone import feature_width, restore_backbone
@@ -141,6 +142,41 @@ def test_the_probe_reads_the_last_stage_only(folder, tmp_path):
                         tmp_path / f"run{stages}") for stages in (2, 1))
     assert (two.data.feature_dim, one.data.feature_dim) == (384, 128)
     assert np.array_equal(two.probe_features(), one.probe_features())
+
+
+def test_the_cache_remembers_an_array_until_it_is_damaged(tmp_path, monkeypatch):
+    cache, calls = FeatureCache(tmp_path / "cache"), []
+    folder = cache.folder({"kind": "test"})
+
+    def compute():
+        calls.append(1)
+        return np.arange(6.0).reshape(3, 2)
+
+    first = cache.remembered(folder, "probe-abc", (3, 2), compute)
+    again = cache.remembered(folder, "probe-abc", (3, 2), compute)
+    assert len(calls) == 1 and np.array_equal(first, again)
+    (folder / "probe-abc.npy").write_bytes(b"half a file")
+    assert np.array_equal(cache.remembered(folder, "probe-abc", (3, 2), compute), first) and len(calls) == 2
+    cache.remembered(folder, "probe-abc", (4, 2), lambda: np.zeros((4, 2)))  # another shape: not that array
+    assert cache.usage()[0]["samples"] == 0  # not a chunk of features
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(features_module, "atomic_write", full_disk)  # a cache that cannot be written to
+    assert np.array_equal(cache.remembered(folder, "probe-new", (3, 2), compute), first)
+    assert not (folder / "probe-new.npy").exists()
+
+
+def test_a_second_frozen_run_reads_the_probe_back_from_the_cache(folder, tmp_path, monkeypatch):
+    from comining import probe
+    from comining.engine import Trainer
+
+    cfg = frozen_cfg(folder, tmp_path / "cache", forget_rate="auto")
+    first = Trainer(cfg, tmp_path / "run1").probe_probabilities()
+    monkeypatch.setattr(probe, "out_of_fold_probabilities", lambda *a: pytest.fail("fitted the probe again"))
+    assert np.array_equal(Trainer(cfg, tmp_path / "run2").probe_probabilities(), first, equal_nan=True)
+    with pytest.raises(pytest.fail.Exception):  # another seed draws other folds: fitted anew
+        Trainer(frozen_cfg(folder, tmp_path / "cache", forget_rate="auto", seed=2), tmp_path / "run3").probe_probabilities()
 
 
 def test_another_seed_with_the_same_weights_file_reuses_the_cache(folder, tmp_path):

@@ -17,7 +17,7 @@ from comining import config, verdicts
 from comining.engine import Trainer
 from comining.forget_rate import ForgetRate
 from comining.methods import METHODS
-from comining.probe import out_of_fold_probabilities
+from comining.probe import out_of_fold_probabilities, result_key
 from comining.verdicts import with_probe
 
 
@@ -280,3 +280,18 @@ def test_features_of_a_set_whose_images_all_fail_give_no_probe():
     assert feats.shape == (12, 1) and torch.isnan(feats).all()
     probs = out_of_fold_probabilities(feats.numpy(), np.repeat([0, 1], 6), 2, seed=0)
     assert ForgetRate.read_probe(probs, np.repeat([0, 1], 6)) is None
+
+
+def test_the_result_key_changes_with_everything_the_probe_reads():
+    x, labels = two_clusters()
+    key = result_key(x, labels, 2, seed=0)
+    assert result_key(x.astype(np.float64), labels.astype(np.int32), 2, seed=0) == key  # as the probe converts them
+    changed_x = x.copy()
+    changed_x[0, 0] += 1
+    changed_labels = labels.copy()
+    changed_labels[0] = 1 - changed_labels[0]
+    unreadable = np.ones(len(labels), dtype=bool)
+    unreadable[3] = False
+    others = [result_key(changed_x, labels, 2, 0), result_key(x, changed_labels, 2, 0), result_key(x, labels, 3, 0),
+              result_key(x, labels, 2, 1), result_key(x, labels, 2, 0, unreadable), result_key(x[:, :1], labels, 2, 0)]
+    assert len({key, *others}) == 7

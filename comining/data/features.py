@@ -15,16 +15,21 @@ pixels), so a changed file is computed again and never served stale, a renamed o
 and any run on the same images with the same backbone (``--resume``, another method, another seed)
 finds them. Chunks are written to a temporary file and renamed (``os.replace``), so runs and ranks
 sharing a cache never see half a chunk; two that compute the same images write the same chunk.
+Beside the un-augmented view's chunks the cache keeps the noise-rate probe's out-of-fold
+probabilities (``remembered``), named by a hash of the features, labels and seed they came from.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -38,7 +43,7 @@ from comining.data.listing import Listing, list_images
 from comining.data.training_set import TrainingSet
 from comining.errors import UserError
 from comining.models.backbone import describe, features_of, load_backbone
-from comining.rundir import atomic_json, atomic_torch_save
+from comining.rundir import atomic_json, atomic_torch_save, atomic_write
 
 FORMAT = 1  # of the cache's chunks; part of every recipe's key
 EXTRACT_BATCH = 64  # images per forward pass of the backbone
@@ -130,6 +135,25 @@ class FeatureCache:
             if not rows_of:
                 break
         return out, filled
+
+    def remembered(self, folder: Path, name: str, shape: tuple[int, ...], compute) -> np.ndarray:
+        """The array ``name`` stored in ``folder`` by an earlier run, or ``compute()`` stored there now.
+        ``name`` must be a hash of everything the array depends on (``probe.result_key``); a stored file
+        that cannot be read or has another ``shape`` is computed again. A cache that cannot be written
+        to only costs the next run the computation."""
+        path = folder / f"{name}.npy"
+        try:
+            array = np.load(path, allow_pickle=False)
+            if array.shape == shape:
+                return array
+        except (OSError, ValueError):
+            pass
+        array = compute()
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        with contextlib.suppress(OSError):
+            atomic_write(path, buffer.getvalue())
+        return array
 
     def store(self, folder: Path, keys: list[str], features: torch.Tensor) -> None:
         """One chunk, named by its keys (two writers of the same samples write the same name)."""
@@ -305,6 +329,10 @@ class FeatureData(TrainingSet):
         if self.backbone.get("stages", 1) != 1:  # so that caches written before stages were chosen stay found
             recipe["stages"] = self.backbone["stages"]
         return self.cache.folder(recipe)
+
+    def remembered(self, name: str, shape: tuple[int, ...], compute) -> np.ndarray:
+        """``FeatureCache.remembered`` in the cache folder of these samples' un-augmented view."""
+        return self.cache.remembered(self.folder("test", 1), name, shape, compute)
 
     # -- the features ----------------------------------------------------------------------------
 
