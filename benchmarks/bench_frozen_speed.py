@@ -15,7 +15,9 @@ before it (5 views) 206.1 s and 52.4 s (3.9x). Sixth session of 2026-12-07, the 
 extraction ran faster: with the last two stages as the features (D = 768) 110.8 s and 37.8 s (2.9x); the
 commit before it (D = 512) 108.6 s and 38.1 s (2.8x), minutes earlier. Later that session, with the
 probe's result kept in the feature cache: 124.7 s and 33.9 s (3.7x); the commit before it (970e98a)
-128.0 s and 42.2 s (3.0x), minutes earlier.
+128.0 s and 42.2 s (3.0x), minutes earlier. Again (9304a48, `--finetune-epochs 1`, with a code review at
+work beside it): 120.6 s and 38.5 s (3.1x); fine-tuning 110.1 s an epoch, about 110 minutes for
+its 60 epochs (55x the first frozen run).
 
     python benchmarks/bench_frozen_speed.py [--out runs/bench-frozen] [--images 2000] [--finetune-epochs 1 (0: frozen runs only)]
 
@@ -137,6 +139,9 @@ def main() -> int:
         per_epoch = [json.loads(line)["seconds"] for line in history]
     epochs = json.loads((args.out / "cold" / "config.json").read_text())["epochs"]
     results = {name: json.loads((args.out / name / "results.json").read_text()) for name in ("cold", "warm")}
+    from comining.config import resolve  # the epochs a fine-tuning run of this folder trains by default
+    finetune_epochs = resolve({"dataset": "folder", "data_root": str(data), "arch": "resnet18", "weights": "none",
+                               "backbone": "finetune", "rescale_size": SIDE, "crop_size": 224, "quiet": True}).epochs
 
     print(f"{args.images} photos of {SIDE} px, ResNet-18, {epochs} epochs of Co-mining")
     print(f"frozen, features computed:  {cold:7.1f} s to verdicts.csv ({results['cold']['backbone']['computed']} "
@@ -145,7 +150,8 @@ def main() -> int:
           f"{results['warm']['backbone']['cached']} from the cache)")
     if per_epoch:
         print(f"fine-tuning:                {np.mean(per_epoch):7.1f} s per epoch ({len(per_epoch)} measured) -> "
-              f"{np.mean(per_epoch) * epochs / 60:.0f} min for {epochs} epochs (extrapolated)")
+              f"{np.mean(per_epoch) * finetune_epochs / 60:.0f} min for its {finetune_epochs} epochs (extrapolated; "
+              f"{np.mean(per_epoch) * finetune_epochs / cold:.0f}x the first frozen run)")
     return 0 if cold < 300 and cold / warm >= 3 and decodes == 0 else 1
 
 

@@ -196,6 +196,8 @@ FROZEN_IMAGE_SET = ({"rescale_size": 256}, {"crop_size": 224}, {"batch_size": 64
 # features off the test view's distribution; in the stand-in (docs/notes/2026-12-07-frozen-views.md)
 # this made the head 3.1 and 1.9 points more accurate on two folders, 0.3 on the third.
 FROZEN_AUG = "ts"
+# Settings that only --backbone frozen reads (of an --arch backbone, for feature_stages).
+FROZEN_ONLY = ("head", "feature_views", "feature_stages", "cache_dir")
 # Settings added after runs were stored, with what those runs did: they trained the whole network.
 ADDED_LATER = {"backbone": "finetune", "backbone_file": None, "head": "linear", "feature_views": 2, "cache_dir": None,
                "feature_stages": 1}

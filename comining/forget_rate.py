@@ -121,9 +121,10 @@ class ForgetRate:
         if capped < rate:
             self.target = capped
             record.update(estimated_noise_rate=capped, uncapped_noise_rate=rate, noise_rate_interval=interval)
-            # Whether the first estimate stood does not matter here: the cap is below both.
-            return (f"noise rate re-estimated at {estimate.rate:.3f}, the network puts only {capped:.3f} of the "
-                    f"labels outside their class: forget rate {capped:.3f} (interval {interval_text(interval)})")
+            # Where the cap is below the new estimate too, why the first stood is moot.
+            held = f"but {held_by}, and " if held_by and estimate.rate < capped else ""
+            return (f"noise rate re-estimated at {estimate.rate:.3f}, {held}the network puts only {capped:.3f} of "
+                    f"the labels outside their class: forget rate {capped:.3f} (interval {interval_text(interval)})")
         if held_by is not None:
             record.update(noise_rate_interval=interval)
             return (f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: "

@@ -26,10 +26,12 @@ BLAS_THREADS = 1
 
 def result_key(features, labels, num_classes: int, seed: int, readable=None) -> str:
     """A hash of everything ``out_of_fold_probabilities`` reads (its arguments, as it converts them, and
-    its own settings and scikit-learn's version): two calls with the same key return the same array, so a
-    stored result can stand in for a new fit (the feature cache keeps them, ``FeatureCache.remembered``)."""
+    its own settings and the versions of scikit-learn, SciPy and NumPy): two calls with the same key
+    return the same array, so a stored result can stand in for a new fit (the feature cache keeps them,
+    ``FeatureCache.remembered``)."""
     import hashlib
 
+    import scipy
     import sklearn
 
     digest = hashlib.blake2b(digest_size=20)
@@ -37,7 +39,8 @@ def result_key(features, labels, num_classes: int, seed: int, readable=None) -> 
     keep = np.ones(len(x), dtype=bool) if readable is None else np.asarray(readable, dtype=bool)
     for part in (x.shape, x, np.ascontiguousarray(labels, dtype=np.int64), keep):
         digest.update(part.tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
-    digest.update(f"{num_classes},{seed},{FOLDS},{MAX_ITER},{sklearn.__version__}".encode())
+    digest.update(f"{num_classes},{seed},{FOLDS},{MAX_ITER},{sklearn.__version__},{scipy.__version__},"
+                  f"{np.__version__}".encode())
     return digest.hexdigest()
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from tqdm import tqdm
 
-from comining.config import Config, comparable, from_stored, method_options, validate
+from comining.config import FROZEN_ONLY, Config, backbone_mode, comparable, from_stored, method_options, validate
 from comining.errors import UserError
 from comining import report
 from comining.rundir import RunDir, atomic_csv, atomic_write
@@ -62,8 +62,10 @@ def check_cell(run_dir: Path, cfg: Config) -> None:
     # of a method without recipes, the baselines' view for a method that chooses its own.
     others = {f.name for name, options in method_options().items() if name != cfg.method
               for f in dataclasses.fields(options)}
+    frozen = backbone_mode(cfg) == "frozen"
     ignored = (RUNTIME_SETTINGS | others | (set() if method.uses_baseline_aug else {"baseline_aug"})
-               | (set() if method.uses_recipe else {"recipe"}))
+               | (set() if method.uses_recipe else {"recipe"}) | (set() if frozen else set(FROZEN_ONLY))
+               | ({"feature_stages"} if cfg.backbone_file else set()))
     wanted = comparable(cfg.to_dict())
     differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in wanted.items()
               if key not in ignored and stored.get(key) != value]

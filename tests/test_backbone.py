@@ -155,10 +155,14 @@ def test_the_cache_remembers_an_array_until_it_is_damaged(tmp_path, monkeypatch)
     first = cache.remembered(folder, "probe-abc", (3, 2), compute)
     again = cache.remembered(folder, "probe-abc", (3, 2), compute)
     assert len(calls) == 1 and np.array_equal(first, again)
-    (folder / "probe-abc.npy").write_bytes(b"half a file")
-    assert np.array_equal(cache.remembered(folder, "probe-abc", (3, 2), compute), first) and len(calls) == 2
-    cache.remembered(folder, "probe-abc", (4, 2), lambda: np.zeros((4, 2)))  # another shape: not that array
+    for damage in (b"half a file", b""):
+        (folder / "probe-abc.npy").write_bytes(damage)
+        assert np.array_equal(cache.remembered(folder, "probe-abc", (3, 2), compute), first)
+    assert len(calls) == 3
+    # Another shape is not that array: computed anew.
+    assert np.array_equal(cache.remembered(folder, "probe-abc", (4, 2), lambda: np.zeros((4, 2))), np.zeros((4, 2)))
     assert cache.usage()[0]["samples"] == 0  # not a chunk of features
+
     def full_disk(path, data):
         raise OSError(28, "No space left on device")
 

@@ -269,3 +269,7 @@ def test_a_second_estimate_is_capped_at_the_share_the_network_disagrees_with():
     forget.target, record = 0.4, {}
     forget.adopt(second(0.45, rate=0.5), history, record)
     assert forget.target == 0.45 and record["uncapped_noise_rate"] == 0.5 and "unused_noise_rate" not in record
+    # The cap between the two (0.30 < 0.35 < 0.40): the line says why the lower 0.30 was not taken.
+    forget.target, record = 0.4, {}
+    line = forget.adopt(second(0.35), history, record)
+    assert forget.target == 0.35 and "memorised" in line and "forget rate 0.350" in line

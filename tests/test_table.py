@@ -168,6 +168,19 @@ def test_a_baseline_cell_serves_any_recipe(tmp_path):
         check_cell(tmp_path / "cell", replace(base, method="comining", recipe="authors", **recipe_values("authors")))
 
 
+def test_a_cell_that_did_not_train_frozen_serves_any_frozen_setting(tmp_path):
+    # A cell stored before the frozen mode's settings existed reads them as ADDED_LATER's (a linear head,
+    # one stage); a run that fine-tunes reads none of them, so today's defaults are the same run.
+    from comining.table import check_cell
+    base = resolve({"quiet": True, "method": "coteaching"})
+    stored = {k: v for k, v in base.to_dict().items() if k not in ("head", "feature_stages")}
+    (tmp_path / "cell").mkdir()
+    (tmp_path / "cell" / "config.json").write_text(json.dumps(stored))
+    check_cell(tmp_path / "cell", base)  # no error
+    with pytest.raises(UserError, match="head 'linear'"):  # a frozen run reads the head
+        check_cell(tmp_path / "cell", replace(base, backbone="frozen"))
+
+
 def test_a_cell_stored_with_the_old_explicit_epsilon_matches_the_default(tmp_path):
     # Runs made before ε's default became None stored 0.5, which is what None means with three classes
     # or more (the only data sets 0.5 can run on); an ε of 0.2 is another setting.

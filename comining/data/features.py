@@ -9,7 +9,8 @@ the un-augmented one (``test``, also the evaluation split's only view) and K = `
 random ones of each augmented kind the method trains on (``weak``, ``strong``).
 
 The cache (``FeatureCache``, under ``--cache-dir``): one folder per recipe, a hash of the SHA-256 of
-the weights the features depend on, the image geometry, the view kind and K and the precision,
+the weights the features depend on, the stages and their width (``--feature-stages`` other than 1),
+the image geometry, the view kind and K and the precision,
 holding chunk files of (sample keys, features). A sample's key is a hash of its content (an image file's bytes, an in-memory image's
 pixels), so a changed file is computed again and never served stale, a renamed or copied one is not,
 and any run on the same images with the same backbone (``--resume``, another method, another seed)
@@ -146,7 +147,7 @@ class FeatureCache:
             array = np.load(path, allow_pickle=False)
             if array.shape == shape:
                 return array
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001  missing, empty or damaged: only costs the computation
             pass
         array = compute()
         buffer = io.BytesIO()
@@ -327,7 +328,7 @@ class FeatureData(TrainingSet):
                   "dataset_kind": "files" if is_folder_dataset(self.cfg.dataset) else self.cfg.dataset,
                   "precision": self.precision, "memory_format": "channels_last"}
         if self.backbone.get("stages", 1) != 1:  # so that caches written before stages were chosen stay found
-            recipe["stages"] = self.backbone["stages"]
+            recipe.update(stages=self.backbone["stages"], dim=self.backbone["dim"])
         return self.cache.folder(recipe)
 
     def remembered(self, name: str, shape: tuple[int, ...], compute) -> np.ndarray:
