@@ -19,7 +19,8 @@ gives the rate each rule would use from then on:
            concentration only)
 
 Prints per row (a run's name without its seed) each rule's mean error, then per rule how many runs
-land within 0.05 of the realised rate and the mean absolute error.
+land within 0.05 of the realised rate and the mean absolute error, then per row how many runs'
+recorded intervals (the shipped rule's) hold the realised rate.
 
     python experiments/second_estimate_rules.py runs/est10/*-seed?
 """
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from comining import noise_rate
+from comining.rundir import RunDir
 from two_readings import accuracy, from_run, row_name, separates
 
 RULES = ("shipped", "mean", "cap", "min", "cap-1", "cap-2", "cap-3")
@@ -75,7 +77,8 @@ def main() -> None:
     rows = defaultdict(list)
     for path in args.runs:
         readings = from_run(path)
-        rows[row_name(path)].append({**readings, **rates(readings)})
+        low, high = RunDir(path).read_results()["estimated_noise_rate_interval"]
+        rows[row_name(path)].append({**readings, **rates(readings), "covered": low <= readings["realised"] <= high})
     print("| row | runs | realised | first | mixture | disagreement | " + " | ".join(f"{r}" for r in RULES) + " |")
     print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(RULES))
     for row, runs in rows.items():
@@ -87,6 +90,10 @@ def main() -> None:
     print()
     for rule in RULES:
         print(accuracy(rule, every))
+    print("\nthe interval each run recorded (results.json) holds the realised rate:")
+    for row, runs in rows.items():
+        print(f"  {row}: {sum(r['covered'] for r in runs)} of {len(runs)}")
+    print(f"  all: {sum(r['covered'] for r in every)} of {len(every)}")
 
 
 if __name__ == "__main__":
