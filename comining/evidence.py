@@ -24,9 +24,9 @@ class Evidence:
     (0 = most trusted, 1 = least; NaN where no epoch ranked the sample); votes: [N×C] soft labels
     from k-reciprocal bank neighbours, or None without banks; prior_rate: the share of wrong labels
     expected before looking (the run's forget-rate target), which sets how many are flagged;
-    history_weight: the history's share of the label quality (the method's ``history_weight``); probe: [N×C] out-of-fold probabilities
-    of a linear probe on frozen features (``comining.probe``; NaN rows for samples without
-    features) where the run estimated its noise rate with it, else None. Samples the final pass could not read (image
+    history_weight: the history's share of the label quality (the method's ``history_weight``);
+    probe: [N×C] out-of-fold probabilities of a linear probe on frozen features (``comining.probe``;
+    NaN rows for samples without features) where the run estimated its noise rate with it, else None. Samples the final pass could not read (image
     files broken since training) keep uniform probabilities."""
 
     probs: np.ndarray

@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 from comining import noise_rate
-from comining.rundir import RunDir
 from two_readings import accuracy, from_run, row_name, separates
 
 RULES = ("shipped", "mean", "cap", "min", "cap-1", "cap-2", "cap-3")
@@ -77,7 +76,7 @@ def main() -> None:
     rows = defaultdict(list)
     for path in args.runs:
         readings = from_run(path)
-        low, high = RunDir(path).read_results()["estimated_noise_rate_interval"]
+        low, high = readings["interval"]
         rows[row_name(path)].append({**readings, **rates(readings), "covered": low <= readings["realised"] <= high})
     print("| row | runs | realised | first | mixture | disagreement | " + " | ".join(f"{r}" for r in RULES) + " |")
     print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(RULES))

@@ -33,7 +33,7 @@ def from_run(run: Path) -> dict:
     directory = RunDir(run)
     results = directory.read_results()
     return {"realised": results["n_wrong_labels"] / results["train_size"], "shipped": results["forget_rate"],
-            **estimates(directory.read_history())}
+            "interval": results.get("estimated_noise_rate_interval"), **estimates(directory.read_history())}
 
 
 def from_evidence(path: Path) -> dict:

@@ -34,12 +34,12 @@ from comining.models.weights import HEAD, load_weights
 class Features(nn.Module):
     """An architecture's features as the only output: with ``stages`` 1 its classifier's input (the
     second output of ``(logits, features)``); with 2 the pooled output of the stage before it
-    first, then those (``stage_features``). The last ``last_dim`` columns are always the classifier's
-    input."""
+    first, then those (``stage_features``). The last ``model.feature_dim`` columns are always the
+    classifier's input."""
 
     def __init__(self, model: nn.Module, stages: int = 1):
         super().__init__()
-        self.model, self.stages, self.last_dim = model, stages, model.feature_dim
+        self.model, self.stages = model, stages
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stages == 1:
@@ -156,7 +156,7 @@ def load_backbone(cfg, channels: int, crop: int, progress: bool = False) -> tupl
         # fit it, it keeps a random initialisation drawn from --seed, which must not key the cache.
         record = {"kind": "arch", "name": cfg.arch, "weights": weights, "seed": cfg.seed,
                   "sha256": state_sha256(module), "features_sha256": state_sha256(module, skip=("model." + HEAD,)),
-                  "stages": cfg.feature_stages, "last_dim": module.last_dim}
+                  "stages": cfg.feature_stages, "last_dim": module.model.feature_dim}
         source = f"--arch {cfg.arch}"
     freeze(module)
     record.update(dim=feature_width(module, channels, crop, source), channels=channels, crop_size=crop)
