@@ -16,10 +16,13 @@ One BLAS thread, so that the files are the same on every machine of this kind.
 `--annotator knn` is a third kind, written for the interval's check of 2026-12-07 (seventh session)
 before any of its runs: 25 nearest neighbours on 40 PCA components, fitted on images 50,000–59,999
 (seen by neither other annotator), the same draw at 30 % and 10 %, and the 30 % row again with
-open-set images (`knn30-open`, `--open-ratio 0.2`).
+open-set images (`knn30-open`, `--open-ratio 0.2`). `--annotator mlp`, a fourth, written for the
+next check after the knn rows had been scored: a one-hidden-layer perceptron (64 units) on 50 PCA
+components, fitted on images 10,000–19,999, at 35 % and 15 %, and 35 % with open-set images.
 
     python experiments/holdout_annotator.py --out runs/holdout      # forest10.npy, forest30.npy, rows.json
     python experiments/holdout_annotator.py --annotator knn --out runs/holdout-knn
+    python experiments/holdout_annotator.py --annotator mlp --out runs/holdout-mlp
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from threadpoolctl import threadpool_limits
 from comining.data import load_arrays
 from noise_testbed import FM_SUBSET, tempered_draw
 
-TARGET, LOW = 0.30, 0.10
 
 
 def pca_log_probs(images: np.ndarray, labels: np.ndarray, fit: np.ndarray, components: int, model) -> np.ndarray:
@@ -59,9 +61,16 @@ def knn_log_probs(images, labels, fit):
     return pca_log_probs(images, labels, fit, 40, KNeighborsClassifier(n_neighbors=25, n_jobs=1))
 
 
-# annotator: (its log-probabilities, the training images it is fitted on, with open-set rows too)
-ANNOTATORS = {"forest": (forest_log_probs, slice(40000, 50000), False),
-              "knn": (knn_log_probs, slice(50000, 60000), True)}
+def mlp_log_probs(images, labels, fit):
+    from sklearn.neural_network import MLPClassifier
+    return pca_log_probs(images, labels, fit, 50, MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=0))
+
+
+# annotator: (its log-probabilities, the training images it is fitted on, its two rates: the draw's and
+# the checked row's, with open-set rows too)
+ANNOTATORS = {"forest": (forest_log_probs, slice(40000, 50000), (0.30, 0.10), False),
+              "knn": (knn_log_probs, slice(50000, 60000), (0.30, 0.10), True),
+              "mlp": (mlp_log_probs, slice(10000, 20000), (0.35, 0.15), True)}
 
 
 def main() -> None:
@@ -69,7 +78,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/holdout"))
     parser.add_argument("--annotator", choices=tuple(ANNOTATORS), default="forest")
     args = parser.parse_args()
-    log_probs, fit, with_open = ANNOTATORS[args.annotator]
+    log_probs, fit, (target, low), with_open = ANNOTATORS[args.annotator]
     arrays = load_arrays("fashion-mnist")
     images = np.asarray(arrays.train_images)
     clean = np.asarray(arrays.train_labels, dtype=np.int64)
@@ -77,16 +86,16 @@ def main() -> None:
         logp = log_probs(images, clean, np.arange(len(clean))[fit])[:FM_SUBSET]
     args.out.mkdir(parents=True, exist_ok=True)
     drawn = clean.copy()
-    drawn[:FM_SUBSET] = tempered_draw(logp, clean[:FM_SUBSET], TARGET, seed=2)
+    drawn[:FM_SUBSET] = tempered_draw(logp, clean[:FM_SUBSET], target, seed=2)
     wrong = (drawn != clean)[:FM_SUBSET].mean()
-    checked = np.random.RandomState(3).random_sample(len(clean)) >= LOW / wrong  # these keep the right label
+    checked = np.random.RandomState(3).random_sample(len(clean)) >= low / wrong  # these keep the right label
     rows = {}
-    for rate, labels in ((TARGET, drawn), (LOW, np.where(checked, clean, drawn))):
+    for rate, labels in ((target, drawn), (low, np.where(checked, clean, drawn))):
         name = f"{args.annotator}{round(rate * 100)}"
         np.save(args.out / f"{name}.npy", labels)
         rows[name] = {"file": str(args.out / f"{name}.npy"), "flags": [],
                       "realised": float((labels[:FM_SUBSET] != clean[:FM_SUBSET]).mean())}
-        if with_open and rate == TARGET:  # its realised rate counts the open-set images: the run's own
+        if with_open and rate == target:  # its realised rate counts the open-set images: the run's own
             rows[f"{name}-open"] = {**rows[name], "flags": ["--open-ratio", "0.2"], "realised": None}
     (args.out / "rows.json").write_text(json.dumps(rows, indent=1))
     print(json.dumps({k: v["realised"] for k, v in rows.items()}))
