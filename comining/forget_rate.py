@@ -78,10 +78,14 @@ class ForgetRate:
         """The noise rate as the networks see it now, from ``losses`` [N], each training sample's
         cross-entropy of its given label (``evidence.given_label_losses``), ``probs`` [N×C], the
         un-augmented class probabilities they came from (NaN rows: unreadable images), and the given
-        ``labels``. A first estimate whose losses do not separate counts the wrong labels without a
-        split where the method allows; a second one measures how concentrated the disagreements are."""
+        ``labels``. Where the method's network has fitted the labels (``counts_without_split``), the
+        confident joint is read too, for the interval, and a first estimate whose losses do not
+        separate counts the wrong labels without a split; a second one measures how concentrated the
+        disagreements are."""
         estimate = replace(noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed),
                            disagreement=noise_rate.disagreement_share(probs, labels))
+        if self.method.counts_without_split:
+            estimate = replace(estimate, confident_joint_rate=noise_rate.confident_joint_noise_rate(probs, labels))
         if self.target is None:
             if not estimate.separated and self.method.counts_without_split:
                 estimate = noise_rate.without_split(estimate, probs, labels, self.method.epsilon)
@@ -93,29 +97,29 @@ class ForgetRate:
         next epoch on; a second estimate as ``adopt_second`` says. Adds the readings, and the interval
         around the rate in use, to ``record`` (the epoch's metrics); returns the line to print."""
         record.update(noise_separation=estimate.separation, disagreement_share=estimate.disagreement)
+        if estimate.confident_joint_rate is not None:
+            record.update(confident_joint_noise_rate=estimate.confident_joint_rate)
         if estimate.concentration is not None:
             record.update(disagreement_concentration=estimate.concentration)
         if self.target is not None:
             return self.adopt_second(estimate, history, record)
         self.target = estimate.rate
         record.update(estimated_noise_rate=estimate.rate, noise_rate_interval=self.interval(estimate))
-        if estimate.confident_joint_rate is not None:
-            record.update(confident_joint_noise_rate=estimate.confident_joint_rate, anchor_noise_rate=estimate.anchor_rate)
         if estimate.mixture_rate is not None:  # the count without a split replaced the mixture's
-            record.update(mixture_noise_rate=estimate.mixture_rate)
+            record.update(mixture_noise_rate=estimate.mixture_rate, anchor_noise_rate=estimate.anchor_rate)
         return (f"{estimate.describe()}; interval {interval_text(record['noise_rate_interval'])}; "
                 f"forget rate {estimate.rate:.3f}")
 
     def adopt_second(self, estimate: noise_rate.NoiseEstimate, history: list[dict], record: dict) -> str:
         """A second estimate: the first stands where ``noise_rate.why_first_holds`` finds a reason, else
         this one's rate replaces it; either is then capped at the disagreement read in the same pass
-        (``noise_rate.capped_by_disagreement``). The interval spans the uncapped rate and the
-        disagreement."""
+        (``noise_rate.capped_by_disagreement``). The interval spans the uncapped rate, the
+        disagreement and the confident joint."""
         first_record = next(r for r in history if "estimated_noise_rate" in r)
         held_by = noise_rate.why_first_holds(estimate, self.target, first_record.get("noise_separation", 0.0))
         rate = self.target if held_by is not None else estimate.rate
         capped = noise_rate.capped_by_disagreement(rate, estimate.disagreement)
-        interval = list(noise_rate.rate_interval(rate, estimate.disagreement))
+        interval = list(noise_rate.rate_interval(rate, estimate.disagreement, estimate.confident_joint_rate))
         if held_by is not None:
             record.update(unused_noise_rate=estimate.rate)
         if capped < rate:
@@ -161,8 +165,9 @@ class ForgetRate:
                 f"forget rate {self.target:.3f}")
 
     def interval(self, estimate: noise_rate.NoiseEstimate) -> list[float]:
-        """[low, high] around the rate in use, from ``estimate``'s disagreement (``noise_rate.rate_interval``)."""
-        return list(noise_rate.rate_interval(self.target, estimate.disagreement))
+        """[low, high] around the rate in use, from ``estimate``'s disagreement and confident joint
+        (``noise_rate.rate_interval``)."""
+        return list(noise_rate.rate_interval(self.target, estimate.disagreement, estimate.confident_joint_rate))
 
     def restore(self, history: list[dict]) -> None:
         """On --resume: an estimated rate holds for the rest of the run. A run that has trained

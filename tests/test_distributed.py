@@ -62,7 +62,7 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path, method):
     if method == "comining":  # every rank trained with the rate rank 0 chose, and made the same estimates
         history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         clear_split = history[0]["noise_separation"] >= MIN_SEPARATION
-        assert ("confident_joint_noise_rate" in history[0]) != clear_split  # counted only without one
+        assert ("mixture_noise_rate" in history[0]) != clear_split  # counted without one only there
         # Re-estimated after epoch 2 either way, and used where it splits and raises the rate, or lowers a
         # first estimate that split too under class-dependent noise (noise_rate.why_first_holds).
         second = history[1]

@@ -10,7 +10,7 @@ from torch import nn
 
 from comining.config import Config, resolve
 from comining.forget_rate import ForgetRate, estimated_noise_rate, target_rate
-from comining.noise_rate import INTERVAL_MARGIN, rate_interval
+from comining.noise_rate import INTERVAL_MARGIN, MARGIN_BELOW_JOINT, rate_interval
 from comining.methods import METHODS
 from comining.models import build_model
 from test_noise_rate import one_loss_population, two_loss_populations
@@ -127,10 +127,12 @@ def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [("estimated_noise_rate" in r) for r in history] == [False, True, False]
     assert results["estimated_noise_rate"] == history[1]["estimated_noise_rate"] == results["forget_rate"]
-    # How sure it is: from the estimate to the network's disagreement with the labels, plus the margin.
+    # How sure it is: the span of the estimate, the network's disagreement with the labels and the
+    # confident joint, plus the margins.
     low, high = results["estimated_noise_rate_interval"]
-    readings = sorted([results["estimated_noise_rate"], history[1]["disagreement_share"]])
-    assert (low, high) == pytest.approx((max(0, readings[0] - INTERVAL_MARGIN), min(1, readings[1] + INTERVAL_MARGIN)))
+    readings = [results["estimated_noise_rate"], history[1]["disagreement_share"], history[1]["confident_joint_noise_rate"]]
+    assert (low, high) == pytest.approx((max(0, min(readings) - MARGIN_BELOW_JOINT),
+                                         min(1, max(readings) + INTERVAL_MARGIN)))
     assert json.loads((tmp_path / "run" / "results.json").read_text())["estimated_noise_rate_interval"] == [low, high]
     # The default recipe ramps the estimate in: the first selecting epoch forgets 1/num_gradual of it.
     assert history[2]["forget_rate"] == pytest.approx(results["estimated_noise_rate"] / cfg.num_gradual)
@@ -196,10 +198,13 @@ def test_auto_re_estimates_once_replacing_under_class_dependent_noise_and_only_r
     else:  # recorded, not used
         assert "estimated_noise_rate" not in history[3] and "unused_noise_rate" in history[3]
     assert history[4]["forget_rate"] == pytest.approx(expected, abs=0.03 if used else 0)
-    # The interval is the one around the rate in use, read with the second estimate's disagreement (2/3).
+    # The interval is the one around the rate in use, read with the second estimate's disagreement and
+    # confident joint: every sample is put in its class at 0.9, above every class's threshold (its own
+    # samples' mean, about 0.31), so both count the two thirds put outside their label.
     assert history[3]["disagreement_share"] == pytest.approx(2 / 3, abs=0.01)
-    assert history[3]["noise_rate_interval"] == pytest.approx(
-        list(rate_interval(history[4]["forget_rate"], history[3]["disagreement_share"])))
+    assert history[3]["confident_joint_noise_rate"] == pytest.approx(2 / 3, abs=0.01)
+    assert history[3]["noise_rate_interval"] == pytest.approx(list(rate_interval(
+        history[4]["forget_rate"], history[3]["disagreement_share"], history[3]["confident_joint_noise_rate"])))
     assert results["estimated_noise_rate_interval"] == history[3]["noise_rate_interval"]
     assert results["estimated_noise_rate"] == results["forget_rate"] == history[4]["forget_rate"]
     # Resumed after the second estimate, the run keeps the rate in use.
@@ -216,7 +221,8 @@ def test_a_baseline_estimates_once_after_its_first_epoch(monkeypatch):
     trainer = engine.Trainer(cfg)
     trainer.fit()
     assert len(calls) == 1
-    # One epoch in, a baseline's network may be near chance: the confident joint is not counted.
+    # One epoch in, a baseline's network may be near chance: the confident joint is not counted, nor
+    # read into the interval.
     assert trainer.history[0]["noise_separation"] < 2 and "confident_joint_noise_rate" not in trainer.history[0]
 
 
@@ -250,8 +256,9 @@ def test_a_second_estimate_is_capped_at_the_share_the_network_disagrees_with():
     from comining.noise_rate import NoiseEstimate
     history = [{"epoch": 5, "estimated_noise_rate": 0.4, "noise_separation": 2.5}]
 
-    def second(disagreement, rate=0.3):
-        return NoiseEstimate(rate, True, 2.5, 0.1, 2.0, concentration=0.1, disagreement=disagreement)
+    def second(disagreement, rate=0.3, joint=None):
+        return NoiseEstimate(rate, True, 2.5, 0.1, 2.0, concentration=0.1, disagreement=disagreement,
+                             confident_joint_rate=joint)
 
     forget = schedule("comining", forget_rate="auto")
     forget.target, record = 0.4, {}
@@ -261,6 +268,11 @@ def test_a_second_estimate_is_capped_at_the_share_the_network_disagrees_with():
     assert "memorised" not in line  # why the first stood is moot where the cap is below both
     assert record["noise_rate_interval"] == pytest.approx([0.18 - INTERVAL_MARGIN, 0.4 + INTERVAL_MARGIN])
     assert estimated_noise_rate([*history, record]) == 0.18  # what --resume restores
+    # A confident joint below both (the network unsure of most of its disagreements) reaches lower.
+    forget.target, record = 0.4, {}
+    forget.adopt(second(0.18, joint=0.09), history, record)
+    assert forget.target == 0.18 and record["confident_joint_noise_rate"] == 0.09
+    assert record["noise_rate_interval"] == pytest.approx([0.09 - MARGIN_BELOW_JOINT, 0.4 + INTERVAL_MARGIN])
     # Disagreeing with more than the rate in use: no cap, the first stands, nothing new is estimated.
     forget.target, record = 0.4, {}
     forget.adopt(second(0.55), history, record)

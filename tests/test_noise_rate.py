@@ -174,6 +174,15 @@ def test_the_interval_spans_both_readings_and_the_margin_within_zero_and_one(rat
     assert rate_interval(rate, disagreement, margin=0.06) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("joint, expected", [(0.10, (0.06, 0.36)), (0.25, (0.16, 0.36)), (0.50, (0.16, 0.56)),
+                                             (None, (0.14, 0.36)), (0.02, (0.0, 0.36))])
+def test_the_interval_spans_the_confident_joint_with_less_margin_below(joint, expected):
+    # rate 0.30, disagreement 0.20, 0.06 above and, with a joint, 0.04 below: a joint of 0.10 lowers the
+    # low end, 0.25 (between) narrows only the margin below, 0.50 raises the high end; without a joint
+    # the interval is the two readings' ± 0.06; never below 0.
+    assert rate_interval(0.30, 0.20, joint, margin=0.06, below_joint=0.04) == pytest.approx(expected)
+
+
 def test_without_a_readable_sample_there_is_no_disagreement_and_the_interval_is_the_margin():
     assert disagreement_share(np.full((3, 2), np.nan), np.array([0, 1, 0])) is None
     assert rate_interval(0.3, None, margin=0.06) == pytest.approx((0.24, 0.36))

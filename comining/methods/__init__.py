@@ -63,8 +63,9 @@ class Method(nn.Module):
     epsilon = 0.0  # the label smoothing of the targets the networks fit (Co-mining's ε; the baselines' none)
     ramp = FROM_START
     # Whether --forget-rate auto counts the wrong labels without a split (the confident joint, anchor
-    # points) where the losses do not separate: both need a network fitted to the labels (Co-mining's
-    # after warm-up); one epoch in, a baseline's may be near chance, where they read every label as wrong.
+    # points) where the losses do not separate, and reads the confident joint into the interval: both
+    # need a network fitted to the labels (Co-mining's after warm-up); one epoch in, a baseline's may
+    # be near chance, where they read every label as wrong.
     counts_without_split = False
     # The training history's share of the final label quality (``verdicts.label_quality``); the rest
     # is the final network's margin. A final network agrees with the wrong labels it has fitted, and
