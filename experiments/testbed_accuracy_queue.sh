@@ -7,6 +7,7 @@
 # Usage: experiments/testbed_accuracy_queue.sh JOBS OUT METHODS ROW:RATE [ROW:RATE ...]
 #   e.g. experiments/testbed_accuracy_queue.sh 2 runs/human-rows comining,dividemix human-aggre:0.0878125
 # A ROW named NAME-open is NAME's label file with --open-ratio 0.2, as the testbed's rows.json has it.
+# LABELS=DIR takes the label files from DIR instead of runs/testbed (e.g. runs/holdout-mlp).
 # Finished runs are skipped; summarise with experiments/summarise_testbed_accuracy.py OUT (auto against
 # true) and experiments/summarise_dividemix.py OUT comining-true (DivideMix against Co-mining).
 set -u
@@ -17,7 +18,7 @@ common="--dataset fashion-mnist --train-subset 3200 --test-subset 2000 --quiet"
 for seed in 4 5 6; do
   for row in "$@"; do
     name=${row%%:*}; rate=${row##*:}
-    file=runs/testbed/${name%-open}.npy; flags=""
+    file=${LABELS:-runs/testbed}/${name%-open}.npy; flags=""
     [ "$name" != "${name%-open}" ] && flags="--open-ratio 0.2"
     for method in ${methods//,/ }; do
       if [ "$method" = dividemix ]; then
