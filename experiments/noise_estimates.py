@@ -26,9 +26,10 @@ epochs of selection, the networks having trained on the shipped rule's clean set
                    ``noise_rate.disagreement_share`` reads in a run)
   joint@t, anchor@t  the confident joint and anchor points on the in-sample probabilities
 
-The last block scores the interval a run reports (``noise_rate.rate_interval`` around the rate in use
-and argmax@later, as the engine computes it at the second estimate): its coverage on the rows its
-margin was chosen on (synthetic and annotator-model) and on the held-out human-like rows.
+The last block scores the interval runs reported before 2026-12-07's third reading (the rate in use
+and argmax@later ± 0.06; ``noise_rate.rate_interval`` without a joint): its coverage on the rows its
+margin was chosen on (synthetic and annotator-model) and on the held-out human-like rows. The
+interval runs report now is scored by experiments/interval_rules.py.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def spread_intervals(runs: list[dict], names: list[str], top: int = 5) -> str:
 def interval_coverage(runs: list[dict], readings=("shipped", "argmax@later"),
                       margin: float = noise_rate.INTERVAL_MARGIN) -> str:
     """How often an interval (the hull of ``readings``, ``margin`` wider each side, within [0, 1];
-    the shipped one by default) contains the realised rate: on the Fashion-MNIST rows its margin was
+    by default the one of the rule before 2026-12-07's third reading) contains the realised rate: on the Fashion-MNIST rows its margin was
     chosen on, on the held-out human-like rows, on other data sets, and per row; with its mean width
     and how often it is wide."""
     def score(group):

@@ -75,8 +75,9 @@ def candidate(readings: dict) -> float:
 
 
 def intervals(readings: dict) -> dict:
-    """Each rule's interval (``noise_rate.rate_interval``) at the second estimate: the shipped one from
-    the rate in use to the disagreement; the candidate's from the mixture to the disagreement, whose
+    """Each rule's interval (``noise_rate.rate_interval`` without the confident joint, which these
+    runs did not log) at the second estimate: the shipped one from the rate in use to the
+    disagreement; the candidate's from the mixture to the disagreement, whose
     mean its rate is (from the first estimate where the losses do not separate)."""
     disagreement = readings.get("disagreement")
     reading = readings["mixture"] if separates(readings) else readings["first"]

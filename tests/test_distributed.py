@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comining.noise_rate import CLASS_DEPENDENT, MIN_SEPARATION
+from comining.noise_rate import CLASS_DEPENDENT, MIN_SEPARATION, rate_interval
 
 HERE = Path(__file__).parent
 
@@ -78,6 +78,10 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path, method):
         assert ("estimated_noise_rate" in second) == (used or capped)
         if capped:
             assert second["estimated_noise_rate"] == second["disagreement_share"]
+        # The interval spans the uncapped rate, the disagreement and the confident joint, read by rank 0.
+        assert second["noise_rate_interval"] == pytest.approx(list(rate_interval(
+            standing, second["disagreement_share"], second["confident_joint_noise_rate"])))
+        assert "confident_joint_noise_rate" in history[0]
         assert rank0["forget_rate"] == rank1["forget_rate"] == json.loads((out / "results.json").read_text())["forget_rate"]
     assert not (dump / "writes-rank1.log").exists()
     written = (dump / "writes-rank0.log").read_text().splitlines()

@@ -183,6 +183,18 @@ def test_the_interval_spans_the_confident_joint_with_less_margin_below(joint, ex
     assert rate_interval(0.30, 0.20, joint, margin=0.06, below_joint=0.04) == pytest.approx(expected)
 
 
+def test_the_interval_defaults_to_0_06_above_and_with_a_joint_0_04_below():
+    assert rate_interval(0.30, 0.20, 0.10) == pytest.approx((0.06, 0.36))
+    assert rate_interval(0.30, 0.20) == pytest.approx((0.14, 0.36))
+
+
+def test_an_estimate_that_does_not_separate_and_was_not_counted_without_a_split_advises_a_rate():
+    # A second estimate reads the confident joint for the interval, but did not replace the mixture
+    # with it: it must not be described as a count without a split.
+    estimate = NoiseEstimate(0.3, False, 1.2, 0.1, 1.0, confident_joint_rate=0.25, disagreement=0.3)
+    assert "pass --forget-rate" in estimate.describe() and "counted without a split" not in estimate.describe()
+
+
 def test_without_a_readable_sample_there_is_no_disagreement_and_the_interval_is_the_margin():
     assert disagreement_share(np.full((3, 2), np.nan), np.array([0, 1, 0])) is None
     assert rate_interval(0.3, None, margin=0.06) == pytest.approx((0.24, 0.36))

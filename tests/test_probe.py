@@ -17,6 +17,7 @@ from comining import config, verdicts
 from comining.engine import Trainer
 from comining.forget_rate import ForgetRate
 from comining.methods import METHODS
+from comining.noise_rate import rate_interval
 from comining.probe import out_of_fold_probabilities, result_key
 from comining.verdicts import with_probe
 
@@ -100,7 +101,10 @@ def test_the_probes_count_is_the_forget_rate_from_the_first_epoch_and_never_re_e
     line = rate.adopt_probe(rate.read_probe(out_of_fold_probabilities(x, labels, 2, seed=0), labels), record)
     # The confident joint: every sample's most likely class is its true one, so one of 40 labels is wrong.
     assert rate.target == pytest.approx(1 / 40) and record["estimated_noise_rate"] == rate.target
-    assert record["noise_rate_interval"][0] <= rate.target <= record["noise_rate_interval"][1]
+    # Its interval: the count and the probe's disagreement ± 0.06; the count is itself a confident
+    # joint, so no third reading and no narrower margin below.
+    assert record["noise_rate_interval"] == pytest.approx(list(rate_interval(rate.target, record["disagreement_share"])))
+    assert record["noise_rate_interval"][0] == pytest.approx(max(0, min(rate.target, record["disagreement_share"]) - 0.06))
     assert "linear probe" in line
     assert not ForgetRate(config.Config(method="coteaching", forget_rate=0.2, backbone="frozen"), rate.method).by_probe
     assert not ForgetRate(config.Config(method="coteaching", forget_rate="auto"), rate.method).by_probe
