@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# constraints.txt pins torch so pip takes the CPU build instead of pulling CUDA wheels.
+# constraints.txt pins torch so pip takes the CPU build instead of pulling CUDA wheels, and kornia (see there).
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check -q -c constraints.txt -e '.[test]'
