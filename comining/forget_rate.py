@@ -104,7 +104,8 @@ class ForgetRate:
         if self.target is not None:
             return self.adopt_second(estimate, history, record)
         self.target = estimate.rate
-        record.update(estimated_noise_rate=estimate.rate, noise_rate_interval=self.interval(estimate))
+        record.update(estimated_noise_rate=estimate.rate,
+                      **interval_record(estimate.rate, estimate.disagreement, estimate.confident_joint_rate))
         if estimate.mixture_rate is not None:  # the count without a split replaced the mixture's
             record.update(mixture_noise_rate=estimate.mixture_rate, anchor_noise_rate=estimate.anchor_rate)
         return (f"{estimate.describe()}; interval {interval_text(record['noise_rate_interval'])}; "
@@ -119,22 +120,23 @@ class ForgetRate:
         held_by = noise_rate.why_first_holds(estimate, self.target, first_record.get("noise_separation", 0.0))
         rate = self.target if held_by is not None else estimate.rate
         capped = noise_rate.capped_by_disagreement(rate, estimate.disagreement)
-        interval = list(noise_rate.rate_interval(rate, estimate.disagreement, estimate.confident_joint_rate))
+        spans = interval_record(rate, estimate.disagreement, estimate.confident_joint_rate)
+        interval = spans["noise_rate_interval"]
         if held_by is not None:
             record.update(unused_noise_rate=estimate.rate)
         if capped < rate:
             self.target = capped
-            record.update(estimated_noise_rate=capped, uncapped_noise_rate=rate, noise_rate_interval=interval)
+            record.update(estimated_noise_rate=capped, uncapped_noise_rate=rate, **spans)
             # Where the cap is below the new estimate too, why the first stood is moot.
             held = f"but {held_by}, and " if held_by and estimate.rate < capped else ""
             return (f"noise rate re-estimated at {estimate.rate:.3f}, {held}the network puts only {capped:.3f} of "
                     f"the labels outside their class: forget rate {capped:.3f} (interval {interval_text(interval)})")
         if held_by is not None:
-            record.update(noise_rate_interval=interval)
+            record.update(**spans)
             return (f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: "
                     f"the forget rate stays {self.target:.3f} (interval {interval_text(interval)})")
         self.target = estimate.rate
-        record.update(estimated_noise_rate=estimate.rate, noise_rate_interval=interval)
+        record.update(estimated_noise_rate=estimate.rate, **spans)
         return f"{estimate.describe()}; interval {interval_text(interval)}; forget rate {estimate.rate:.3f}"
 
     @staticmethod
@@ -148,7 +150,7 @@ class ForgetRate:
         rate = noise_rate.confident_joint_noise_rate(probs, labels)
         disagreement = noise_rate.disagreement_share(probs, labels)
         return {"estimated_noise_rate": rate, "probe_noise_rate": rate, "disagreement_share": disagreement,
-                "noise_rate_interval": list(noise_rate.rate_interval(rate, disagreement))}
+                **interval_record(rate, disagreement)}
 
     def adopt_probe(self, reading: dict | None, record: dict) -> str:
         """Make the probe's count (``read_probe``; under DDP rank 0's) the target from the next epoch
@@ -163,11 +165,6 @@ class ForgetRate:
         return (f"estimated noise rate {self.target:.3f} (confident joint on a linear probe cross-fitted on the "
                 f"{probe_source(self.cfg)}); interval {interval_text(reading['noise_rate_interval'])}; "
                 f"forget rate {self.target:.3f}")
-
-    def interval(self, estimate: noise_rate.NoiseEstimate) -> list[float]:
-        """[low, high] around the rate in use, from ``estimate``'s disagreement and confident joint
-        (``noise_rate.rate_interval``)."""
-        return list(noise_rate.rate_interval(self.target, estimate.disagreement, estimate.confident_joint_rate))
 
     def restore(self, history: list[dict]) -> None:
         """On --resume: an estimated rate holds for the rest of the run. A run that has trained
@@ -192,6 +189,34 @@ def estimated_noise_rate(history: list[dict]) -> float | None:
     """The noise rate that --forget-rate auto estimated during the run (None if it made none)."""
     estimates = [r["estimated_noise_rate"] for r in history if "estimated_noise_rate" in r]
     return estimates[-1] if estimates else None
+
+
+def interval_record(rate: float, disagreement: float | None, joint: float | None = None) -> dict:
+    """What an estimate's record holds about how sure it is: ``noise_rate_interval``, [low, high]
+    around ``rate`` (``noise_rate.rate_interval``), and ``noise_rate_readings``, the readings it
+    spans (``rate``, ``disagreement``, ``confident_joint``; those that are None left out)."""
+    readings = {"rate": rate, "disagreement": disagreement, "confident_joint": joint}
+    return {"noise_rate_interval": list(noise_rate.rate_interval(rate, disagreement, joint)),
+            "noise_rate_readings": {name: value for name, value in readings.items() if value is not None}}
+
+
+def estimated_readings(history: list[dict]) -> dict | None:
+    """The readings behind the run's last interval (``interval_record``); None for a run that made no
+    estimate, or one made before runs recorded them."""
+    records = [r for r in history if "noise_rate_interval" in r]
+    return records[-1].get("noise_rate_readings") if records else None
+
+
+def readings_text(readings, by_probe: bool) -> str:
+    """"the losses 43%, the network's disagreement 18%, confident learning's count 10%": the readings
+    an interval spans (``interval_record``; from results.json, so possibly absent or damaged: then
+    ""), named as the summary names them (``by_probe``: read on the pretrained features' probe)."""
+    if not isinstance(readings, dict):
+        return ""
+    names = {"rate": "the probe's count" if by_probe else "the losses",
+             "disagreement": "the probe's disagreement" if by_probe else "the network's disagreement",
+             "confident_joint": "confident learning's count"}
+    return ", ".join(f"{names[k]} {readings[k]:.0%}" for k in names if isinstance(readings.get(k), (int, float)))
 
 
 def estimated_interval(history: list[dict]) -> list[float] | None:

@@ -134,6 +134,8 @@ def test_auto_forget_rate_is_estimated_and_stored(tmp_path):
     assert (low, high) == pytest.approx((max(0, min(readings) - MARGIN_BELOW_JOINT),
                                          min(1, max(readings) + INTERVAL_MARGIN)))
     assert json.loads((tmp_path / "run" / "results.json").read_text())["estimated_noise_rate_interval"] == [low, high]
+    # and the readings it spans, for the summary to name where the interval is wide
+    assert results["noise_rate_readings"] == dict(zip(("rate", "disagreement", "confident_joint"), readings))
     # The default recipe ramps the estimate in: the first selecting epoch forgets 1/num_gradual of it.
     assert history[2]["forget_rate"] == pytest.approx(results["estimated_noise_rate"] / cfg.num_gradual)
     assert json.loads((tmp_path / "run" / "results.json").read_text())["recipe"] == "default"
@@ -267,12 +269,14 @@ def test_a_second_estimate_is_capped_at_the_share_the_network_disagrees_with():
     assert record["unused_noise_rate"] == 0.3 and "forget rate 0.180" in line
     assert "memorised" not in line  # why the first stood is moot where the cap is below both
     assert record["noise_rate_interval"] == pytest.approx([0.18 - INTERVAL_MARGIN, 0.4 + INTERVAL_MARGIN])
+    assert record["noise_rate_readings"] == {"rate": 0.4, "disagreement": 0.18}  # the uncapped rate it spans
     assert estimated_noise_rate([*history, record]) == 0.18  # what --resume restores
     # A confident joint below both (the network unsure of most of its disagreements) reaches lower.
     forget.target, record = 0.4, {}
     forget.adopt(second(0.18, joint=0.09), history, record)
     assert forget.target == 0.18 and record["confident_joint_noise_rate"] == 0.09
     assert record["noise_rate_interval"] == pytest.approx([0.09 - MARGIN_BELOW_JOINT, 0.4 + INTERVAL_MARGIN])
+    assert record["noise_rate_readings"] == {"rate": 0.4, "disagreement": 0.18, "confident_joint": 0.09}
     # Disagreeing with more than the rate in use: no cap, the first stands, nothing new is estimated.
     forget.target, record = 0.4, {}
     forget.adopt(second(0.55), history, record)
@@ -285,3 +289,34 @@ def test_a_second_estimate_is_capped_at_the_share_the_network_disagrees_with():
     forget.target, record = 0.4, {}
     line = forget.adopt(second(0.35), history, record)
     assert forget.target == 0.35 and "memorised" in line and "forget rate 0.350" in line
+
+
+def test_a_wide_interval_names_the_readings_behind_it(capsys):
+    from comining.cli import print_summary
+    cfg = resolve({"forget_rate": "auto", "closed_rate": 0.4})
+    results = {"last10_mean": 90.0, "last10_std": 1.0, "epochs": 10, "best_acc": 91.0, "best_epoch": 9,
+               "precision": "fp32", "device": "cpu", "seconds": 5.0, "train_size": 100, "noise": {},
+               "estimated_noise_rate": 0.18, "estimated_noise_rate_interval": [0.06, 0.49],
+               "noise_rate_readings": {"rate": 0.43, "disagreement": 0.18, "confident_joint": 0.10},
+               "n_clean": 70, "n_relabelled": 10, "n_discarded": 20}
+    print_summary(cfg, results, "run")
+    assert ("its readings: the losses 43%, the network's disagreement 18%, confident learning's count 10%)"
+            in capsys.readouterr().out)
+    # On the probe, and from a run made before the readings were recorded (or a damaged file): no list.
+    results.update(noise_rate_estimated_by="probe", noise_rate_readings={"rate": 0.3, "disagreement": 0.52})
+    print_summary(cfg, results, "run")
+    assert "its readings: the probe's count 30%, the probe's disagreement 52%)" in capsys.readouterr().out
+    for damaged in (None, "0.3", {"rate": "high"}):
+        results["noise_rate_readings"] = damaged
+        print_summary(cfg, results, "run")
+        out = capsys.readouterr().out
+        assert "its readings" not in out and "the estimate is unsure (its interval spans more than 20%)" in out
+
+
+def test_interval_record_by_hand():
+    from comining.forget_rate import interval_record
+    assert interval_record(0.3, 0.2, 0.1) == {"noise_rate_interval": pytest.approx([0.06, 0.36]),
+                                              "noise_rate_readings": {"rate": 0.3, "disagreement": 0.2,
+                                                                      "confident_joint": 0.1}}
+    assert interval_record(0.3, None) == {"noise_rate_interval": pytest.approx([0.24, 0.36]),
+                                          "noise_rate_readings": {"rate": 0.3}}

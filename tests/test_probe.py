@@ -104,6 +104,7 @@ def test_the_probes_count_is_the_forget_rate_from_the_first_epoch_and_never_re_e
     # Its interval: the count and the probe's disagreement ± 0.06; the count is itself a confident
     # joint, so no third reading and no narrower margin below.
     assert record["noise_rate_interval"] == pytest.approx(list(rate_interval(rate.target, record["disagreement_share"])))
+    assert record["noise_rate_readings"] == {"rate": rate.target, "disagreement": record["disagreement_share"]}
     assert record["noise_rate_interval"][0] == pytest.approx(max(0, min(rate.target, record["disagreement_share"]) - 0.06))
     assert "linear probe" in line
     assert not ForgetRate(config.Config(method="coteaching", forget_rate=0.2, backbone="frozen"), rate.method).by_probe
