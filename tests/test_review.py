@@ -20,7 +20,7 @@ from conftest import cli_runner
 from PIL import Image
 
 from comining.forget_rate import estimated_text
-from comining.review.build import build_review, script_json, suspicion_order
+from comining.review.build import build_review, script_json, summary_lines, suspicion_order
 from comining.review.decisions import check_label_file, verdict_label, verdict_right
 from comining.review.serve import open_server
 from comining.errors import UserError
@@ -74,6 +74,17 @@ def test_the_summary_shows_the_estimate_with_its_interval_where_the_run_has_one(
     assert estimated_text(0.3127, None) == "31.3%"  # a run made before intervals
     assert estimated_text(None, None) == "not estimated"
     assert estimated_text(0.3127, [None, "x"]) == "31.3%"  # a damaged interval is left out, not a crash
+
+
+@pytest.mark.parametrize("readings, shown", [
+    ({"rate": 0.43, "disagreement": 0.18, "confident_joint": 0.1},
+     "the losses 43%, the network's disagreement 18%, confident learning's count 10%"),
+    (None, None), ("damaged", None)])
+def test_the_summary_lists_the_readings_behind_the_interval_where_the_run_recorded_them(readings, shown):
+    results = {"estimated_noise_rate": 0.18, "estimated_noise_rate_interval": [0.06, 0.49],
+               "noise_rate_readings": readings}
+    lines = dict(summary_lines({}, {}, results, 10))
+    assert lines.get("its readings") == shown
 
 
 def test_script_json_cannot_close_the_script_element():

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 
 from comining.errors import UserError
-from comining.forget_rate import estimated_text
+from comining.forget_rate import estimated_text, readings_text
 from comining.selection import SELECTIONS
 from comining.review import thumbs
 from comining.review.chart import history_chart
@@ -70,6 +70,9 @@ def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[lis
              ["recipe", str(cfg.get("recipe") or "paper")],
              ["noise given", given],
              ["noise estimated", estimated_text(estimated, results.get("estimated_noise_rate_interval"))]]
+    readings = readings_text(results.get("noise_rate_readings"), results.get("noise_rate_estimated_by") == "probe")
+    if readings:  # what the interval spans: where they disagree, a user may know better
+        lines.append(["its readings", readings])
     if "last10_mean" in results:
         lines.append(["test accuracy", f"{results['last10_mean']:.2f} ± {results.get('last10_std', 0):.2f} % "
                       f"(mean of the last {min(10, results.get('epochs', 10))} epochs; best "
