@@ -276,8 +276,11 @@ def without_split(estimate: NoiseEstimate, probs, labels, smoothing: float = 0.0
     """For a mixture ``estimate`` that did not separate: the higher of the confident joint's and the
     anchor points' rates (the targets' label smoothing ``smoothing`` undone), the mixture's kept as
     ``mixture_rate``. The higher, because a rate too low trains on wrong labels from the start: the
-    two agree within 0.02 under heavy symmetric noise, and the anchors undercount pair flips."""
-    joint = confident_joint_noise_rate(probs, labels)
+    two agree within 0.02 under heavy symmetric noise, and the anchors undercount pair flips. The
+    confident joint ``estimate`` already holds (read from the same ``probs``) is used, not counted again."""
+    joint = estimate.confident_joint_rate
+    if joint is None:
+        joint = confident_joint_noise_rate(probs, labels)
     anchors = anchor_noise_rate(probs, labels, smoothing)
     return replace(estimate, rate=max(joint, anchors), confident_joint_rate=joint, anchor_rate=anchors,
                    mixture_rate=estimate.rate)
