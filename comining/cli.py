@@ -334,8 +334,7 @@ def print_summary(cfg, results: dict, out: str) -> None:
                      + (f", realised {noise['wrong_labels']:.1%}" if "wrong_labels" in noise else "")
                      + "; used as the forget rate")
         if forget_rate.is_wide(interval):
-            readings = forget_rate.readings_text(results.get("noise_rate_readings"),
-                                                 results.get("noise_rate_estimated_by") == "probe")
+            readings = forget_rate.readings_text(results)
             lines.append("the estimate is unsure (its interval spans more than "
                          f"{noise_rate.WIDE_INTERVAL:.0%}" + (f"; its readings: {readings}" if readings else "")
                          + "): if you know about how many labels are wrong, "

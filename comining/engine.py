@@ -24,7 +24,7 @@ from comining.data.image_set import FolderData, is_folder_dataset
 from comining.data.in_memory import InMemoryData
 from comining.data.training_set import check_same_data
 from comining.errors import UserError
-from comining.forget_rate import ForgetRate, estimated_interval, estimated_noise_rate, estimated_readings
+from comining.forget_rate import ForgetRate, estimated_noise_rate, last_interval_record
 from comining.guards import Interrupted, LossMonitor, NonFiniteLoss, stop_on_signals  # noqa: F401
 from comining.methods import build_method
 from comining.selection import SelectionLog, selection_metrics
@@ -403,10 +403,10 @@ class Trainer:
             results["estimated_noise_rate"] = estimate
             if self.forget.by_probe:  # else the networks' losses estimated it
                 results["noise_rate_estimated_by"] = "probe"
-            results["estimated_noise_rate_interval"] = estimated_interval(self.history)
-            readings = estimated_readings(self.history)
-            if readings is not None:
-                results["noise_rate_readings"] = readings
+            last = last_interval_record(self.history)  # how sure the last estimate is
+            results["estimated_noise_rate_interval"] = last.get("noise_rate_interval")
+            if "noise_rate_readings" in last:
+                results["noise_rate_readings"] = last["noise_rate_readings"]
         if self.data.reads_files:
             results["skipped_files"] = len(self.data.skipped_files)
         if self.cfg.labels or self.data.left_out:  # a -1 or empty label, or an unlisted path

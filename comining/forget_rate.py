@@ -200,29 +200,24 @@ def interval_record(rate: float, disagreement: float | None, joint: float | None
             "noise_rate_readings": {name: value for name, value in readings.items() if value is not None}}
 
 
-def estimated_readings(history: list[dict]) -> dict | None:
-    """The readings behind the run's last interval (``interval_record``); None for a run that made no
-    estimate, or one made before runs recorded them."""
-    records = [r for r in history if "noise_rate_interval" in r]
-    return records[-1].get("noise_rate_readings") if records else None
+def last_interval_record(history: list[dict]) -> dict:
+    """The record of the run's last estimate (``interval_record``'s keys: ``noise_rate_interval``, and
+    ``noise_rate_readings`` in runs made since they are recorded); {} if it made none."""
+    return next((r for r in reversed(history) if "noise_rate_interval" in r), {})
 
 
-def readings_text(readings, by_probe: bool) -> str:
+def readings_text(results: dict) -> str:
     """"the losses 43%, the network's disagreement 18%, confident learning's count 10%": the readings
-    an interval spans (``interval_record``; from results.json, so possibly absent or damaged: then
-    ""), named as the summary names them (``by_probe``: read on the pretrained features' probe)."""
+    the interval of ``results`` (results.json) spans, named as the summary names them (the probe's
+    where the pretrained features' probe read them); "" where the run recorded none, or they are
+    damaged."""
+    readings, by_probe = results.get("noise_rate_readings"), results.get("noise_rate_estimated_by") == "probe"
     if not isinstance(readings, dict):
         return ""
     names = {"rate": "the probe's count" if by_probe else "the losses",
              "disagreement": "the probe's disagreement" if by_probe else "the network's disagreement",
              "confident_joint": "confident learning's count"}
     return ", ".join(f"{names[k]} {readings[k]:.0%}" for k in names if isinstance(readings.get(k), (int, float)))
-
-
-def estimated_interval(history: list[dict]) -> list[float] | None:
-    """[low, high]: how sure the run's last estimate of the noise rate is (None if it made none)."""
-    intervals = [r["noise_rate_interval"] for r in history if "noise_rate_interval" in r]
-    return intervals[-1] if intervals else None
 
 
 def is_interval(interval) -> bool:

@@ -70,7 +70,7 @@ def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[lis
              ["recipe", str(cfg.get("recipe") or "paper")],
              ["noise given", given],
              ["noise estimated", estimated_text(estimated, results.get("estimated_noise_rate_interval"))]]
-    readings = readings_text(results.get("noise_rate_readings"), results.get("noise_rate_estimated_by") == "probe")
+    readings = readings_text(results)
     if readings:  # what the interval spans: where they disagree, a user may know better
         lines.append(["its readings", readings])
     if "last10_mean" in results:
