@@ -63,10 +63,10 @@ def readings(path: Path) -> dict:
 
 
 def interval(run: dict, third: str | None, margin: float, below: float | None = None) -> tuple[float, float]:
-    """The hull of the shipped readings (and ``third``), ``below`` lower and ``margin`` higher
-    (``below`` = ``margin`` unless given)."""
-    values = [*run["shipped"]] + ([run[third]] if third else [])
-    return max(0.0, min(values) - (margin if below is None else below)), min(1.0, max(values) + margin)
+    """``noise_rate.rate_interval`` of A's readings and ``third`` in the joint's place: ``below`` lower
+    and ``margin`` higher (``below`` = ``margin`` unless given; without a third reading, ± ``margin``)."""
+    return noise_rate.rate_interval(*run["shipped"], run[third] if third else None, margin=margin,
+                                    below_joint=margin if below is None else below)
 
 
 def score(runs: dict, third: str | None, margin: float, below: float | None = None) -> str:
