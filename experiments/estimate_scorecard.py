@@ -1,0 +1,116 @@
+"""Issue 27's scorecard of `--forget-rate auto`, row by row, on saved evidence, with the reason for
+each miss measured rather than argued.
+
+For every run of ``experiments/noise_testbed.py evidence`` (10 epochs, Co-mining; the estimate after
+epoch 10 is the one a 40-epoch run trains and flags with, since both train alike until then):
+
+  estimate    the rate the run adopted at its second estimate (``shipped_after10``)
+  within      |estimate − realised| ≤ 0.05, the issue's estimate target
+  count       the verdicts flag round(estimate·N) samples (``verdicts.lowest_share``), so the count
+              target (within 15 % of the wrong labels, or 3 % of all samples where looser) holds
+              where |estimate − realised| ≤ max(0.15·realised, 0.03)
+  interval    whether the run's recorded interval holds the realised rate
+
+and the network's disagreement with the labels, split into what makes it err. With ρ the realised
+rate, ``e`` the share of right labels the network puts in another class (its own mistakes) and ``s``
+the share of wrong labels it puts in their given class (wrong labels it has learned):
+
+    disagreement = ρ + e·(1 − ρ) − s·ρ
+
+exactly, on the pass the second estimate read (``probs_later``). Where the cap sets the rate (the
+estimate is the disagreement), e·(1 − ρ) − s·ρ is the estimate's error; the split says which of the
+two terms makes it. ``s`` is also given for the open-set images alone (``s_open``), whose labels are
+wrong by construction: a network that puts them in their given class cannot count them.
+
+    python experiments/estimate_scorecard.py runs/testbed runs/testbed-digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+WITHIN = 0.05
+COUNT_SHARE, COUNT_FLOOR = 0.15, 0.03
+
+
+def score(path: Path) -> dict:
+    """One run's line of the scorecard."""
+    d = np.load(path)
+    given, true, probs = d["given"], d["true"], d["probs_later"]
+    realised, estimate = float(d["realised"]), float(d["shipped_after10"])
+    wrong = given != true
+    assert np.isclose(wrong.mean(), realised), f"{path}: realised {realised} but {wrong.mean()} labels wrong"
+    agrees = probs.argmax(1) == given
+    open_set = true >= int(d["num_classes"])
+    second = json.loads(str(d["history"]))[-1]
+    assert np.isclose(second["estimated_noise_rate"] if "estimated_noise_rate" in second else estimate, estimate)
+    low, high = second["noise_rate_interval"]
+    error = estimate - realised
+    return {
+        "realised": realised, "estimate": estimate, "error": error,
+        "within": abs(error) <= WITHIN,
+        "count": abs(error) <= max(COUNT_SHARE * realised, COUNT_FLOOR),
+        "interval": low <= realised <= high,
+        "set_by": "cap" if "uncapped_noise_rate" in second else ("first" if "unused_noise_rate" in second else "second"),
+        "disagreement": float((~agrees).mean()),
+        "e": float((~agrees[~wrong]).mean()),
+        "s": float(agrees[wrong].mean()) if wrong.any() else 0.0,
+        "s_open": float(agrees[open_set].mean()) if open_set.any() else None,
+    }
+
+
+def rows_of(folders: list[Path]) -> dict[str, list[dict]]:
+    """Scorecard lines by row ("FOLDER/ROW"), seeds in order."""
+    rows = defaultdict(list)
+    for folder in folders:
+        for path in sorted(folder.glob("*-seed*.npz")):
+            row = re.sub(r"-seed\d+$", "", path.stem)
+            rows[f"{folder.name}/{row}"].append(score(path))
+    return rows
+
+
+def fmt(x: float) -> str:
+    return f"{x:+.3f}"
+
+
+def table(rows: dict[str, list[dict]]) -> str:
+    lines = ["| row | realised | estimates (set by) | median error | within 0.05 | count within target | interval holds "
+             "| e·(1−ρ) | −s·ρ | s on open-set |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    totals = defaultdict(int)
+    for row, runs in rows.items():
+        rho = runs[0]["realised"]
+        estimates = ", ".join(f"{r['estimate']:.3f} ({r['set_by']})" for r in runs)
+        own = np.mean([r["e"] * (1 - rho) for r in runs])
+        learned = np.mean([r["s"] * rho for r in runs])
+        s_open = [r["s_open"] for r in runs if r["s_open"] is not None]
+        counts = {k: sum(r[k] for r in runs) for k in ("within", "count", "interval")}
+        for k, v in counts.items():
+            totals[k] += v
+        totals["runs"] += len(runs)
+        lines.append(f"| {row} | {rho:.3f} | {estimates} | {fmt(float(np.median([r['error'] for r in runs])))} "
+                     f"| {counts['within']} of {len(runs)} | {counts['count']} of {len(runs)} "
+                     f"| {counts['interval']} of {len(runs)} | {fmt(own)} | {fmt(-learned)} "
+                     f"| {f'{np.mean(s_open):.2f}' if s_open else '–'} |")
+    n = totals["runs"]
+    lines.append(f"| all | | | | {totals['within']} of {n} | {totals['count']} of {n} | {totals['interval']} of {n} | | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="folders of noise_testbed.py evidence files")
+    args = parser.parse_args()
+    for folder in args.folders:
+        print(f"\n### {folder}\n")
+        print(table(rows_of([folder])))
+
+
+if __name__ == "__main__":
+    main()
