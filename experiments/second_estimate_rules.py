@@ -17,12 +17,16 @@ gives the rate each rule would use from then on:
            estimate whose losses do not separate; 2, a lower one where the first was counted without a
            split; 3, a lower one under disagreements spread over the classes (runs that logged the
            concentration only)
+  raise    the first estimate, raised to the second mixture where its losses separate and it is
+           higher, never lowered to it; then capped at the disagreement (the candidate of
+           docs/notes/2026-12-07-second-estimate-only-raises.md)
 
 Prints per row (a run's name without its seed) each rule's mean error, then per rule how many runs
 land within 0.05 of the realised rate and the mean absolute error, then per row how many runs'
 recorded intervals (the shipped rule's) hold the realised rate.
 
     python experiments/second_estimate_rules.py runs/est10/*-seed?
+    python experiments/second_estimate_rules.py runs/testbed/*-seed?.npz    # the testbed's evidence
 """
 
 from __future__ import annotations
@@ -34,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from comining import noise_rate
-from two_readings import accuracy, from_run, row_name, separates
+from two_readings import accuracy, from_evidence, from_run, row_name, separates
 
-RULES = ("shipped", "mean", "cap", "min", "cap-1", "cap-2", "cap-3")
+RULES = ("shipped", "mean", "cap", "min", "cap-1", "cap-2", "cap-3", "raise")
 
 
 def rates(readings: dict) -> dict:
@@ -51,7 +55,17 @@ def rates(readings: dict) -> dict:
             out["min"] = min(readings["first"], d)
     for reason in (1, 2, 3):
         out[f"cap-{reason}"] = without_reason(readings, reason)
+    out["raise"] = raised_then_capped(readings)
     return out
+
+
+def raised_then_capped(readings: dict) -> float:
+    """The ``raise`` rule's rate; the shipped rate of a run without a second estimate."""
+    if "disagreement" not in readings:
+        return readings["shipped"]
+    raised = separates(readings) and readings["mixture"] > readings["first"]
+    return noise_rate.capped_by_disagreement(readings["mixture"] if raised else readings["first"],
+                                             readings["disagreement"])
 
 
 def without_reason(readings: dict, reason: int) -> float:
@@ -71,11 +85,12 @@ def without_reason(readings: dict, reason: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, nargs="+", help="run directories of `auto` runs past their second estimate")
+    parser.add_argument("runs", type=Path, nargs="+",
+                        help="run directories of `auto` runs past their second estimate, or testbed .npz files")
     args = parser.parse_args()
     rows = defaultdict(list)
     for path in args.runs:
-        readings = from_run(path)
+        readings = from_evidence(path) if path.suffix == ".npz" else from_run(path)
         low, high = readings["interval"]
         rows[row_name(path)].append({**readings, **rates(readings), "covered": low <= readings["realised"] <= high})
     print("| row | runs | realised | first | mixture | disagreement | " + " | ".join(f"{r}" for r in RULES) + " |")

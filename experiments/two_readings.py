@@ -41,7 +41,9 @@ def from_evidence(path: Path) -> dict:
     readings = estimates(json.loads(str(saved["history"])))
     # saved before the disagreement was logged: read it from the saved probabilities of that pass
     readings["disagreement"] = noise_rate.disagreement_share(saved["probs_later"], saved["given"])
-    return {"realised": float(saved["realised"]), "shipped": float(saved["shipped"]), **readings}
+    history = json.loads(str(saved["history"]))
+    interval = next((r["noise_rate_interval"] for r in reversed(history) if "noise_rate_interval" in r), None)
+    return {"realised": float(saved["realised"]), "shipped": float(saved["shipped"]), "interval": interval, **readings}
 
 
 def estimates(history: list[dict]) -> dict:
