@@ -4,7 +4,9 @@ each miss measured rather than argued.
 For every run of ``experiments/noise_testbed.py evidence`` (10 epochs, Co-mining; the estimate after
 epoch 10 is the one a 40-epoch run trains and flags with, since both train alike until then):
 
-  estimate    the rate the run adopted at its second estimate (``shipped_after10``)
+  estimate    the rate the run adopted at its second estimate (``shipped_after10``), and what set it:
+              "first" (the first estimate stood), "second" (the second mixture replaced it) or "cap"
+              (the disagreement capped either)
   within      |estimate − realised| ≤ 0.05, the issue's estimate target
   count       the verdicts flag round(estimate·N) samples (``verdicts.lowest_share``), so the count
               target (within 15 % of the wrong labels, or 3 % of all samples where looser) holds
@@ -65,14 +67,14 @@ def score(path: Path) -> dict:
     }
 
 
-def rows_of(folders: list[Path]) -> dict[str, list[dict]]:
-    """Scorecard lines by row ("FOLDER/ROW"), seeds in order."""
+def rows_of(folder: Path) -> dict[str, list[dict]]:
+    """Scorecard lines by row, in the order of the folder's rows.json where it has one, seeds in order."""
     rows = defaultdict(list)
-    for folder in folders:
-        for path in sorted(folder.glob("*-seed*.npz")):
-            row = re.sub(r"-seed\d+$", "", path.stem)
-            rows[f"{folder.name}/{row}"].append(score(path))
-    return rows
+    for path in sorted(folder.glob("*-seed*.npz"), key=lambda p: int(re.search(r"-seed(\d+)$", p.stem)[1])):
+        rows[re.sub(r"-seed\d+$", "", path.stem)].append(score(path))
+    listed = folder / "rows.json"
+    order = list(json.loads(listed.read_text())) if listed.exists() else []
+    return dict(sorted(rows.items(), key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0])))
 
 
 def fmt(x: float) -> str:
@@ -109,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     for folder in args.folders:
         print(f"\n### {folder}\n")
-        print(table(rows_of([folder])))
+        print(table(rows_of(folder)))
 
 
 if __name__ == "__main__":

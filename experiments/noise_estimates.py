@@ -25,6 +25,10 @@ epochs of selection, the networks having trained on the shipped rule's clean set
   argmax@t         in-sample: the share of samples whose most probable class is not their label (what
                    ``noise_rate.disagreement_share`` reads in a run)
   joint@t, anchor@t  the confident joint and anchor points on the in-sample probabilities
+  expected@t       1 − the mean of max p, label smoothing undone: the noise rate if the network's
+                   probabilities were the annotator's label distribution and each image's true class
+                   its most likely label (docs/notes/2026-12-07-second-estimate-only-raises.md)
+  expected-test@t  the same on the evaluation split's images, whose labels it does not read
 
 The last block scores the interval runs reported before 2026-12-07's third reading (the rate in use
 and argmax@later ± 0.06; ``noise_rate.rate_interval`` without a joint): its coverage on the rows its
@@ -106,6 +110,9 @@ def candidates(d) -> dict:
         out[f"argmax@{t}"] = noise_rate.disagreement_share(probs, labels)
         out[f"joint@{t}"] = noise_rate.confident_joint_noise_rate(probs, labels)
         out[f"anchor@{t}"] = noise_rate.anchor_noise_rate(probs, labels, float(d["epsilon"]))
+        out[f"expected@{t}"] = float((1 - unsmoothed(probs, float(d["epsilon"])).max(1)).mean())
+        if f"test_{t}" in d:
+            out[f"expected-test@{t}"] = float((1 - unsmoothed(d[f"test_{t}"], float(d["epsilon"])).max(1)).mean())
         weak, strong = d[f"weak_{t}"].argmax(1), d[f"strong_{t}"].argmax(1)
         anchors = (weak == strong) & (weak == labels)
         p = given_p(probs, labels)
