@@ -5,12 +5,12 @@ For every run of ``experiments/noise_testbed.py evidence`` (10 epochs, Co-mining
 epoch 10 is the one a 40-epoch run trains and flags with, since both train alike until then):
 
   estimate    the rate the run adopted at its second estimate (``shipped_after10``), and what set it:
-              "first" (the first estimate stood), "second" (the second mixture replaced it) or "cap"
-              (the disagreement capped either)
+              "first" (the first estimate stood), "raised" or "lowered" (the second mixture replaced
+              it, higher or lower), or "cap" (the disagreement capped either)
   within      |estimate − realised| ≤ 0.05, the issue's estimate target
-  count       the verdicts flag round(estimate·N) samples (``verdicts.lowest_share``), so the count
-              target (within 15 % of the wrong labels, or 3 % of all samples where looser) holds
-              where |estimate − realised| ≤ max(0.15·realised, 0.03)
+  count       the verdicts flag round(estimate·N) samples (``verdicts.lowest_share``, which adds ties),
+              so the count target (within 15 % of the wrong labels, or 3 % of all samples where
+              looser) is inferred to hold where |estimate − realised| ≤ max(0.15·realised, 0.03)
   interval    whether the run's recorded interval holds the realised rate
 
 and the network's disagreement with the labels, split into what makes it err. With ρ the realised
@@ -25,6 +25,7 @@ two terms makes it. ``s`` is also given for the open-set images alone (``s_open`
 wrong by construction: a network that puts them in their given class cannot count them.
 
     python experiments/estimate_scorecard.py runs/testbed runs/testbed-digits
+    python experiments/estimate_scorecard.py --runs runs/testbed     # each run's readings instead
 """
 
 from __future__ import annotations
@@ -50,8 +51,14 @@ def score(path: Path) -> dict:
     assert np.isclose(wrong.mean(), realised), f"{path}: realised {realised} but {wrong.mean()} labels wrong"
     agrees = probs.argmax(1) == given
     open_set = true >= int(d["num_classes"])
-    second = json.loads(str(d["history"]))[-1]
+    history = json.loads(str(d["history"]))
+    first = next(r for r in history if "estimated_noise_rate" in r)["estimated_noise_rate"]
+    second = history[-1]
     assert np.isclose(second["estimated_noise_rate"] if "estimated_noise_rate" in second else estimate, estimate)
+    # The second mixture's own rate, under the key ForgetRate.adopt_second stored it: not used (whether
+    # or not the cap then bound: there uncapped_noise_rate is the first estimate), used and capped, used.
+    mixture = next(second[k] for k in ("unused_noise_rate", "uncapped_noise_rate", "estimated_noise_rate") if k in second)
+    replaced = "unused_noise_rate" not in second
     low, high = second["noise_rate_interval"]
     error = estimate - realised
     return {
@@ -59,7 +66,10 @@ def score(path: Path) -> dict:
         "within": abs(error) <= WITHIN,
         "count": abs(error) <= max(COUNT_SHARE * realised, COUNT_FLOOR),
         "interval": low <= realised <= high,
-        "set_by": "cap" if "uncapped_noise_rate" in second else ("first" if "unused_noise_rate" in second else "second"),
+        "set_by": "cap" if "uncapped_noise_rate" in second else
+                  "first" if not replaced else "raised" if mixture > first else "lowered",
+        "first": first, "mixture": mixture, "replaced": replaced,
+        "joint": second.get("confident_joint_noise_rate"), "concentration": second.get("disagreement_concentration"),
         "disagreement": float((~agrees).mean()),
         "e": float((~agrees[~wrong]).mean()),
         "s": float(agrees[wrong].mean()) if wrong.any() else 0.0,
@@ -87,10 +97,10 @@ def table(rows: dict[str, list[dict]]) -> str:
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     totals = defaultdict(int)
     for row, runs in rows.items():
-        rho = runs[0]["realised"]
+        rho = float(np.mean([r["realised"] for r in runs]))  # the labels are fixed per row
         estimates = ", ".join(f"{r['estimate']:.3f} ({r['set_by']})" for r in runs)
-        own = np.mean([r["e"] * (1 - rho) for r in runs])
-        learned = np.mean([r["s"] * rho for r in runs])
+        own = np.mean([r["e"] * (1 - r["realised"]) for r in runs])
+        learned = np.mean([r["s"] * r["realised"] for r in runs])
         s_open = [r["s_open"] for r in runs if r["s_open"] is not None]
         counts = {k: sum(r[k] for r in runs) for k in ("within", "count", "interval")}
         for k, v in counts.items():
@@ -105,13 +115,27 @@ def table(rows: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def readings(rows: dict[str, list[dict]]) -> str:
+    """Each run's readings at the second estimate, and whether its mixture replaced the first estimate."""
+    lines = ["| row | seed | realised | first | second mixture | replaced it | disagreement | joint | concentration "
+             "| rate used (set by) |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+    for row, runs in rows.items():
+        for seed, r in enumerate(runs, 1):
+            concentration = "–" if r["concentration"] is None else f"{r['concentration']:.2f}"
+            lines.append(f"| {row} | {seed} | {r['realised']:.3f} | {r['first']:.3f} | {r['mixture']:.3f} "
+                         f"| {'yes' if r['replaced'] else 'no'} | {r['disagreement']:.3f} | {r['joint']:.3f} "
+                         f"| {concentration} | {r['estimate']:.3f} ({r['set_by']}) |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="folders of noise_testbed.py evidence files")
+    parser.add_argument("--runs", action="store_true", help="each run's readings (seeds numbered in order) instead")
     args = parser.parse_args()
     for folder in args.folders:
         print(f"\n### {folder}\n")
-        print(table(rows_of(folder)))
+        print(readings(rows_of(folder)) if args.runs else table(rows_of(folder)))
 
 
 if __name__ == "__main__":

@@ -91,8 +91,9 @@ def main() -> None:
     rows = defaultdict(list)
     for path in args.runs:
         readings = from_evidence(path) if path.suffix == ".npz" else from_run(path)
-        low, high = readings["interval"]
-        rows[row_name(path)].append({**readings, **rates(readings), "covered": low <= readings["realised"] <= high})
+        interval = readings["interval"]  # None where the run recorded none (made before the interval)
+        covered = interval is not None and interval[0] <= readings["realised"] <= interval[1]
+        rows[row_name(path)].append({**readings, **rates(readings), "covered": covered})
     print("| row | runs | realised | first | mixture | disagreement | " + " | ".join(f"{r}" for r in RULES) + " |")
     print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(RULES))
     for row, runs in rows.items():

@@ -66,7 +66,8 @@ def test_two_ranks_stay_identical_and_rank0_writes_once(tmp_path, method):
         # Re-estimated after epoch 2 either way, and used where it splits and raises the rate, or lowers a
         # first estimate that split too under class-dependent noise (noise_rate.why_first_holds).
         second = history[1]
-        # The second mixture's own rate: not used, used and capped, or used as it is.
+        # The second mixture's own rate: not used (where the cap bound too, uncapped_noise_rate is then
+        # the first estimate, so unused_noise_rate is read first), used and capped, or used as it is.
         mixture = next(second[k] for k in ("unused_noise_rate", "uncapped_noise_rate", "estimated_noise_rate") if k in second)
         higher = mixture > history[0]["estimated_noise_rate"]
         lowers = clear_split and second["disagreement_concentration"] >= CLASS_DEPENDENT
