@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from two_readings import estimates
+
 WITHIN = 0.05
 COUNT_SHARE, COUNT_FLOOR = 0.15, 0.03
 
@@ -52,12 +54,10 @@ def score(path: Path) -> dict:
     agrees = probs.argmax(1) == given
     open_set = true >= int(d["num_classes"])
     history = json.loads(str(d["history"]))
-    first = next(r for r in history if "estimated_noise_rate" in r)["estimated_noise_rate"]
     second = history[-1]
     assert np.isclose(second["estimated_noise_rate"] if "estimated_noise_rate" in second else estimate, estimate)
-    # The second mixture's own rate, under the key ForgetRate.adopt_second stored it: not used (whether
-    # or not the cap then bound: there uncapped_noise_rate is the first estimate), used and capped, used.
-    mixture = next(second[k] for k in ("unused_noise_rate", "uncapped_noise_rate", "estimated_noise_rate") if k in second)
+    logged = estimates(history)  # the first estimate, and the second mixture's own rate
+    first, mixture = logged["first"], logged["mixture"]
     replaced = "unused_noise_rate" not in second
     low, high = second["noise_rate_interval"]
     error = estimate - realised
@@ -69,7 +69,7 @@ def score(path: Path) -> dict:
         "set_by": "cap" if "uncapped_noise_rate" in second else
                   "first" if not replaced else "raised" if mixture > first else "lowered",
         "first": first, "mixture": mixture, "replaced": replaced,
-        "joint": second.get("confident_joint_noise_rate"), "concentration": second.get("disagreement_concentration"),
+        "joint": second.get("confident_joint_noise_rate"), "concentration": logged.get("concentration"),
         "disagreement": float((~agrees).mean()),
         "e": float((~agrees[~wrong]).mean()),
         "s": float(agrees[wrong].mean()) if wrong.any() else 0.0,

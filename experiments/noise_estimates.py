@@ -99,8 +99,10 @@ def mixture(p: np.ndarray) -> float:
 def candidates(d) -> dict:
     labels, classes = d["given"], int(d["num_classes"])
     out = {"shipped": float(d["shipped"])}
+    epsilon = float(d["epsilon"])
     for t in ("warm", "later"):
         probs, feats = d[f"probs_{t}"], d[f"feats_{t}"]
+        test = unsmoothed(d[f"test_{t}"], epsilon) if f"test_{t}" in d else None  # the evaluation split's
         out[f"mix@{t}"] = mixture(given_p(probs, labels))
         oof = out_of_fold(feats, labels, classes)
         out[f"oof-joint@{t}"] = noise_rate.confident_joint_noise_rate(oof, labels)
@@ -109,19 +111,19 @@ def candidates(d) -> dict:
         out[f"knn@{t}"] = float((knn_votes(feats, labels, classes).argmax(1) != labels).mean())
         out[f"argmax@{t}"] = noise_rate.disagreement_share(probs, labels)
         out[f"joint@{t}"] = noise_rate.confident_joint_noise_rate(probs, labels)
-        out[f"anchor@{t}"] = noise_rate.anchor_noise_rate(probs, labels, float(d["epsilon"]))
-        out[f"expected@{t}"] = float((1 - unsmoothed(probs, float(d["epsilon"])).max(1)).mean())
-        if f"test_{t}" in d:
-            out[f"expected-test@{t}"] = float((1 - unsmoothed(d[f"test_{t}"], float(d["epsilon"])).max(1)).mean())
+        out[f"anchor@{t}"] = noise_rate.anchor_noise_rate(probs, labels, epsilon)
+        out[f"expected@{t}"] = float((1 - unsmoothed(probs, epsilon).max(1)).mean())
+        if test is not None:
+            out[f"expected-test@{t}"] = float((1 - test.max(1)).mean())
         weak, strong = d[f"weak_{t}"].argmax(1), d[f"strong_{t}"].argmax(1)
         anchors = (weak == strong) & (weak == labels)
         p = given_p(probs, labels)
         t95 = np.quantile(p[anchors], 0.05) if anchors.sum() >= 10 else 0.5
         out[f"views@{t}"] = float(np.clip(1 - (p >= t95).mean() / 0.95, 0, 1))
-        if f"test_{t}" in d:  # the clean evaluation split: how often the learned labelling agrees with the truth
-            test, truth = d[f"test_{t}"], d["test_true"]
-            out[f"val-argmax@{t}"] = float((test.argmax(1) != truth).mean())
-            out[f"val@{t}"] = 1 - float(unsmoothed(test, float(d["epsilon"]))[np.arange(len(truth)), truth].mean())
+        if test is not None:  # the clean evaluation split: how often the learned labelling agrees with the truth
+            truth = d["test_true"]
+            out[f"val-argmax@{t}"] = float((d[f"test_{t}"].argmax(1) != truth).mean())
+            out[f"val@{t}"] = 1 - float(test[np.arange(len(truth)), truth].mean())
     return out
 
 

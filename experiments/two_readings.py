@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from comining import noise_rate
+from comining.forget_rate import last_interval_record
 from comining.rundir import RunDir
 
 RULES = ("shipped", "candidate")
@@ -38,12 +39,12 @@ def from_run(run: Path) -> dict:
 
 def from_evidence(path: Path) -> dict:
     saved = np.load(path)
-    readings = estimates(json.loads(str(saved["history"])))
+    history = json.loads(str(saved["history"]))
+    readings = estimates(history)
     # saved before the disagreement was logged: read it from the saved probabilities of that pass
     readings["disagreement"] = noise_rate.disagreement_share(saved["probs_later"], saved["given"])
-    history = json.loads(str(saved["history"]))
-    interval = next((r["noise_rate_interval"] for r in reversed(history) if "noise_rate_interval" in r), None)
-    return {"realised": float(saved["realised"]), "shipped": float(saved["shipped"]), "interval": interval, **readings}
+    return {"realised": float(saved["realised"]), "shipped": float(saved["shipped"]),
+            "interval": last_interval_record(history).get("noise_rate_interval"), **readings}
 
 
 def estimates(history: list[dict]) -> dict:
