@@ -79,16 +79,16 @@ class ForgetRate:
         cross-entropy of its given label (``evidence.given_label_losses``), ``probs`` [N×C], the
         un-augmented class probabilities they came from (NaN rows: unreadable images), and the given
         ``labels``. Where the method's network has fitted the labels (``counts_without_split``), the
-        confident joint is read too, for the interval, and a first estimate whose losses do not
-        separate counts the wrong labels without a split; a second one measures how concentrated the
-        disagreements are."""
+        confident joint is read too, for the interval, and an estimate, first or second, whose losses
+        do not separate counts the wrong labels without a split; a second one also measures how
+        concentrated the disagreements are."""
         estimate = replace(noise_rate.estimate_noise_rate(losses, seed=self.cfg.seed),
                            disagreement=noise_rate.disagreement_share(probs, labels))
         if self.method.counts_without_split:
             estimate = replace(estimate, confident_joint_rate=noise_rate.confident_joint_noise_rate(probs, labels))
-        if self.target is None:
-            if not estimate.separated and self.method.counts_without_split:
+            if not estimate.separated:
                 estimate = noise_rate.without_split(estimate, probs, labels, self.method.epsilon)
+        if self.target is None:
             return estimate
         return replace(estimate, concentration=noise_rate.disagreement_concentration(probs, labels))
 
@@ -101,13 +101,13 @@ class ForgetRate:
             record.update(confident_joint_noise_rate=estimate.confident_joint_rate)
         if estimate.concentration is not None:
             record.update(disagreement_concentration=estimate.concentration)
+        if estimate.mixture_rate is not None:  # the count without a split replaced the mixture's
+            record.update(mixture_noise_rate=estimate.mixture_rate, anchor_noise_rate=estimate.anchor_rate)
         if self.target is not None:
             return self.adopt_second(estimate, history, record)
         self.target = estimate.rate
         record.update(estimated_noise_rate=estimate.rate,
                       **interval_record(estimate.rate, estimate.disagreement, estimate.confident_joint_rate))
-        if estimate.mixture_rate is not None:  # the count without a split replaced the mixture's
-            record.update(mixture_noise_rate=estimate.mixture_rate, anchor_noise_rate=estimate.anchor_rate)
         return (f"{estimate.describe()}; interval {interval_text(record['noise_rate_interval'])}; "
                 f"forget rate {estimate.rate:.3f}")
 

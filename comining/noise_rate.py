@@ -8,12 +8,12 @@ probability of its given label, exp(−loss), rather than to the loss: bounded i
 clean population's long tail of hard images is folded in (docs/METHOD.md has the comparison).
 
 Where the mixture's own test says its two components are one population (heavy noise: the clean
-share is small and the warm-up network unsure of it; pair flips the warm-up half learned), its rate
-is not used: the wrong labels are counted by the two estimates that need no split, the confident
-joint and anchor points, and the higher of them is used (``without_split``). No later mixture
-lowers it (``why_first_holds``): the second estimate's mixture runs low in just those cases, and a
-rate too low trains on wrong labels from the start; a rate too high only sets aside some clean
-images, the same share within every label.
+share is small and the network unsure of it; pair flips the warm-up half learned), its rate is not
+used, at the first estimate or the second: the wrong labels are counted by the two estimates that
+need no split, the confident joint and anchor points, and the higher of them is used
+(``without_split``). No later estimate lowers a first one counted so (``why_first_holds``): the
+second estimate runs low in just those cases, and a rate too low trains on wrong labels from the
+start; a rate too high only sets aside some clean images, the same share within every label.
 
 A second estimate, made after some epochs of selection, may raise the rate, but it lowers it only
 to correct a confident first split under class-dependent noise: where the samples a network puts
@@ -195,11 +195,9 @@ def anchor_noise_rate(probs, labels, smoothing: float = 0.0, quantile: float = A
 
 def why_first_holds(second: NoiseEstimate, rate_in_use: float, first_separation: float) -> str | None:
     """Why the rate in use (the first estimate's) stands against a ``second`` estimate made after
-    some epochs of selection (its ``concentration`` set), or None where ``second`` replaces it;
-    ``first_separation`` is the first estimate's Ashman's D. The rule and its reasons are the module
-    docstring's."""
-    if not second.separated:
-        return f"the losses do not separate (D = {second.separation:.1f})"
+    some epochs of selection (its ``concentration`` set; where its losses did not separate, already
+    counted without a split), or None where ``second`` replaces it; ``first_separation`` is the first
+    estimate's Ashman's D. The rule and its reasons are the module docstring's."""
     if second.rate > rate_in_use:
         return None
     if first_separation < MIN_SEPARATION:

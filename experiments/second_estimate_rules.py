@@ -13,10 +13,12 @@ gives the rate each rule would use from then on:
   min      the first estimate, lowered to the disagreement where that is lower and the second
            estimate's losses separate; no other rule
   cap-1, cap-2, cap-3
-           the cap, with one of ``noise_rate.why_first_holds``' three reasons dropped: 1, a second
-           estimate whose losses do not separate; 2, a lower one where the first was counted without a
-           split; 3, a lower one under disagreements spread over the classes (runs that logged the
-           concentration only)
+           the cap, with one of the three reasons for keeping the first estimate dropped: 1, a second
+           estimate whose losses do not separate (a reason of its own in the rule these runs were made
+           with, kept here for them; the shipped rule counts such an estimate without a split,
+           docs/notes/2026-12-07-fewer-rules-without-split.md); 2, a lower one where the first was
+           counted without a split; 3, a lower one under disagreements spread over the classes (runs
+           that logged the concentration only)
   raise    the first estimate, raised to the second mixture where its losses separate and it is
            higher, never lowered to it; then capped at the disagreement (the candidate of
            docs/notes/2026-12-07-second-estimate-only-raises.md)
@@ -79,7 +81,8 @@ def without_reason(readings: dict, reason: int) -> float:
         low_mean=0.0, high_mean=0.0, concentration=1.0 if reason == 3 else readings["concentration"],
         disagreement=readings["disagreement"])
     first_separation = np.inf if reason == 2 else readings["first_separation"]
-    held = noise_rate.why_first_holds(second, readings["first"], first_separation) is not None
+    held = (reason != 1 and not separates(readings)) or \
+        noise_rate.why_first_holds(second, readings["first"], first_separation) is not None
     return noise_rate.capped_by_disagreement(readings["first"] if held else second.rate, second.disagreement)
 
 

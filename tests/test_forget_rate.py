@@ -161,12 +161,14 @@ def probabilities_with_disagreements(labels, classes, flips: bool):
 
 
 @pytest.mark.parametrize("second_share, flips, used", [(0.2, True, True), (0.2, False, False), (0.45, False, True),
-                                                     (None, True, False)])
+                                                     (None, True, True)])
 def test_auto_re_estimates_once_replacing_under_class_dependent_noise_and_only_raising_otherwise(
         tmp_path, monkeypatch, second_share, flips, used):
     """The first estimate is 0.3, from a clear split. second_share None: the second losses are one
-    population, never used. flips: the labels' disagreements point to one class each (pair flips),
-    and a clear second split replaces the first; spread over the classes, only where it is higher."""
+    population, so the wrong labels are counted without a split (the confident joint: the two thirds
+    the network puts outside their label), and that higher count replaces the first. flips: the
+    labels' disagreements point to one class each (pair flips), and a clear second split replaces the
+    first; spread over the classes, only where it is higher."""
     from comining import engine, evidence
     rng = np.random.default_rng(0)
     calls = []
@@ -194,9 +196,11 @@ def test_auto_re_estimates_once_replacing_under_class_dependent_noise_and_only_r
     assert "disagreement_concentration" not in history[1]  # asked of the second estimate only
     assert history[3]["disagreement_concentration"] == pytest.approx(1.0 if flips else 0.0, abs=0.1)
     assert (history[3]["noise_separation"] >= 2) == (second_share is not None)
-    expected = second_share if used else history[1]["estimated_noise_rate"]
+    counted = 2 / 3 if second_share is None else second_share
+    expected = counted if used else history[1]["estimated_noise_rate"]
     if used:
-        assert history[3]["estimated_noise_rate"] == pytest.approx(second_share, abs=0.03)
+        assert history[3]["estimated_noise_rate"] == pytest.approx(counted, abs=0.03)
+        assert ("mixture_noise_rate" in history[3]) == (second_share is None)
     else:  # recorded, not used
         assert "estimated_noise_rate" not in history[3] and "unused_noise_rate" in history[3]
     assert history[4]["forget_rate"] == pytest.approx(expected, abs=0.03 if used else 0)
@@ -226,6 +230,27 @@ def test_a_baseline_estimates_once_after_its_first_epoch(monkeypatch):
     # One epoch in, a baseline's network may be near chance: the confident joint is not counted, nor
     # read into the interval.
     assert trainer.history[0]["noise_separation"] < 2 and "confident_joint_noise_rate" not in trainer.history[0]
+
+
+def test_a_second_estimate_that_does_not_separate_is_counted_without_a_split_and_may_raise_the_rate():
+    # First estimate 0.20 from a clear split. At the second the losses are one population, and the
+    # network is sure (0.9) that every third sample belongs to the next class: the confident joint
+    # counts that third (each sample reaches only its predicted class's threshold), the anchors none
+    # (each label's 90th percentile of p(label) is 0.9). The count, 1/3, replaces the unsplit mixture
+    # and raises the rate, as the first estimate's count would; the disagreement is the same third, so
+    # the cap does not bind.
+    forget = schedule("comining", forget_rate="auto")
+    labels = np.arange(300) % 10
+    flipped = np.arange(300) % 3 == 0
+    probs = np.full((300, 10), 0.1 / 9)
+    probs[np.arange(300), np.where(flipped, (labels + 1) % 10, labels)] = 0.9
+    forget.target, record = 0.2, {}
+    estimate = forget.read(one_loss_population(np.random.default_rng(2), 300), probs, labels)
+    assert not estimate.separated and estimate.mixture_rate is not None
+    assert estimate.rate == estimate.confident_joint_rate == pytest.approx(1 / 3) and estimate.anchor_rate == 0
+    forget.adopt(estimate, [{"epoch": 5, "estimated_noise_rate": 0.2, "noise_separation": 2.5}], record)
+    assert forget.target == pytest.approx(1 / 3) and record["estimated_noise_rate"] == pytest.approx(1 / 3)
+    assert record["mixture_noise_rate"] == estimate.mixture_rate and "unused_noise_rate" not in record
 
 
 def test_a_given_forget_rate_is_never_estimated(tmp_path, monkeypatch):
