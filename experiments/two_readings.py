@@ -34,7 +34,8 @@ def from_run(run: Path) -> dict:
     directory = RunDir(run)
     results = directory.read_results()
     return {"realised": results["n_wrong_labels"] / results["train_size"], "shipped": results["forget_rate"],
-            "interval": results.get("estimated_noise_rate_interval"), **estimates(directory.read_history())}
+            "accuracy": results.get("last10_mean"), "interval": results.get("estimated_noise_rate_interval"),
+            **estimates(directory.read_history())}
 
 
 def from_evidence(path: Path) -> dict:
@@ -48,11 +49,14 @@ def from_evidence(path: Path) -> dict:
 
 
 def estimates(history: list[dict]) -> dict:
-    """The first estimate's rate and separation and, where a second estimate was made, its mixture's
-    rate, its separation, and its disagreement share and concentration (where logged), from a run's
-    per-epoch records."""
+    """The first estimate's rate and separation (and its confident joint and anchor points, where
+    logged) and, where a second estimate was made, its mixture's rate, its separation, and its
+    disagreement share and concentration (where logged), from a run's per-epoch records."""
     first, *later = [r for r in history if "noise_separation" in r]
     readings = {"first": first["estimated_noise_rate"], "first_separation": first["noise_separation"]}
+    for key, name in (("confident_joint_noise_rate", "first_joint"), ("anchor_noise_rate", "first_anchors")):
+        if key in first:
+            readings[name] = first[key]
     if later:
         second = later[0]
         # the mixture's own rate, under whichever key the run stored it (replaced, held, used and capped

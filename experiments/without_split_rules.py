@@ -22,30 +22,22 @@ from pathlib import Path
 import numpy as np
 
 from comining import noise_rate
-from comining.rundir import RunDir
+from two_readings import from_run, row_name
 
 WITHIN = 0.05
 COLLAPSE = 10.0  # points below the shipped row's median
 
 
 def reading(run: Path) -> dict:
-    directory = RunDir(run)
-    results, history = directory.read_results(), directory.read_history()
-    first, *later = [r for r in history if "noise_separation" in r]
-    second = later[0] if later else {}
-    name = re.sub(r"-seed\d+$", "", run.name)
-    return {"row": f"{run.parent.name}-{name}",
-            "seed": int(re.search(r"seed(\d+)$", run.name).group(1)),
-            "realised": results["n_wrong_labels"] / results["train_size"],
-            "rate": results["forget_rate"], "accuracy": results["last10_mean"],
-            "first_separation": first["noise_separation"], "anchors": first.get("anchor_noise_rate"),
-            "joint": first.get("confident_joint_noise_rate"),
-            "second_separation": second.get("noise_separation", float("nan"))}
+    """``two_readings.from_run``'s readings of ``run``, with its row, seed and the rate it used."""
+    readings = from_run(run)
+    return {**readings, "row": row_name(run), "seed": int(re.search(r"seed(\d+)$", run.name).group(1)),
+            "rate": readings["shipped"]}
 
 
 def acts(r: dict) -> str:
-    s1 = r["anchors"] is not None and r["anchors"] > r["joint"]
-    s2 = r["second_separation"] < noise_rate.MIN_SEPARATION
+    s1 = "first_anchors" in r and r["first_anchors"] > r["first_joint"]
+    s2 = r.get("separation", np.inf) < noise_rate.MIN_SEPARATION
     return ",".join(name for name, on in (("S1", s1), ("S2", s2)) if on) or "-"
 
 
@@ -54,17 +46,18 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="the shipped rule's run directories")
     parser.add_argument("--against", type=Path, help="a candidate's runs: DIR/<dataset>/<run name>")
     args = parser.parse_args()
-    shipped = [reading(run) for run in args.runs if (run / "results.json").exists()]
+    finished = [run for run in args.runs if (run / "results.json").exists()]
+    shipped = [reading(run) for run in finished]
     medians = {row: np.median([r["accuracy"] for r in shipped if r["row"] == row]) for row in {r["row"] for r in shipped}}
     print("| row | seed | realised | first D | joint | anchors | second D | acts | rate (error) | acc. |"
           + (" candidate rate (error) | acc. |" if args.against else ""))
     print("|---|---:|---:|---:|---:|---:|---:|---|---|---:|" + ("---|---:|" if args.against else ""))
     changed = defaultdict(list)
-    for r, run in sorted(zip(shipped, args.runs), key=lambda p: (p[0]["row"], p[0]["seed"])):
-        joint = "–" if r["joint"] is None else f"{r['joint']:.3f}"
-        anchors = "–" if r["anchors"] is None else f"{r['anchors']:.3f}"
+    for r, run in sorted(zip(shipped, finished), key=lambda p: (p[0]["row"], p[0]["seed"])):
+        joint = f"{r['first_joint']:.3f}" if "first_joint" in r else "–"
+        anchors = f"{r['first_anchors']:.3f}" if "first_anchors" in r else "–"
         line = (f"| {r['row']} | {r['seed']} | {r['realised']:.3f} | {r['first_separation']:.2f} | {joint} | "
-                f"{anchors} | {r['second_separation']:.2f} | {acts(r)} | {r['rate']:.3f} "
+                f"{anchors} | {r.get('separation', float('nan')):.2f} | {acts(r)} | {r['rate']:.3f} "
                 f"({r['rate'] - r['realised']:+.3f}) | {r['accuracy']:.2f} |")
         other = args.against / run.parent.name / run.name if args.against else None
         if other is not None and (other / "results.json").exists():
