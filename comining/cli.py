@@ -75,6 +75,8 @@ def render_help(parser: argparse.ArgumentParser, everything: bool) -> str:
         if not shown:
             continue
         lines += ["", f"{group.title}:"]
+        # A sub-command group lists its commands, each with its help, as argparse's own help does.
+        shown = [sub for a in shown for sub in (a._get_subactions() if isinstance(a, argparse._SubParsersAction) else [a])]
         for action in shown:
             names = action.option_strings if everything or isinstance(action, HelpAction) else action.option_strings[:1]
             names = names or [action.metavar or action.dest]

@@ -337,6 +337,17 @@ def test_other_commands_use_the_same_grouped_help(run_main):
         assert result.returncode == 0 and title in result.stdout.splitlines(), command
 
 
+def test_top_level_help_lists_every_command_with_its_help(run_main):
+    from comining.cli import build_parser
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    result = run_main("--help")
+    assert result.returncode == 0 and "commands:" in result.stdout.splitlines()
+    text = " ".join(result.stdout.split())  # as read, whatever the terminal's width wrapped
+    for command in commands._get_subactions():
+        assert f"{command.dest} {command.help}" in text, command.dest
+    assert len(commands._get_subactions()) == len(commands.choices) >= 7
+
+
 def test_version(run_main):
     from comining import __version__
     result = run_main("--version")
