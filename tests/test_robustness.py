@@ -306,12 +306,13 @@ def test_second_signal_during_the_checkpoint_write_keeps_the_previous_checkpoint
 
 # --- 2. signals, through the real command line ----------------------------------------------
 
-def _start(args: list, cwd: Path) -> tuple[subprocess.Popen, Path, Path]:
+def _start(args: list, cwd: Path, own_group: bool = False) -> tuple[subprocess.Popen, Path, Path]:
+    """``comining *args`` in ``cwd``; ``own_group``: in a process group of its own, to be signalled whole."""
     cwd.mkdir(parents=True, exist_ok=True)
     stdout, stderr = cwd / "stdout.txt", cwd / "stderr.txt"
     with open(stdout, "w") as out_fh, open(stderr, "w") as err_fh:
         proc = subprocess.Popen([sys.executable, "-m", "comining", *map(str, args)], cwd=cwd, env=_cli_env(),
-                                stdout=out_fh, stderr=err_fh)
+                                stdout=out_fh, stderr=err_fh, start_new_session=own_group)
     return proc, stdout, stderr
 
 
@@ -389,6 +390,47 @@ def test_sigint_behaves_like_sigterm_with_status_130(tmp_path):
     state = RunDir(run).load_checkpoint()
     assert len(metrics(run)) == state["epoch"] >= 1
     assert temp_files(run) == []
+
+
+class SignalDispositions(torch.utils.data.Dataset):
+    """Each item: (index, [SIGINT ignored, SIGTERM ignored] in the process that loads it, no error)."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        ignored = [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)]
+        return i, torch.tensor(ignored, dtype=torch.uint8), ""
+
+
+def test_decoding_workers_leave_sigint_and_sigterm_to_the_main_process():
+    from comining.data.decode import in_order, loader
+
+    batches = list(loader(SignalDispositions(), in_order(4, 2), workers=1))
+    assert len(batches) == 2 and all(images.bool().all() for _, _, images, _ in batches)
+    assert signal.getsignal(signal.SIGTERM) != signal.SIG_IGN  # in the workers only
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_stops_an_image_folder_run_and_its_decoding_workers_cleanly(tmp_path):
+    # `timeout`, a scheduler and Ctrl-C signal the whole group, the image-decoding workers too: they
+    # leave it to the main process, which stops after its step with a checkpoint, as when signalled alone.
+    from test_folder import build_folder
+
+    build_folder(tmp_path / "images", per_class=40, val=4)
+    run = tmp_path / "run"
+    proc, _, stderr = _start(["train", "--dataset", "folder", "--data-root", tmp_path / "images", "--arch", "small",
+                              "--weights", "none", "--backbone", "finetune", "--rescale-size", "16", "--crop-size",
+                              "16", "--batch-size", "8", "--epochs", "200", "--workers", "2", "--quiet",
+                              "--device", "cpu", "--out", run], tmp_path / "cwd", own_group=True)
+    _wait_for_checkpoint(proc, run, stderr)
+    time.sleep(0.5)  # into the next epoch, whose loader's workers are decoding (at once, they may not be yet)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert _wait(proc, 60) == 143, stderr.read_text()
+    err = stderr.read_text()
+    assert "Traceback" not in err and "DataLoader worker" not in err, err
+    assert err.count("stopping after this step") == 1 and "--resume" in err, err
+    assert len(metrics(run)) == RunDir(run).load_checkpoint()["epoch"] >= 1
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ as an exception that would kill a DataLoader worker (and the run); callers skip,
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import warnings
 from pathlib import Path
@@ -100,12 +101,21 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def leave_stop_signals_to_the_main_process(_worker_id: int) -> None:
+    """A decoding worker ignores SIGINT and SIGTERM. A scheduler, `timeout` or Ctrl-C signal the whole
+    process group; the main process then stops after its step and saves a checkpoint, which a worker
+    killed under it would turn into a traceback. Its workers end when its loader does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def loader(dataset: ImageFiles, batches: list, workers: int, pin: bool = False) -> DataLoader:
     """Batches of ``dataset`` in the given order (lists of indices), decoded by ``workers`` processes
     (at most one per usable CPU: decoding is CPU-bound, more would only compete with training)."""
     workers = min(workers, usable_cpus())
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
-                      pin_memory=pin, prefetch_factor=4 if workers else None)
+                      pin_memory=pin, prefetch_factor=4 if workers else None,
+                      worker_init_fn=leave_stop_signals_to_the_main_process if workers else None)
 
 
 def in_order(size: int, batch_size: int) -> list[list[int]]:
