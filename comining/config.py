@@ -50,9 +50,10 @@ class DataSettings:
                                     metavar="FILE")
     val_csv: str | None = setting(None, "--dataset csv: correctly labelled evaluation images, rows path,label",
                                   main=True, metavar="FILE")
-    crop_size: int | None = setting(None, "side of the training crops and the evaluation centre crop "
-                                    "(default: the image side; image folders 448)", metavar="PX")
-    rescale_size: int = setting(512, "image folders: side every image is resized to before cropping", metavar="PX")
+    crop_size: int | None = setting(None, "side of the training and evaluation crops (default: the "
+                                    "image side)", main=True, metavar="PX")
+    rescale_size: int = setting(512, "image folders: side every image is resized to before cropping", main=True,
+                                metavar="PX")
     padding: int | None = setting(None, "padding of the random crops (default crop-size / 8)", metavar="PX")
     flip: bool | None = setting(None, "random horizontal flips (default: per data set; digits none)")
 
@@ -91,8 +92,8 @@ class TrainingSettings:
         None, "share of each batch treated as noisy, or auto: estimated (default: the synthetic noise's rate; "
         "auto for image sets and label files)", flags=("--forget_rate",), main=True, metavar="RATE")
     num_gradual: int = setting(10, "epochs over which the forget rate ramps in", metavar="N")
-    warmup_epochs: int = setting(10, "epochs of plain training before selection (and before cosine decay)",
-                                 flags=("--warmup",), metavar="N")
+    warmup_epochs: int = setting(10, "epochs of plain training before selection (and cosine decay)",
+                                 flags=("--warmup",), main=True, metavar="N")
     baseline_aug: str = setting("none", "the baselines' view: none (as the paper) or weak", choices=("none", "weak"))
     optimizer: str = setting("adam", "adam, or sgd (Nesterov)", choices=("adam", "sgd"))
     lr: float = setting(1e-3, "learning rate", main=True)
