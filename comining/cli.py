@@ -327,21 +327,15 @@ def print_summary(cfg, results: dict, out: str) -> None:
     if results.get("precision_reason"):
         lines.append(f"precision {results['precision_reason']}")
     if "estimated_noise_rate" in results:
-        from comining import forget_rate, noise_rate
-        interval = results.get("estimated_noise_rate_interval")
-        source = (f"a linear probe of the {forget_rate.probe_source(cfg)}"
-                  if results.get("noise_rate_estimated_by") == "probe" else "the losses")
-        lines.append(f"noise rate estimated from {source}: "
-                     + forget_rate.estimated_text(results["estimated_noise_rate"], interval)
+        from comining import forget_rate
+        lines.append(f"noise rate estimated from {forget_rate.source_text(results, cfg)}: "
+                     + forget_rate.estimated_text(results["estimated_noise_rate"], results.get("estimated_noise_rate_interval"))
                      + (f", realised {noise['wrong_labels']:.1%}" if "wrong_labels" in noise else "")
                      + "; used as the forget rate")
-        if forget_rate.is_wide(interval):
-            readings = forget_rate.readings_text(results)
-            lines.append("the estimate is unsure (its interval spans more than "
-                         f"{noise_rate.WIDE_INTERVAL:.0%}" + (f"; its readings: {readings}" if readings else "")
-                         + "): if you know about how many labels are wrong, "
-                         "pass --forget-rate RATE, or flag that share of this run's samples with "
-                         "comining.find_label_issues(run, share=RATE)")
+        if forget_rate.unsure_text(results):
+            lines.append(forget_rate.unsure_text(results))
+    if results.get("forget_rate_shortfall"):
+        lines.append(f"warning: {results['forget_rate_shortfall']}")
     if "n_wrong_labels" in results:  # final verdicts: every method has them
         wrong = results["n_wrong_labels"]
         lines.append(f"wrong labels caught: {results['wrong_caught']} of {wrong}"

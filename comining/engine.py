@@ -24,7 +24,7 @@ from comining.data.image_set import FolderData, is_folder_dataset
 from comining.data.in_memory import InMemoryData
 from comining.data.training_set import check_same_data
 from comining.errors import UserError
-from comining.forget_rate import ForgetRate, estimated_noise_rate, last_interval_record
+from comining.forget_rate import PROBE, ForgetRate, estimated_noise_rate, last_interval_record
 from comining.guards import Interrupted, LossMonitor, NonFiniteLoss, stop_on_signals  # noqa: F401
 from comining.methods import build_method
 from comining.selection import SelectionLog, selection_metrics
@@ -221,6 +221,9 @@ class Trainer:
         self.wrap_for_ddp()
         started = time.time() - sum(r["seconds"] for r in self.history)
         pending = self.estimate_by_probe() if self.forget.by_probe and self.forget.target is None else {}
+        shortfall = self.forget.shortfall(cfg.epochs)
+        if shortfall and not self.quiet and self.start_epoch == 0:
+            tqdm.write(f"warning: {shortfall}")
         epochs = tqdm(range(self.start_epoch, cfg.epochs), initial=self.start_epoch, total=cfg.epochs,
                       desc=f"{cfg.method} {cfg.dataset}", unit="epoch", disable=self.quiet, dynamic_ncols=True)
         with stop_on_signals(self):
@@ -401,12 +404,16 @@ class Trainer:
         estimate = estimated_noise_rate(self.history)
         if estimate is not None:
             results["estimated_noise_rate"] = estimate
-            if self.forget.by_probe:  # else the networks' losses estimated it
-                results["noise_rate_estimated_by"] = "probe"
-            last = last_interval_record(self.history)  # how sure the last estimate is
+            last = last_interval_record(self.history)  # how sure the last estimate is, and what counted it
             results["estimated_noise_rate_interval"] = last.get("noise_rate_interval")
-            if "noise_rate_readings" in last:
-                results["noise_rate_readings"] = last["noise_rate_readings"]
+            for key in ("noise_rate_readings", "noise_rate_estimated_by"):
+                if key in last:
+                    results[key] = last[key]
+            if self.forget.by_probe:  # runs made before the record named it
+                results["noise_rate_estimated_by"] = PROBE
+        shortfall = self.forget.shortfall(self.cfg.epochs)
+        if shortfall:
+            results["forget_rate_shortfall"] = shortfall
         if self.data.reads_files:
             results["skipped_files"] = len(self.data.skipped_files)
         if self.cfg.labels or self.data.left_out:  # a -1 or empty label, or an unlisted path

@@ -59,6 +59,23 @@ class ForgetRate:
         # weights the features carry nothing to count with.
         self.by_probe = self.estimated and (cfg.backbone == "frozen" or config.pretrained(cfg))
 
+    def shortfall(self, epochs: int) -> str | None:
+        """What a run of ``epochs`` is too short to do with its forget rate, as a sentence; None where
+        it does all of it: set samples aside at all (an auto rate is first estimated after the warm-up)
+        and, by its last epoch, at the full rate (the ramp brings it in over --num-gradual epochs)."""
+        cfg = self.cfg
+        if self.estimated and not self.by_probe and epochs <= self.method.first_estimate_after:
+            return (f"no sample is set aside during training: the noise rate is first estimated after epoch "
+                    f"{self.method.first_estimate_after} (the warm-up) and the run has {epochs}; pass "
+                    f"--warmup-epochs below --epochs, or --forget-rate RATE")
+        reached = ramped(1.0, epochs - 1, self.method.ramp, cfg.num_gradual, cfg.warmup_epochs)
+        if self.method.ramp != UNUSED and reached < 1:
+            return (f"the run ends before the forget rate has ramped in: its last epoch sets aside {reached:.0%} "
+                    f"of the rate (it ramps in over --num-gradual {cfg.num_gradual} epochs"
+                    + (f" after a warm-up of {cfg.warmup_epochs}" if self.method.ramp == AFTER_WARMUP else "")
+                    + "); pass a smaller --num-gradual, or more --epochs")
+        return None
+
     def at(self, epoch: int) -> float:
         """The rate the method uses in ``epoch``; 0 while an auto rate has not been estimated yet."""
         if self.target is None:
@@ -107,7 +124,8 @@ class ForgetRate:
             return self.adopt_second(estimate, history, record)
         self.target = estimate.rate
         record.update(estimated_noise_rate=estimate.rate,
-                      **interval_record(estimate.rate, estimate.disagreement, estimate.confident_joint_rate))
+                      **interval_record(estimate.rate, estimate.disagreement, estimate.confident_joint_rate,
+                                        counted_by(estimate)))
         return (f"{estimate.describe()}; interval {interval_text(record['noise_rate_interval'])}; "
                 f"forget rate {estimate.rate:.3f}")
 
@@ -119,25 +137,27 @@ class ForgetRate:
         first_record = next(r for r in history if "estimated_noise_rate" in r)
         held_by = noise_rate.why_first_holds(estimate, self.target, first_record.get("noise_separation", 0.0))
         rate = self.target if held_by is not None else estimate.rate
+        by = first_record.get("noise_rate_estimated_by", MIXTURE) if held_by is not None else counted_by(estimate)
         capped = noise_rate.capped_by_disagreement(rate, estimate.disagreement)
-        spans = interval_record(rate, estimate.disagreement, estimate.confident_joint_rate)
-        interval = spans["noise_rate_interval"]
+        spans = interval_record(rate, estimate.disagreement, estimate.confident_joint_rate, by)
+        record.update(**spans)
         if held_by is not None:
             record.update(unused_noise_rate=estimate.rate)
+        line = f"second estimate {estimate.rate:.3f} ({estimate.how_counted()})"
+        if held_by is not None and not (capped < rate and estimate.rate >= capped):  # else the cap decides alone
+            line += f" not used, as {held_by}"
+        elif held_by is None:
+            line += f" replaces {self.target:.3f}"
         if capped < rate:
-            self.target = capped
-            record.update(estimated_noise_rate=capped, uncapped_noise_rate=rate, **spans)
-            # Where the cap is below the new estimate too, why the first stood is moot.
-            held = f"but {held_by}, and " if held_by and estimate.rate < capped else ""
-            return (f"noise rate re-estimated at {estimate.rate:.3f}, {held}the network puts only {capped:.3f} of "
-                    f"the labels outside their class: forget rate {capped:.3f} (interval {interval_text(interval)})")
-        if held_by is not None:
-            record.update(**spans)
-            return (f"noise rate re-estimated at {estimate.rate:.3f}, but {held_by}: "
-                    f"the forget rate stays {self.target:.3f} (interval {interval_text(interval)})")
-        self.target = estimate.rate
-        record.update(estimated_noise_rate=estimate.rate, **spans)
-        return f"{estimate.describe()}; interval {interval_text(interval)}; forget rate {estimate.rate:.3f}"
+            record.update(estimated_noise_rate=capped, uncapped_noise_rate=rate)
+            above = ("it lies" if held_by is None else f"both it and the rate in use, {rate:.3f}, lie"
+                     if estimate.rate >= capped else f"the rate in use, {rate:.3f}, lies")
+            line += f"; {above} above the share of labels the network puts outside their class, {capped:.3f}, which caps it"
+
+        elif held_by is None:
+            record.update(estimated_noise_rate=rate)
+        self.target = capped
+        return f"{line}: forget rate {capped:.3f} (interval {interval_text(spans['noise_rate_interval'])})"
 
     @staticmethod
     def read_probe(probs: np.ndarray, labels: np.ndarray) -> dict | None:
@@ -150,7 +170,7 @@ class ForgetRate:
         rate = noise_rate.confident_joint_noise_rate(probs, labels)
         disagreement = noise_rate.disagreement_share(probs, labels)
         return {"estimated_noise_rate": rate, "probe_noise_rate": rate, "disagreement_share": disagreement,
-                **interval_record(rate, disagreement)}
+                **interval_record(rate, disagreement, by=PROBE)}
 
     def adopt_probe(self, reading: dict | None, record: dict) -> str:
         """Make the probe's count (``read_probe``; under DDP rank 0's) the target from the next epoch
@@ -191,13 +211,26 @@ def estimated_noise_rate(history: list[dict]) -> float | None:
     return estimates[-1] if estimates else None
 
 
-def interval_record(rate: float, disagreement: float | None, joint: float | None = None) -> dict:
+# What counted the rate an estimate reads (``noise_rate_estimated_by`` in its record and in results.json):
+# the losses' two populations, a count that needs no split (where they did not separate), or a linear
+# probe of pretrained features. Runs made before it was recorded counted with the losses or the probe.
+MIXTURE, WITHOUT_SPLIT, PROBE = "mixture", "without_split", "probe"
+
+
+def counted_by(estimate: noise_rate.NoiseEstimate) -> str:
+    """MIXTURE, or WITHOUT_SPLIT where the confident joint and anchor points replaced the mixture's rate."""
+    return WITHOUT_SPLIT if estimate.mixture_rate is not None else MIXTURE
+
+
+def interval_record(rate: float, disagreement: float | None, joint: float | None = None, by: str = MIXTURE) -> dict:
     """What an estimate's record holds about how sure it is: ``noise_rate_interval``, [low, high]
-    around ``rate`` (``noise_rate.rate_interval``), and ``noise_rate_readings``, the readings it
-    spans (``rate``, ``disagreement``, ``confident_joint``; those that are None left out)."""
+    around ``rate`` (``noise_rate.rate_interval``); ``noise_rate_readings``, the readings it spans
+    (``rate``, ``disagreement``, ``confident_joint``; those that are None left out); and
+    ``noise_rate_estimated_by``, what counted ``rate`` (MIXTURE, WITHOUT_SPLIT or PROBE)."""
     readings = {"rate": rate, "disagreement": disagreement, "confident_joint": joint}
     return {"noise_rate_interval": list(noise_rate.rate_interval(rate, disagreement, joint)),
-            "noise_rate_readings": {name: value for name, value in readings.items() if value is not None}}
+            "noise_rate_readings": {name: value for name, value in readings.items() if value is not None},
+            "noise_rate_estimated_by": by}
 
 
 def last_interval_record(history: list[dict]) -> dict:
@@ -211,13 +244,41 @@ def readings_text(results: dict) -> str:
     the interval of ``results`` (results.json) spans, named as the summary names them (the probe's
     where the pretrained features' probe read them); "" where the run recorded none, or they are
     damaged."""
-    readings, by_probe = results.get("noise_rate_readings"), results.get("noise_rate_estimated_by") == "probe"
+    readings, by = results.get("noise_rate_readings"), results.get("noise_rate_estimated_by", MIXTURE)
     if not isinstance(readings, dict):
         return ""
-    names = {"rate": "the probe's count" if by_probe else "the losses",
-             "disagreement": "the probe's disagreement" if by_probe else "the network's disagreement",
+    names = {"rate": {PROBE: "the probe's count", WITHOUT_SPLIT: "the count without a split"}.get(by, "the losses"),
+             "disagreement": "the probe's disagreement" if by == PROBE else "the network's disagreement",
              "confident_joint": "confident learning's count"}
     return ", ".join(f"{names[k]} {readings[k]:.0%}" for k in names if isinstance(readings.get(k), (int, float)))
+
+
+def source_text(results: dict, cfg) -> str:
+    """What set the noise rate of ``results`` (results.json), as the summary names it: "the losses",
+    "a count without a split (the losses did not separate)" or the probe, and ", capped at the
+    network's disagreement" where the cap set it."""
+    by = results.get("noise_rate_estimated_by", MIXTURE)
+    text = {PROBE: f"a linear probe of the {probe_source(cfg)}",
+            WITHOUT_SPLIT: "a count without a split (the losses did not separate)"}.get(by, "the losses")
+    readings, rate = results.get("noise_rate_readings"), results.get("estimated_noise_rate")
+    if by != PROBE and isinstance(readings, dict) and isinstance(rate, (int, float)) \
+            and isinstance(readings.get("rate"), (int, float)) and rate < readings["rate"]:
+        text += ", capped at the network's disagreement"
+    return text
+
+
+def unsure_text(results: dict) -> str:
+    """Where the interval of ``results`` (results.json) is too wide to act on (``is_wide``), what the
+    summary and the review page say about it, with what to do; "" otherwise."""
+    interval = results.get("estimated_noise_rate_interval")
+    if not is_wide(interval):
+        return ""
+    readings = readings_text(results)
+    return (f"the estimate is unsure: its interval, {interval[0]:.0%} to {interval[1]:.0%}, spans more than "
+            f"{noise_rate.WIDE_INTERVAL * 100:.0f} points" + (f" (its readings: {readings})" if readings else "")
+            + ". If you know about how many labels are wrong (for example from 50 training images drawn at "
+            "random and checked by eye: each wrong one is 2 %), pass --forget-rate RATE, or flag that share "
+            "of this run's samples with comining.find_label_issues(run, share=RATE)")
 
 
 def is_interval(interval) -> bool:

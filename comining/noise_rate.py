@@ -86,6 +86,14 @@ class NoiseEstimate:
         second estimate only, see ``why_first_holds``)."""
         return self.concentration is not None and self.concentration >= CLASS_DEPENDENT
 
+    def how_counted(self) -> str:
+        """How the rate was counted, in a few words: the losses' split and its D, or why not."""
+        if self.separated:
+            return f"loss populations separated, D = {self.separation:.1f}"
+        if self.mixture_rate is not None:
+            return f"counted without a split, as the losses do not separate: D = {self.separation:.1f}"
+        return f"the losses do not separate, D = {self.separation:.1f}: unreliable"
+
     def describe(self) -> str:
         if self.separated:
             return f"estimated noise rate {self.rate:.3f} (loss populations separated, D = {self.separation:.1f})"
@@ -201,12 +209,11 @@ def why_first_holds(second: NoiseEstimate, rate_in_use: float, first_separation:
     if second.rate > rate_in_use:
         return None
     if first_separation < MIN_SEPARATION:
-        return ("it is lower, and a first estimate counted without a split, where the losses did not separate, "
-                "is not lowered")
+        return "it is lower, and a first estimate counted without a split is not lowered"
     if not second.class_dependent:
-        return (f"it is lower, and the labels' disagreements spread over the classes (concentration "
-                f"{second.concentration:.2f} < {CLASS_DEPENDENT}), where a network that has trained on its "
-                "clean sets has memorised the wrong labels they kept and estimates low")
+        return (f"it is lower while the labels' disagreements spread over the classes (concentration "
+                f"{second.concentration:.2f} < {CLASS_DEPENDENT}): a network trained on its clean sets has "
+                "memorised the wrong labels they kept, and reads low")
     return None
 
 

@@ -33,13 +33,14 @@ def test_the_target_is_the_given_rate_else_the_protocols_else_estimated():
 
 def test_baseline_rate_ramps_over_num_gradual_from_the_first_epoch():
     # Co-teaching's schedule: np.linspace(0, r, num_gradual) over the first epochs, then r.
-    rate = schedule("standard", closed_rate=0.5, num_gradual=10)
+    rate = schedule("coteaching", closed_rate=0.5, num_gradual=10)
     for epoch, expected in enumerate(np.linspace(0, 0.5, 10)):
         assert rate.at(epoch) == pytest.approx(expected)
     assert rate.at(1) == pytest.approx(0.5 / 9)
     assert rate.at(10) == rate.at(150) == pytest.approx(0.5)
-    assert schedule("standard", closed_rate=0.5, num_gradual=0).at(0) == pytest.approx(0.5)
+    assert schedule("coteaching", closed_rate=0.5, num_gradual=0).at(0) == pytest.approx(0.5)
     assert schedule("decoupling", closed_rate=0.5).at(20) == 0.0  # it selects by disagreement
+    assert schedule("standard", closed_rate=0.5).at(20) == 0.0  # it sets nothing aside
 
 
 def test_comining_rate_at_once_as_the_paper_or_ramped_in_after_warm_up():
@@ -293,6 +294,9 @@ def test_a_second_estimate_is_capped_at_the_share_the_network_disagrees_with():
     assert forget.target == 0.18 and record["estimated_noise_rate"] == 0.18 and record["uncapped_noise_rate"] == 0.4
     assert record["unused_noise_rate"] == 0.3 and "forget rate 0.180" in line
     assert "memorised" not in line  # why the first stood is moot where the cap is below both
+    assert ("second estimate 0.300 (loss populations separated, D = 2.5); both it and the rate in use, 0.400, lie "
+            "above the share of labels the network puts outside their class, 0.180, which caps it: forget rate 0.180") in line
+    assert record["noise_rate_estimated_by"] == "mixture"
     assert record["noise_rate_interval"] == pytest.approx([0.18 - INTERVAL_MARGIN, 0.4 + INTERVAL_MARGIN])
     assert record["noise_rate_readings"] == {"rate": 0.4, "disagreement": 0.18}  # the uncapped rate it spans
     assert estimated_noise_rate([*history, record]) == 0.18  # what --resume restores
@@ -304,16 +308,53 @@ def test_a_second_estimate_is_capped_at_the_share_the_network_disagrees_with():
     assert record["noise_rate_readings"] == {"rate": 0.4, "disagreement": 0.18, "confident_joint": 0.09}
     # Disagreeing with more than the rate in use: no cap, the first stands, nothing new is estimated.
     forget.target, record = 0.4, {}
-    forget.adopt(second(0.55), history, record)
+    line = forget.adopt(second(0.55), history, record)
     assert forget.target == 0.4 and "estimated_noise_rate" not in record and "uncapped_noise_rate" not in record
+    assert line.startswith("second estimate 0.300 (loss populations separated, D = 2.5) not used, as it is lower "
+                           "while the labels' disagreements spread") and line.endswith("forget rate 0.400 (interval 0.34–0.61)")
     # A higher second mixture replaces the first, and is capped too where the network disagrees less.
     forget.target, record = 0.4, {}
-    forget.adopt(second(0.45, rate=0.5), history, record)
+    line = forget.adopt(second(0.45, rate=0.5), history, record)
     assert forget.target == 0.45 and record["uncapped_noise_rate"] == 0.5 and "unused_noise_rate" not in record
+    assert "second estimate 0.500 (loss populations separated, D = 2.5) replaces 0.400; it lies above the share" in line
     # The cap between the two (0.30 < 0.35 < 0.40): the line says why the lower 0.30 was not taken.
     forget.target, record = 0.4, {}
     line = forget.adopt(second(0.35), history, record)
     assert forget.target == 0.35 and "memorised" in line and "forget rate 0.350" in line
+    assert "; the rate in use, 0.400, lies above the share of labels the network puts outside their class, 0.350" in line
+
+
+def test_what_counted_the_rate_is_recorded_and_a_held_first_estimate_keeps_its_own():
+    # A first estimate whose losses did not separate is counted without a split; a lower second one
+    # (separated, spread) does not replace it, so the rate it spans is still that count.
+    from comining.noise_rate import NoiseEstimate
+    forget, record = schedule("comining", forget_rate="auto"), {"epoch": 5}
+    first = NoiseEstimate(0.45, False, 1.5, 0.1, 2.0, mixture_rate=0.7, confident_joint_rate=0.45, anchor_rate=0.4,
+                          disagreement=0.5)
+    line = forget.adopt(first, [], record)
+    assert record["noise_rate_estimated_by"] == "without_split" and forget.target == 0.45
+    assert "counted without a split" in line
+    later = {"epoch": 10}
+    second = NoiseEstimate(0.3, True, 2.5, 0.1, 2.0, concentration=0.9, disagreement=0.5)
+    line = forget.adopt(second, [record], later)
+    assert forget.target == 0.45 and later["unused_noise_rate"] == 0.3
+    assert later["noise_rate_estimated_by"] == "without_split" and "a first estimate counted without a split" in line
+    # Where the second replaces it, what counted the second is recorded.
+    forget.target, later = 0.45, {"epoch": 10}
+    forget.adopt(NoiseEstimate(0.5, True, 2.5, 0.1, 2.0, concentration=0.1, disagreement=0.6), [record], later)
+    assert later["noise_rate_estimated_by"] == "mixture" and forget.target == 0.5
+
+
+def test_a_run_too_short_for_its_warm_up_or_ramp_says_what_it_will_not_do():
+    # Co-mining with auto estimates after the warm-up (5) and ramps the rate in over num_gradual (5)
+    # epochs after it: epoch k (0-based) sets aside min((k - 5 + 1) / 5, 1) of the rate.
+    auto = schedule("comining", forget_rate="auto", warmup_epochs=5, num_gradual=5)
+    assert "first estimated after epoch 5 (the warm-up) and the run has 5" in auto.shortfall(5)
+    assert "its last epoch sets aside 60% of the rate" in auto.shortfall(8)  # epoch index 7: 3 / 5
+    assert auto.shortfall(10) is None
+    given = schedule("comining", forget_rate=0.3, warmup_epochs=5, num_gradual=5)
+    assert "sets aside 20% of the rate" in given.shortfall(6) and given.shortfall(5).startswith("the run ends")
+    assert schedule("standard", forget_rate=0.3).shortfall(2) is None  # sets nothing aside: nothing to reach
 
 
 def test_a_wide_interval_names_the_readings_behind_it(capsys):
@@ -325,23 +366,39 @@ def test_a_wide_interval_names_the_readings_behind_it(capsys):
                "noise_rate_readings": {"rate": 0.43, "disagreement": 0.18, "confident_joint": 0.10},
                "n_clean": 70, "n_relabelled": 10, "n_discarded": 20}
     print_summary(cfg, results, "run")
-    assert ("its readings: the losses 43%, the network's disagreement 18%, confident learning's count 10%)"
-            in capsys.readouterr().out)
-    # On the probe, and from a run made before the readings were recorded (or a damaged file): no list.
-    results.update(noise_rate_estimated_by="probe", noise_rate_readings={"rate": 0.3, "disagreement": 0.52})
+    out = " ".join(capsys.readouterr().out.split())
+    # 0.18 is below the rate reading 0.43: the cap set it, and the summary says so.
+    assert "noise rate estimated from the losses, capped at the network's disagreement: 18.0% (likely 6% to 49%)" in out
+    assert ("the estimate is unsure: its interval, 6% to 49%, spans more than 20 points (its readings: the losses "
+            "43%, the network's disagreement 18%, confident learning's count 10%)") in out
+    # Counted without a split, not capped: named so. On the probe, its own two readings.
+    results.update(noise_rate_estimated_by="without_split", estimated_noise_rate=0.43)
     print_summary(cfg, results, "run")
-    assert "its readings: the probe's count 30%, the probe's disagreement 52%)" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
+    assert "estimated from a count without a split (the losses did not separate): 43.0%" in out
+    assert "(its readings: the count without a split 43%," in out
+    results.update(noise_rate_estimated_by="probe", noise_rate_readings={"rate": 0.3, "disagreement": 0.52},
+                   estimated_noise_rate=0.3)
+    print_summary(cfg, results, "run")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(its readings: the probe's count 30%, the probe's disagreement 52%)" in out and "capped" not in out
+    # From a run made before the readings were recorded (or a damaged file): no list, the warning still.
     for damaged in (None, "0.3", {"rate": "high"}):
         results["noise_rate_readings"] = damaged
         print_summary(cfg, results, "run")
         out = capsys.readouterr().out
-        assert "its readings" not in out and "the estimate is unsure (its interval spans more than 20%)" in out
+        assert "its readings" not in out and "the estimate is unsure: its interval, 6% to 49%, spans more than 20 points" in out
+    results["estimated_noise_rate_interval"] = [0.25, 0.44]  # 19 points: no warning
+    print_summary(cfg, results, "run")
+    assert "unsure" not in capsys.readouterr().out
 
 
 def test_interval_record_by_hand():
     from comining.forget_rate import interval_record
     assert interval_record(0.3, 0.2, 0.1) == {"noise_rate_interval": pytest.approx([0.06, 0.36]),
                                               "noise_rate_readings": {"rate": 0.3, "disagreement": 0.2,
-                                                                      "confident_joint": 0.1}}
-    assert interval_record(0.3, None) == {"noise_rate_interval": pytest.approx([0.24, 0.36]),
-                                          "noise_rate_readings": {"rate": 0.3}}
+                                                                      "confident_joint": 0.1},
+                                              "noise_rate_estimated_by": "mixture"}
+    assert interval_record(0.3, None, by="probe") == {"noise_rate_interval": pytest.approx([0.24, 0.36]),
+                                                      "noise_rate_readings": {"rate": 0.3},
+                                                      "noise_rate_estimated_by": "probe"}

@@ -85,6 +85,15 @@ def test_the_summary_lists_the_readings_behind_the_interval_where_the_run_record
                "noise_rate_readings": readings}
     lines = dict(summary_lines({}, {}, results, 10))
     assert lines.get("its readings") == shown
+    # 43 points wide: the page says the estimate is unsure, as the summary does, with what to do.
+    assert "spans more than 20 points" in lines["unsure"] and "--forget-rate RATE" in lines["unsure"]
+
+
+def test_the_summary_says_when_the_interval_is_narrow_enough_and_what_a_short_run_did_not_do():
+    results = {"estimated_noise_rate": 0.3, "estimated_noise_rate_interval": [0.25, 0.4]}
+    assert "unsure" not in dict(summary_lines({}, {}, results, 10))
+    results["forget_rate_shortfall"] = "no sample is set aside during training: ..."
+    assert dict(summary_lines({}, {}, results, 10))["warning"].startswith("no sample is set aside")
 
 
 def test_script_json_cannot_close_the_script_element():

@@ -25,7 +25,7 @@ METHODS: dict = {}
 FROM_START = "from_start"  # linearly over the first --num-gradual epochs (Co-teaching's schedule)
 AFTER_WARMUP = "after_warmup"  # linearly over --num-gradual epochs once warm-up ends (Co-mining's default)
 AT_ONCE = "at_once"  # the whole target from the first epoch that selects (the paper's Co-mining)
-UNUSED = "unused"  # the method selects by something else (Decoupling, DivideMix): always 0
+UNUSED = "unused"  # the method selects by something else (Decoupling, DivideMix), or not at all (Standard): always 0
 
 
 def register(name: str):

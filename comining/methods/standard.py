@@ -2,7 +2,7 @@
 
 import torch.nn.functional as F
 
-from comining.methods import Method, register
+from comining.methods import UNUSED, Method, register
 from comining.selection import CLEAN
 
 
@@ -10,6 +10,7 @@ from comining.selection import CLEAN
 class Standard(Method):
     title, paper_column = "Standard", 0
     history_weight = 1.0  # it trains on every label, so its final network agrees with all of them
+    ramp = UNUSED  # it sets nothing aside
 
     def loss(self, views, labels, index, epoch, rate):
         logits, _ = self.nets[0](views[0])

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 
 from comining.errors import UserError
-from comining.forget_rate import estimated_text, readings_text
+from comining.forget_rate import estimated_text, readings_text, unsure_text
 from comining.selection import SELECTIONS
 from comining.review import thumbs
 from comining.review.chart import history_chart
@@ -73,6 +73,10 @@ def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[lis
     readings = readings_text(results)
     if readings:  # what the interval spans: where they disagree, a user may know better
         lines.append(["its readings", readings])
+    if unsure_text(results):  # the page where the flags are decided is where to say it
+        lines.append(["unsure", unsure_text(results)])
+    if results.get("forget_rate_shortfall"):
+        lines.append(["warning", str(results["forget_rate_shortfall"])])
     if "last10_mean" in results:
         lines.append(["test accuracy", f"{results['last10_mean']:.2f} ± {results.get('last10_std', 0):.2f} % "
                       f"(mean of the last {min(10, results.get('epochs', 10))} epochs; best "
