@@ -374,12 +374,19 @@ def cmd_cache(args) -> int:
     from comining.data.features import FeatureCache
 
     cache = FeatureCache(args.cache_dir)
+    if cache.root.exists() and not cache.root.is_dir():
+        raise UserError(f"--cache-dir {cache.root} is a file, not a feature cache folder")
+    foreign = cache.foreign_entries()
+    if args.clear and foreign and not cache.recipe_folders():
+        raise UserError(f"{cache.root} holds no cached features (no folder comining wrote): nothing removed; "
+                        "check --cache-dir")
     if args.clear:
-        print(f"cleared {cache.root}: {bytes_text(cache.clear())} freed")
+        print(f"cleared {cache.root}: {bytes_text(cache.clear())} freed"
+              + (f"; {foreign} other entr{'ies' if foreign != 1 else 'y'} left as they are" if foreign else ""))
         return 0
     usage = cache.usage()
     if not usage:
-        print(f"feature cache {cache.root}: empty")
+        print(f"feature cache {cache.root}: empty" + (f" ({foreign} other entries, not the cache's)" if foreign else ""))
         return 0
     print(f"feature cache {cache.root}: {bytes_text(sum(u['bytes'] for u in usage))} in {len(usage)} recipe(s)")
     for entry in usage:

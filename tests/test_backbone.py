@@ -258,10 +258,19 @@ def test_cache_command_lists_and_clears(folder, tmp_path, run_main):
     assert listed.returncode == 0, listed.stderr
     assert "3 recipe(s)" in listed.stdout and listed.stdout.count("30 images") == 2, listed.stdout
     assert "39 images" in listed.stdout and "comining cache --clear" in listed.stdout
+    # A folder of the user's beside the recipes (--cache-dir pointed one level too high) is not the cache's.
+    (cache / "photos").mkdir()
+    (cache / "photos" / "a.png").write_bytes(b"mine")
+    (cache / "notes.txt").write_text("mine")
     cleared = run_main("cache", "--cache-dir", cache, "--clear")
-    assert cleared.returncode == 0 and "freed" in cleared.stdout
+    assert cleared.returncode == 0 and "freed" in cleared.stdout and "2 other entries left" in cleared.stdout
     assert not list(cache.rglob("*.pt"))
+    assert (cache / "photos" / "a.png").read_bytes() == b"mine" and (cache / "notes.txt").exists()
     assert "empty" in run_main("cache", "--cache-dir", cache).stdout
+    # A folder that holds no cache at all is refused, and keeps everything.
+    refused = run_main("cache", "--cache-dir", cache, "--clear")
+    assert refused.returncode == 2 and len(refused.stderr_lines) == 1 and "nothing removed" in refused.stderr
+    assert (cache / "photos" / "a.png").exists()
 
 
 def test_an_offline_download_is_one_line_naming_the_file_and_where_it_goes(folder, tmp_path, monkeypatch,

@@ -47,6 +47,7 @@ from comining.models.backbone import describe, features_of, load_backbone
 from comining.rundir import atomic_json, atomic_torch_save, atomic_write
 
 FORMAT = 1  # of the cache's chunks; part of every recipe's key
+RECIPE_NAME_LENGTH = 24  # hex digits of a recipe's digest that name its folder
 EXTRACT_BATCH = 64  # images per forward pass of the backbone
 CHUNK = 4096  # samples per chunk file: an interrupted extraction keeps what it wrote
 UNREADABLE = ""  # the key of a file that cannot be read (never in the cache)
@@ -81,7 +82,7 @@ class FeatureCache:
 
     def folder(self, recipe: dict) -> Path:
         """The folder of ``recipe`` (created, with recipe.json describing it)."""
-        folder = self.root / digest(json.dumps({**recipe, "format": FORMAT}, sort_keys=True).encode())[:24]
+        folder = self.root / digest(json.dumps({**recipe, "format": FORMAT}, sort_keys=True).encode())[:RECIPE_NAME_LENGTH]
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / "recipe.json").is_file():
@@ -161,10 +162,22 @@ class FeatureCache:
         atomic_torch_save(folder / f"{digest(''.join(keys).encode())}.pt",
                           {"keys": list(keys), "features": features.cpu().contiguous()})
 
+    def recipe_folders(self) -> list[Path]:
+        """The folders of the cache that ``folder`` made: each named by a recipe's digest, holding its
+        recipe.json. Anything else under the root is not the cache's, and is neither counted nor cleared."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if len(p.name) == RECIPE_NAME_LENGTH and p.is_dir()
+                      and all(c in "0123456789abcdef" for c in p.name) and (p / "recipe.json").is_file())
+
+    def foreign_entries(self) -> int:
+        """How many entries of the root are not recipe folders (``recipe_folders``)."""
+        return sum(1 for _ in self.root.iterdir()) - len(self.recipe_folders()) if self.root.is_dir() else 0
+
     def usage(self) -> list[dict]:
         """One dict per recipe folder: its recipe.json, chunks, samples and bytes on disk."""
         out = []
-        for folder in sorted(p for p in self.root.glob("*") if p.is_dir()) if self.root.is_dir() else []:
+        for folder in self.recipe_folders():
             try:
                 recipe = json.loads((folder / "recipe.json").read_text())
             except (OSError, ValueError):
@@ -175,11 +188,10 @@ class FeatureCache:
         return out
 
     def clear(self) -> int:
-        """Remove every recipe folder; returns the bytes freed."""
+        """Remove every recipe folder (``recipe_folders``), nothing else; returns the bytes freed."""
         freed = sum(entry["bytes"] for entry in self.usage())
-        if self.root.is_dir():
-            for folder in (p for p in self.root.glob("*") if p.is_dir()):
-                shutil.rmtree(folder, ignore_errors=True)
+        for folder in self.recipe_folders():
+            shutil.rmtree(folder, ignore_errors=True)
         return freed
 
 
