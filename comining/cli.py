@@ -272,8 +272,8 @@ def cmd_table(args) -> int:
     overrides = typed_settings(args)
     preset = TABLE_PRESETS.get(args.preset, args.preset)
     base = resolve(overrides, preset=preset, config_file=args.config)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    noises = [n.strip() for n in args.noise.split(",") if n.strip()]
+    methods = parse_list(args.methods, "--methods", "comining,coteaching")
+    noises = parse_list(args.noise, "--noise", "sym20,asym40")
     out = base.out or f"tables/{args.preset or base.synthetic or base.dataset}"
     seeds = parse_seeds(args.seeds, "seed" in overrides) if args.seeds is not None else None
     results = run_grid(base, methods, noises, out, seeds)
@@ -283,6 +283,18 @@ def cmd_table(args) -> int:
     print(write_table(results, methods, noises, out, title))
     print(f"table, CSV and plot in {out}/ (table.md, table.csv, table.png)")
     return 0
+
+
+def parse_list(text: str, flag: str, example: str) -> list[str]:
+    """A grid's comma-separated ``flag``: its distinct names in order; a one-line error where it names
+    none, or one twice (a table would show a row or column twice, its seeds counted twice)."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UserError(f"{flag} {text!r} names nothing: give a comma-separated list, e.g. {example}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UserError(f"{flag} names {', '.join(twice)} more than once: give each once")
+    return names
 
 
 def parse_seeds(text: str, seed_given: bool) -> list[int]:
@@ -318,6 +330,12 @@ def print_summary(cfg, results: dict, out: str) -> None:
     if left_out:
         head += f"; {left_out} sample{'s' if left_out != 1 else ''} left out of training (no label in the label file)"
     lines = [head]
+    unmatched = results.get("unmatched_label_rows")
+    if unmatched:
+        count = unmatched["count"]
+        lines.append(f"warning: {count} row{'s' if count != 1 else ''} of {cfg.labels} name{'' if count != 1 else 's'} "
+                     f"no image of the data set (e.g. {unmatched['first']}) and {'were' if count != 1 else 'was'} "
+                     "ignored: paths are relative to the data root, as in verdicts.csv, or absolute")
     if cfg.train_csv and cfg.val_csv and Path(cfg.train_csv).resolve() == Path(cfg.val_csv).resolve():
         lines.append("warning: --train-csv and --val-csv are the same file, so the test accuracy below is "
                      "training accuracy: list held-out images in --val-csv")

@@ -356,9 +356,12 @@ def validate(cfg: Config) -> None:
     need(not (cfg.dataset in FOLDER_DATASETS and (cfg.closed_rate or cfg.open_ratio)),
          "--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an image folder's "
          "labels are used as given: drop them (set --forget-rate for the share of each batch to treat as suspect)")
-    need((cfg.dataset == "csv") == bool(cfg.train_csv and cfg.val_csv),
+    need(cfg.dataset == "csv" or not (cfg.train_csv or cfg.val_csv),
+         f"--train-csv and --val-csv list the images of --dataset csv only, not of {cfg.dataset}: "
+         "add --dataset csv, or drop them")
+    need(cfg.dataset != "csv" or bool(cfg.train_csv and cfg.val_csv),
          "--dataset csv reads the images listed in --train-csv FILE and --val-csv FILE (rows path,label): "
-         "give all three, or neither CSV")
+         "give both")
     need(cfg.label_key is None or cfg.labels is not None, "--label-key picks an array of a .pt --labels file: "
          "give --labels FILE too")
     for name in ("lr", "weight_decay", "momentum"):

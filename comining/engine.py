@@ -30,7 +30,7 @@ from comining.methods import build_method
 from comining.selection import SelectionLog, selection_metrics
 from comining.models import build_model
 from comining.models.weights import load_weights
-from comining.rundir import RunDir, atomic_json, atomic_torch_save, write_data_files, write_verdicts
+from comining.rundir import RunDir, atomic_json, atomic_torch_save, foreign_entry, write_data_files, write_verdicts
 
 
 def schedule(cfg: Config, epoch: int) -> tuple[float, float]:
@@ -88,6 +88,12 @@ class Trainer:
         taken = out is not None and not resuming and distributed.is_main() and (Path(out) / "checkpoint.pt").exists()
         if distributed.any_rank(taken, self.device):
             raise UserError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
+        # Nor write among files it did not make: a run's files would replace the user's of the same name.
+        foreign = (foreign_entry(Path(out), (cfg.labels,))
+                   if out is not None and not resuming and distributed.is_main() else None)
+        if distributed.any_rank(foreign is not None, self.device):
+            raise UserError(f"{out} holds files that are not a run's ({foreign or 'on rank 0'}): choose a new or "
+                            "empty --out")
         if cfg.batch_size % self.world:
             raise UserError(f"--batch-size {cfg.batch_size} does not split evenly over {self.world} processes: "
                             f"use a multiple of {self.world}")
@@ -418,6 +424,9 @@ class Trainer:
             results["skipped_files"] = len(self.data.skipped_files)
         if self.cfg.labels or self.data.left_out:  # a -1 or empty label, or an unlisted path
             results["left_out"] = self.data.left_out
+        if self.data.unmatched_label_rows:
+            results["unmatched_label_rows"] = {"count": len(self.data.unmatched_label_rows),
+                                               "first": self.data.unmatched_label_rows[0]}
         if self.final is not None:
             results.update(verdicts.verdict_summary(self.final, self.data))
         if self.frozen:

@@ -52,7 +52,10 @@ def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = Non
     out = check_output(out, force, run_dir)
     rows = run.read_verdicts((*VERDICT_COLUMNS, "suggested_label"))
     data = run.read_data_info(keys=("classes",))
-    fmt = fmt or {".csv": "csv", ".npy": "npy"}.get(out.suffix.lower())
+    named = {".csv": "csv", ".npy": "npy"}.get(out.suffix.lower())
+    if fmt and named and fmt != named:  # --labels reads a file by its extension
+        raise UserError(f"--format {fmt} but {out} ends in {out.suffix}: name it .{fmt}, or drop --format")
+    fmt = fmt or named
     if fmt not in ("csv", "npy"):
         raise UserError(f"cannot tell the format of {out}: name it .csv or .npy, or pass --format csv|npy")
     classes = data["classes"]

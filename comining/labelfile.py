@@ -97,6 +97,13 @@ def read_by_path(path, names: list[str], root, classes: list[str], key: str | No
     return np.array([given.get(path_key(root, n), LEFT_OUT) for n in names], dtype=np.int64)
 
 
+def unmatched_paths(path, names: list[str], root) -> list[str]:
+    """The paths a ``path,label`` CSV lists (read by ``read_by_path``) that name none of ``names``, the
+    image set's files (relative to ``root``, or absolute), in the file's order."""
+    known = {path_key(root, n) for n in names}
+    return [name for _, name, _ in read_table(Path(path))[1] if path_key(root, name) not in known]
+
+
 def _once(first_line: dict, key, line: int, what: str) -> None:
     """Record that ``key`` is on ``line``; UserError if an earlier row listed it already."""
     if key in first_line:

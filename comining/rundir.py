@@ -71,19 +71,51 @@ RUN_FILES = ("config.json", "data.json", "metrics.jsonl", "checkpoint.pt", "resu
              "pred_probs.npy", "skipped_files.txt", "curves.png")
 
 
+def holds_a_run(folder: Path) -> bool:
+    """Whether ``folder`` is a training run's directory: its config.json beside its checkpoint or metrics."""
+    return (folder / "config.json").is_file() and any((folder / name).is_file() for name in ("checkpoint.pt",
+                                                                                           "metrics.jsonl"))
+
+
 def check_output(path, force: bool, run_dir=None, inputs=(), flag: str = "--out") -> Path:
-    """``path`` where a command may write its output there: never over a file the training run of
-    ``run_dir`` wrote, nor over one of the command's ``inputs`` (even with ``force``); over any other
-    existing file only with ``force``. UserError otherwise."""
+    """``path`` where a command may write its output there: never over a file a training run wrote,
+    of ``run_dir`` or of any other run, nor over one of the command's ``inputs`` (even with
+    ``force``); over any other existing file only with ``force``. UserError otherwise."""
     path = Path(path)
     target = path.resolve()
     if run_dir is not None and target.parent == Path(run_dir).resolve() and target.name in RUN_FILES:
         raise UserError(f"{path} is the run's own {target.name}: choose another {flag}")
+    if target.name in RUN_FILES and holds_a_run(target.parent):
+        raise UserError(f"{path} is the {target.name} of the run in {path.parent}: choose another {flag}")
     if any(target == Path(p).resolve() for p in inputs):
         raise UserError(f"{path} is one of the files this command reads: choose another {flag}")
     if (path.exists() or path.is_symlink()) and not force:
         raise UserError(f"{path} already exists: pass --force to replace it, or choose another {flag}")
     return path
+
+
+def foreign_entry(out: Path, inputs=()) -> str | None:
+    """Why training may not write into the existing folder ``out`` (the name of an entry it did not
+    make, or of an input it reads), or None: ``out`` is new, empty, or holds only what a run that
+    stopped before its first checkpoint wrote (its config.json a whole run's settings)."""
+    if not out.is_dir():
+        return None
+    for entry in sorted(out.iterdir()):
+        if entry.name not in RUN_FILES:
+            return entry.name
+    for name in inputs:
+        if name and Path(name).resolve().parent == out.resolve() and Path(name).name in RUN_FILES:
+            return Path(name).name
+    entries = sorted(entry.name for entry in out.iterdir())
+    if not entries:
+        return None
+    try:  # a run writes config.json first, with every setting
+        written = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return "config.json" if "config.json" in entries else entries[0]
+    if not isinstance(written, dict) or set(Config().to_dict()) - set(written):
+        return "config.json"
+    return None
 
 
 def default_out(cfg: Config) -> Path:
@@ -234,7 +266,9 @@ class RunDir:
         if path.is_file():
             return path
         if not self.path.is_dir():
-            raise UserError(f"run directory {self.path} not found: pass the --out folder of a comining train run")
+            what = f"{self.path} is a file, not a run directory" if self.path.exists() else \
+                f"run directory {self.path} not found"
+            raise UserError(f"{what}: pass the --out folder of a comining train run")
         if required:
             raise UserError(f"no {name} in {self.path}: {self.remedy(name, missing=True)}")
         return None

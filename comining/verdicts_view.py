@@ -179,6 +179,9 @@ def inspect_run(run_dir, output=None, per_row: int = 8, max_classes: int = 50, f
     which inspect replaces freely; an ``output`` that exists is replaced only with ``force``."""
     if output:
         check_output(output, force, run_dir, flag="--output")
+        from PIL import Image
+        if Path(output).suffix.lower() not in Image.registered_extensions():
+            raise UserError(f"--output {output}: a contact sheet is an image; name it .png or .jpg")
     rows, data, cfg = read_run(run_dir)
     classes = data.get("classes") or []
     table = class_table(rows, classes)

@@ -298,3 +298,12 @@ def test_a_fifo_given_as_a_label_file_is_refused_without_opening_it(tmp_path):
     os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
     with pytest.raises(UserError, match="is not a regular file"):
         labelfile.file_kind(fifo)
+
+
+def test_rows_naming_no_image_of_the_set_are_found_in_any_spelling(tmp_path):
+    path = tmp_path / "l.csv"
+    absolute = tmp_path / "train" / "b.png"
+    path.write_text(f"path,label\ntrain/a.png,cat\n./train/c.png,dog\n{absolute},owl\ntrain/typo.png,cat\n")
+    names = ["train/a.png", "train/b.png", "train/c.png"]
+    assert labelfile.unmatched_paths(path, names, tmp_path) == ["train/typo.png"]
+    assert labelfile.unmatched_paths(path, names[:1], tmp_path) == ["./train/c.png", str(absolute), "train/typo.png"]

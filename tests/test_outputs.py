@@ -36,6 +36,39 @@ def test_check_output_protects_the_runs_files_and_the_inputs_and_asks_for_force(
     assert check_output(run / "labels.csv", force=False, run_dir=run) == run / "labels.csv"  # new
 
 
+def test_no_command_writes_over_another_runs_files_even_with_force(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    (other / "metrics.jsonl").write_text("")
+    for name in RUN_FILES:
+        with pytest.raises(UserError, match=f"the {name} of the run in"):
+            check_output(other / name, force=True, run_dir=tmp_path / "run")
+    assert check_output(other / "labels.csv", force=True) == other / "labels.csv"  # not a run's file
+
+
+def test_training_never_writes_among_files_it_did_not_make(tmp_path, run_main):
+    from comining.config import Config
+    from comining.rundir import foreign_entry
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    one_line_error(run_main("train", "--epochs", "1", "--quiet", "--out", mine), "not a run's (notes.txt)")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # A settings file of the user's, named as a run's own, read with --config: refused, and kept.
+    (mine / "notes.txt").unlink()
+    (mine / "config.json").write_text('{"epochs": 1, "quiet": true}')
+    one_line_error(run_main("train", "--config", mine / "config.json", "--out", mine), "(config.json)")
+    assert (mine / "config.json").read_text() == '{"epochs": 1, "quiet": true}'
+    # What a run that stopped before its first checkpoint left (its whole settings), or nothing: used.
+    (mine / "config.json").write_text(__import__("json").dumps(Config().to_dict()))
+    assert foreign_entry(mine) is None and foreign_entry(tmp_path / "new") is None
+    (mine / "results.json").unlink(missing_ok=True)
+    (mine / "config.json").unlink()
+    (mine / "results.json").write_text("mine")  # a run's name, but no run wrote it (no config.json)
+    assert foreign_entry(mine) == "results.json"
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     """Co-mining on 300 digits for 4 epochs: every file a finished run has, in a few seconds."""
@@ -152,3 +185,30 @@ def test_an_exported_label_file_reads_back_names_with_spaces_included(tmp_path, 
                    if keep or r["verdict"] != "discarded"}
         assert given == decided  # every sample the file keeps, with its decided label, spaces and all
         shutil.rmtree(second)
+
+
+def test_inspect_and_export_refuse_an_output_their_format_cannot_be(small_run, run_main, tmp_path):
+    _, run = small_run
+    for name in ("sheet.txt", "sheet"):
+        one_line_error(run_main("inspect", run, "--output", tmp_path / name), "name it .png or .jpg")
+        assert not (tmp_path / name).exists()
+    one_line_error(run_main("export", run, "--out", tmp_path / "x.csv", "--format", "npy"), "name it .npy")
+    assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("flag, value, words", [("--noise", "", "names nothing"), ("--noise", "sym20,sym20", "sym20 more than once"),
+                                               ("--methods", "standard, standard", "standard more than once")])
+def test_a_grid_refuses_an_empty_or_repeated_list_before_training(run_main, tmp_path, flag, value, words):
+    args = {"--methods": "standard", "--noise": "sym20", flag: value}
+    out = tmp_path / "table"
+    one_line_error(run_main("table", "--methods", args["--methods"], "--noise", args["--noise"], "--epochs", "1",
+                            "--out", out), words)
+    assert not out.exists()
+
+
+def test_csv_lists_without_dataset_csv_are_refused_not_ignored():
+    from comining.config import resolve
+    with pytest.raises(UserError, match="--dataset csv only, not of digits: add --dataset csv"):
+        resolve({"train_csv": "train.csv"})
+    with pytest.raises(UserError, match="give both"):
+        resolve({"dataset": "csv", "train_csv": "train.csv"})

@@ -135,6 +135,9 @@ def test_without_a_checkpoint_the_fix_is_training_again(run):
 def test_a_missing_run_directory_is_named(tmp_path):
     for reader in READERS.values():
         one_line_error(lambda: reader(RunDir(tmp_path / "nowhere")), f"run directory {tmp_path / 'nowhere'} not found")
+    (tmp_path / "afile.txt").write_text("")
+    for reader in READERS.values():
+        one_line_error(lambda: reader(RunDir(tmp_path / "afile.txt")), "afile.txt is a file, not a run directory")
 
 
 # --- the format ---------------------------------------------------------------------------------

@@ -314,7 +314,8 @@ class FeatureData(TrainingSet):
             test_folder = self.folder("test", 1)  # a file with cached features decoded before: no check
             with self.own_random_state():
                 self.source = ImageSource(cfg, self.device, listing, lambda keys: self.cache.present(test_folder, keys))
-        for name in ("reads_files", "root", "classes", "noise", "full_size", "left_out", "skipped_files",
+        for name in ("reads_files", "root", "classes", "noise", "full_size", "left_out", "unmatched_label_rows",
+                     "skipped_files",
                      "channels", "image_size", "crop_size", "padding", "flip", "normalize", "true_labels"):
             setattr(self, name, getattr(self.source, name))
         self.num_classes = len(self.classes)

@@ -83,6 +83,7 @@ class FolderData(TrainingSet):
         files, labels = pick(files, labels, subset_positions(len(files), cfg.train_subset, shuffled=True))
         self.full_size = len(files)
         self.left_out = listing.left_out
+        self.unmatched_label_rows: list[str] = []
         if cfg.labels:  # matched by path, after the subset: the same files as a run without the file
             from_file = labelfile.read_by_path(cfg.labels, files, self.root, self.classes, cfg.label_key)
             kept = [i for i, y in enumerate(from_file.tolist()) if y != labelfile.LEFT_OUT]
@@ -91,6 +92,10 @@ class FolderData(TrainingSet):
                                 "must be relative to that folder (as in verdicts.csv) or absolute")
             self.left_out += len(files) - len(kept)
             files, labels = pick(files, from_file.tolist(), kept)
+            # Rows naming no file of the set (a typo, a moved image), not those cut by --train-subset
+            # or unreadable: ignored, and said so.
+            self.unmatched_label_rows = labelfile.unmatched_paths(cfg.labels, [*listing.files, *listing.skipped],
+                                                                  self.root)
         self.files = files
         self.test_files, test_labels = pick(test_files, test_labels,
                                             subset_positions(len(test_files), cfg.test_subset, shuffled=True))

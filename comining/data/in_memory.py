@@ -29,6 +29,7 @@ class InMemoryData(TrainingSet):
         if first_n is not None:
             self.sample_index, images, true = self.sample_index[first_n], images[first_n], true[first_n]
         labels, self.left_out = true, 0
+        self.unmatched_label_rows: list[str] = []  # positions, not paths: an unknown one is an error
         if cfg.labels:  # the file's labels are given, the data set's own ones are the truth
             from_file = labelfile.read_by_position(cfg.labels, self.full_size, list(arrays.classes),
                                                    cfg.label_key)[self.sample_index]

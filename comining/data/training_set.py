@@ -50,6 +50,7 @@ class TrainingSet(ABC):
     full_size: int  # samples a --labels file describes (data.json's full_train_size): all of an in-memory
     #                 training set (by position), an image set's readable images after --train-subset (by path)
     left_out: int  # training samples a label file (or a CSV list) gives no label
+    unmatched_label_rows: list[str]  # paths a --labels file lists that name no file of the set; [] in memory
     skipped_files: dict[str, str]  # {file: reason} of either split's image files left out (undecodable before
     #                                or during training, outside any class folder); {} in memory
     failed_positions: set[int]  # positions whose file broke during training (verdicts.csv leaves them out)
