@@ -374,6 +374,9 @@ def print_summary(cfg, results: dict, out: str) -> None:
 def backbone_line(cfg, frozen: dict | None) -> str:
     """Which backbone mode ran, and how to get the other."""
     if frozen is None:
+        from comining.config import pretrained
+        if not pretrained(cfg):  # random features: a head on them would learn little
+            return f"backbone: {cfg.arch} trained whole from random weights"
         return (f"backbone: {cfg.arch} fine-tuned whole; --backbone frozen trains only a head on its cached "
                 "features, minutes on a CPU")
     line = (f"backbone: frozen {frozen['backbone']}, a {frozen['head']} head trained on its cached features "

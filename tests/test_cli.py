@@ -352,3 +352,11 @@ def test_version(run_main):
     from comining import __version__
     result = run_main("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"comining {__version__}"
+
+
+def test_the_backbone_line_suggests_a_frozen_backbone_only_for_pretrained_weights():
+    from comining.cli import backbone_line
+    from comining.config import Config
+    random_start = backbone_line(Config(dataset="folder", arch="small", weights="none"), None)
+    assert random_start == "backbone: small trained whole from random weights"
+    assert "--backbone frozen" in backbone_line(Config(dataset="folder", arch="resnet18", weights="imagenet"), None)
