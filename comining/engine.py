@@ -63,7 +63,7 @@ def load_training_data(cfg: Config, device, precision: str = "fp32", progress: b
     return InMemoryData(cfg, load_arrays(cfg.dataset, cfg.data_root), device)
 
 
-def check_enough_samples(labels: torch.Tensor, rate_estimated: bool) -> None:
+def check_enough_samples(labels: torch.Tensor, rate_estimated: bool, subset: int | None = None) -> None:
     """UserError, before anything trains, where too little is left to train on (a label file that keeps
     a few samples): samples of fewer than two classes, or, where the noise rate is to be estimated,
     fewer samples than its mixture needs."""
@@ -73,7 +73,8 @@ def check_enough_samples(labels: torch.Tensor, rate_estimated: bool) -> None:
         raise UserError(f"only {kept} training sample{'s' if kept != 1 else ''} of {present} class"
                         f"{'es' if present != 1 else ''} kept: a run needs {need} at least 2 classes"
                         + (" to estimate its noise rate" if rate_estimated else "")
-                        + "; give labels to more samples (label file, folders or CSV list)")
+                        + (f"; raise --train-subset {subset}, or give" if subset else "; give")
+                        + " labels to more samples (label file, folders or CSV list)")
 
 
 class Trainer:
@@ -108,7 +109,7 @@ class Trainer:
         self.selections = SelectionLog(len(self.data), self.device)
         self.method = build_method(cfg, self.data.num_classes, self.make_model, self.selections)
         self.forget = ForgetRate(cfg, self.method)
-        check_enough_samples(self.data.labels, self.forget.estimated)
+        check_enough_samples(self.data.labels, self.forget.estimated, cfg.train_subset)
         self.optimizer = make_optimizer(cfg, self.method.parameters())
         if self.frozen:
             self.data.prepare(self.method.view_kinds)

@@ -127,7 +127,8 @@ def file_kind(path: Path) -> str:
 def read_table(path: Path) -> tuple[str, list[tuple[int, str, str]]]:
     """(key column 'index' or 'path', [(line number, key, label text)]) of a label CSV.
     The header must name a ``label`` column and one key column; other columns are ignored. Blank rows
-    are skipped; a row without its key or label field is an error. Indices and labels are stripped of
+    are skipped; a row without its key or label field, or with more fields than the header (an
+    unquoted comma), is an error. Indices and labels are stripped of
     surrounding spaces, paths are kept as written (a file name may begin or end with a space)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheets write a BOM
@@ -145,6 +146,9 @@ def read_table(path: Path) -> tuple[str, list[tuple[int, str, str]]]:
                 if len(row) <= max(k, lab):
                     raise UserError(f"{path} line {reader.line_num} has {len(row)} field(s), no {keys[0]} and "
                                     f"label: give every row both (an empty label leaves the sample out)")
+                if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
+                    raise UserError(f"{path} line {reader.line_num} has {len(row)} fields, its header {len(header)}: "
+                                    "quote a field that holds a comma, or drop the extra one")
                 rows.append((reader.line_num, row[k] if keys[0] == "path" else row[k].strip(), row[lab].strip()))
     except (UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"{path} is not a readable UTF-8 CSV ({err}): save it as CSV (UTF-8)") from None

@@ -307,3 +307,12 @@ def test_rows_naming_no_image_of_the_set_are_found_in_any_spelling(tmp_path):
     names = ["train/a.png", "train/b.png", "train/c.png"]
     assert labelfile.unmatched_paths(path, names, tmp_path) == ["train/typo.png"]
     assert labelfile.unmatched_paths(path, names[:1], tmp_path) == ["./train/c.png", str(absolute), "train/typo.png"]
+
+
+def test_a_row_with_more_fields_than_its_header_is_refused(tmp_path):
+    path = tmp_path / "l.csv"
+    path.write_text("index,label\n0,cat\n1,dog,owl\n")
+    assert "line 3 has 3 fields, its header 2: quote a field" in message(
+        lambda: labelfile.read_by_position(path, 2, CLASSES))
+    path.write_text("index,label\n0,cat\n1,dog,\n")  # a trailing comma adds only an empty field
+    assert labelfile.read_by_position(path, 2, CLASSES).tolist() == [0, 1]

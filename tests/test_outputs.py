@@ -212,3 +212,10 @@ def test_csv_lists_without_dataset_csv_are_refused_not_ignored():
         resolve({"train_csv": "train.csv"})
     with pytest.raises(UserError, match="give both"):
         resolve({"dataset": "csv", "train_csv": "train.csv"})
+
+
+def test_too_small_a_subset_is_named_and_a_missing_file_reason_is_whole(run_main):
+    one_line_error(run_main("train", "--train-subset", "1", "--epochs", "1"), "raise --train-subset 1")
+    from comining.data.decode import describe
+    err = FileNotFoundError(2, "No such file or directory", "/photos/a.png")
+    assert describe(err) == "FileNotFoundError: No such file or directory"

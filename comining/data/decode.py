@@ -64,6 +64,8 @@ def describe(err: Exception) -> str:
         return "not an image PIL can read"
     if isinstance(err, NotRegularFile):
         return str(err)
+    if isinstance(err, OSError) and err.strerror:  # its str() ends with the path, which the caller names
+        return f"{type(err).__name__}: {err.strerror}"
     text = " ".join(str(err).split()) or type(err).__name__
     if "'" in text and ("/" in text or "\\" in text):  # PIL quotes the path in some messages
         text = text.split("'")[0].strip() or type(err).__name__

@@ -43,8 +43,11 @@ def readable(root: Path, split: str, files: list[str], labels: list[int], classe
     skipped.update({files[i]: reason for i, reason in failed.items()})
     keep = [i for i in range(len(files)) if i not in failed]
     if not keep:
-        raise UserError(f"{root / split} holds no readable images ({len(files)} files, e.g. {files[0]}: "
-                        f"{skipped[files[0]]}): the layout is {LAYOUT}")
+        listed = split.lower().endswith(".csv")  # a --train-csv / --val-csv list, not a folder
+        fix = ("check its paths: relative to the list's folder, or absolute" if listed
+               else f"the layout is {LAYOUT}")
+        raise UserError(f"{root / split} {'lists' if listed else 'holds'} no readable images ({len(files)} files, "
+                        f"e.g. {files[0]}: {skipped[files[0]]}): {fix}")
     lost = sorted(set(labels) - {labels[i] for i in keep})
     if lost:
         example = files[labels.index(lost[0])]
