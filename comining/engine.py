@@ -257,7 +257,7 @@ class Trainer:
                 epochs.set_postfix(postfix)
                 if self.stop_requested():
                     raise Interrupted(self.stop_signal or "SIGTERM", epoch + 1, 0, self.run)
-        return self.finish(time.time() - started)
+            return self.finish(time.time() - started)
 
     def finish(self, seconds: float) -> dict:
         """After the last epoch: the final verdicts, results.json, verdicts.csv and the plots."""
@@ -272,6 +272,8 @@ class Trainer:
         self.final = verdicts.decide(evidence.gather(self.method, self.data, self.views, self.selections,
                                                      self.precision, cfg.eval_batch_size, cfg.seed, self.forget.prior,
                                                      probe_probs))
+        if self.stop_requested():  # before any final file: the last checkpoint holds every epoch, --resume finishes
+            raise Interrupted(self.stop_signal or "SIGTERM", len(self.history), 0, self.run)
         results = self.results(seconds)
         if self.run is not None:
             atomic_json(self.run.results, results)

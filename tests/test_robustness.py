@@ -233,6 +233,28 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(reference, tmp_path, m
     tensors_equal(mine["ledger"], theirs["ledger"], "ledger")
 
 
+def test_a_signal_during_the_final_verdicts_writes_no_final_file_and_resume_finishes(reference, tmp_path, monkeypatch):
+    ref = reference("comining")
+    out = tmp_path / "run"
+    trainer = Trainer(small_cfg("comining"), out)
+    original = engine.evidence.gather
+
+    def gather(*args, **kwargs):  # the signal arrives once, while the final evidence is gathered
+        monkeypatch.setattr(engine.evidence, "gather", original)
+        trainer.stop_signal = "SIGTERM"
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine.evidence, "gather", gather)
+    with pytest.raises(Interrupted) as info:
+        trainer.fit()
+    assert info.value.exit_code == 143 and f"at the end of epoch {SMALL['epochs']}" in str(info.value)
+    assert not (out / "results.json").exists() and not (out / "verdicts.csv").exists()
+    assert RunDir(out).load_checkpoint()["epoch"] == SMALL["epochs"]
+    Trainer.resume(out).fit()
+    assert (out / "verdicts.csv").read_bytes() == (ref / "verdicts.csv").read_bytes()
+    assert results(out)["last10_mean"] == results(ref)["last10_mean"]
+
+
 # --- 2. signals, in-process: a second signal exits at once and never leaves half a file -------
 
 def _send(sig: int) -> None:
