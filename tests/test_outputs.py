@@ -219,3 +219,13 @@ def test_too_small_a_subset_is_named_and_a_missing_file_reason_is_whole(run_main
     from comining.data.decode import describe
     err = FileNotFoundError(2, "No such file or directory", "/photos/a.png")
     assert describe(err) == "FileNotFoundError: No such file or directory"
+
+
+def test_a_training_list_of_one_class_is_named_as_such(tmp_path, run_main):
+    from PIL import Image
+    for name in ("a.png", "b.png", "c.png"):
+        Image.new("RGB", (8, 8), (40, 80, 120)).save(tmp_path / name)
+    (tmp_path / "train.csv").write_text("path,label\na.png,cat\nb.png,cat\n")
+    (tmp_path / "val.csv").write_text("path,label\nc.png,dog\n")
+    one_line_error(run_main("train", "--dataset", "csv", "--train-csv", tmp_path / "train.csv", "--val-csv",
+                            tmp_path / "val.csv", "--epochs", "1"), "train.csv labels its images with one class only (cat)")

@@ -151,6 +151,9 @@ def list_csv(cfg: Config) -> Listing:
     the evaluation CSV is in another folder."""
     train_path, val_path = Path(cfg.train_csv), Path(cfg.val_csv)
     classes, files, labels, left_out = read_list(train_path)
+    if len(set(labels)) < 2:  # before the evaluation list, whose other classes would read as unknown
+        raise UserError(f"{train_path} labels its images with one class only ({classes[labels[0]]}): a classifier "
+                        "needs images of at least 2 classes")
     _, test_files, test_labels, _ = read_list(val_path, classes)
     root, val_root = train_path.parent, val_path.parent
     if os.path.abspath(val_root) != os.path.abspath(root):
