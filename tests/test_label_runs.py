@@ -327,7 +327,8 @@ def csv_error(train: Path, val: Path) -> str:
     ("path,label\na.png,cat\na.png,dog\n", "line 3: a.png is listed twice (first on line 2)"),
     ("index,label\n0,cat\n", "should list images with the header path,label"),
     ("path,label\na.png,\n", "lists no labelled image"),
-    ("path,label\na.png,cat\n", "val.csv line 3: label 'dog' is neither a class (cat)"),  # not in training
+    ("path,label\na.png,cat\nd.png,owl\n", "val.csv line 3: label 'dog' is neither a class (cat, owl)"),  # not in training
+    ("path,label\na.png,cat\n", "train.csv labels its images with one class only (cat)"),  # before the val list
 ])
 def test_csv_list_errors(tmp_path, text, fragment):
     (tmp_path / "train.csv").write_text(text)
