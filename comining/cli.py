@@ -335,7 +335,8 @@ def print_summary(cfg, results: dict, out: str) -> None:
         count = unmatched["count"]
         lines.append(f"warning: {count} row{'s' if count != 1 else ''} of {cfg.labels} name{'' if count != 1 else 's'} "
                      f"no image of the data set (e.g. {unmatched['first']}) and {'were' if count != 1 else 'was'} "
-                     "ignored: paths are relative to the data root, as in verdicts.csv, or absolute")
+                     "ignored: paths are relative to the data root (a CSV list's folder), as in verdicts.csv, "
+                     "or absolute")
     if cfg.train_csv and cfg.val_csv and Path(cfg.train_csv).resolve() == Path(cfg.val_csv).resolve():
         lines.append("warning: --train-csv and --val-csv are the same file, so the test accuracy below is "
                      "training accuracy: list held-out images in --val-csv")
@@ -407,7 +408,8 @@ def cmd_cache(args) -> int:
         return 0
     usage = cache.usage()
     if not usage:
-        print(f"feature cache {cache.root}: empty" + (f" ({foreign} other entries, not the cache's)" if foreign else ""))
+        print(f"feature cache {cache.root}: empty" + (f" ({foreign} other entr{'ies' if foreign != 1 else 'y'}, "
+                                                       "not the cache's)" if foreign else ""))
         return 0
     print(f"feature cache {cache.root}: {bytes_text(sum(u['bytes'] for u in usage))} in {len(usage)} recipe(s)")
     for entry in usage:

@@ -50,8 +50,8 @@ class DataSettings:
                                     metavar="FILE")
     val_csv: str | None = setting(None, "--dataset csv: correctly labelled evaluation images, rows path,label",
                                   main=True, metavar="FILE")
-    crop_size: int | None = setting(None, "side of the training and evaluation crops (default: the "
-                                    "image side)", main=True, metavar="PX")
+    crop_size: int | None = setting(None, "training and evaluation crop side (none: the image side; "
+                                    "image sets 448)", main=True, metavar="PX")
     rescale_size: int = setting(512, "image folders: side every image is resized to before cropping", main=True,
                                 metavar="PX")
     padding: int | None = setting(None, "padding of the random crops (default crop-size / 8)", metavar="PX")
@@ -92,7 +92,7 @@ class TrainingSettings:
         None, "share of each batch treated as noisy, or auto: estimated (default: the synthetic noise's rate; "
         "auto for image sets and label files)", flags=("--forget_rate",), main=True, metavar="RATE")
     num_gradual: int = setting(10, "epochs over which the forget rate ramps in", metavar="N")
-    warmup_epochs: int = setting(10, "epochs of plain training before selection (and cosine decay)",
+    warmup_epochs: int = setting(10, "epochs of plain training, before selection and cosine decay",
                                  flags=("--warmup",), main=True, metavar="N")
     baseline_aug: str = setting("none", "the baselines' view: none (as the paper) or weak", choices=("none", "weak"))
     optimizer: str = setting("adam", "adam, or sgd (Nesterov)", choices=("adam", "sgd"))
@@ -262,6 +262,10 @@ def resolve(overrides: dict, preset: str | None = None, config_file: str | None 
                         f"{values['dataset']}: drop --dataset or --synthetic-data")
     cfg = Config(**values)
     validate(cfg)
+    # A new run only: runs made when these were ignored still resume (validate() checks those).
+    if cfg.dataset != "csv" and (cfg.train_csv or cfg.val_csv):
+        raise UserError(f"--train-csv and --val-csv list the images of --dataset csv only, not of {cfg.dataset}: "
+                        "add --dataset csv, or drop them")
     if cfg.backbone == "frozen" and "aug" not in asked:
         cfg.aug = FROZEN_AUG
     if cfg.backbone == "frozen" and cfg.dataset in FOLDER_DATASETS:
@@ -356,9 +360,6 @@ def validate(cfg: Config) -> None:
     need(not (cfg.dataset in FOLDER_DATASETS and (cfg.closed_rate or cfg.open_ratio)),
          "--closed-rate and --open-ratio add synthetic noise to in-memory data sets only; an image folder's "
          "labels are used as given: drop them (set --forget-rate for the share of each batch to treat as suspect)")
-    need(cfg.dataset == "csv" or not (cfg.train_csv or cfg.val_csv),
-         f"--train-csv and --val-csv list the images of --dataset csv only, not of {cfg.dataset}: "
-         "add --dataset csv, or drop them")
     need(cfg.dataset != "csv" or bool(cfg.train_csv and cfg.val_csv),
          "--dataset csv reads the images listed in --train-csv FILE and --val-csv FILE (rows path,label): "
          "give both")

@@ -24,13 +24,14 @@ from comining.data.image_set import FolderData, is_folder_dataset
 from comining.data.in_memory import InMemoryData
 from comining.data.training_set import check_same_data
 from comining.errors import UserError
-from comining.forget_rate import PROBE, ForgetRate, estimated_noise_rate, last_interval_record
+from comining.forget_rate import ForgetRate, counted_by_record, estimated_noise_rate, last_interval_record
 from comining.guards import Interrupted, LossMonitor, NonFiniteLoss, stop_on_signals  # noqa: F401
 from comining.methods import build_method
 from comining.selection import SelectionLog, selection_metrics
 from comining.models import build_model
 from comining.models.weights import load_weights
-from comining.rundir import RunDir, atomic_json, atomic_torch_save, foreign_entry, write_data_files, write_verdicts
+from comining.rundir import (RunDir, atomic_json, atomic_torch_save, foreign_entry, holds_a_run, write_data_files,
+                             write_verdicts)
 
 
 def schedule(cfg: Config, epoch: int) -> tuple[float, float]:
@@ -86,7 +87,7 @@ class Trainer:
         self.device = distributed.setup(cfg.device) if launched else hardware.resolve_device(cfg.device)
         self.rank, self.world = distributed.rank(), distributed.world_size()
         # Never start over a run's state; decided by rank 0 (which writes) and shared, so all ranks stop.
-        taken = out is not None and not resuming and distributed.is_main() and (Path(out) / "checkpoint.pt").exists()
+        taken = out is not None and not resuming and distributed.is_main() and holds_a_run(Path(out))
         if distributed.any_rank(taken, self.device):
             raise UserError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
         # Nor write among files it did not make: a run's files would replace the user's of the same name.
@@ -415,11 +416,12 @@ class Trainer:
             results["estimated_noise_rate"] = estimate
             last = last_interval_record(self.history)  # how sure the last estimate is, and what counted it
             results["estimated_noise_rate_interval"] = last.get("noise_rate_interval")
-            for key in ("noise_rate_readings", "noise_rate_estimated_by"):
-                if key in last:
-                    results[key] = last[key]
-            if self.forget.by_probe:  # runs made before the record named it
-                results["noise_rate_estimated_by"] = PROBE
+            if "noise_rate_readings" in last:
+                results["noise_rate_readings"] = last["noise_rate_readings"]
+            # What counted the rate the interval spans: where the first estimate held, the first's count.
+            first = next(r for r in self.history if "estimated_noise_rate" in r)
+            results["noise_rate_estimated_by"] = last.get("noise_rate_estimated_by", counted_by_record(
+                first if "unused_noise_rate" in last else last))
         shortfall = self.forget.shortfall(self.cfg.epochs)
         if shortfall:
             results["forget_rate_shortfall"] = shortfall

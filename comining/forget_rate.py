@@ -61,18 +61,23 @@ class ForgetRate:
 
     def shortfall(self, epochs: int) -> str | None:
         """What a run of ``epochs`` is too short to do with its forget rate, as a sentence; None where
-        it does all of it: set samples aside at all (an auto rate is first estimated after the warm-up)
-        and, by its last epoch, at the full rate (the ramp brings it in over --num-gradual epochs)."""
-        cfg = self.cfg
-        if self.estimated and not self.by_probe and epochs <= self.method.first_estimate_after:
+        it does all of it, or its method sets nothing aside by a rate: set samples aside at all (an auto
+        rate is first estimated after the method's first estimate epoch) and, by its last epoch, at the
+        full rate (the ramp brings it in over --num-gradual epochs)."""
+        cfg, method = self.cfg, self.method
+        if method.ramp == UNUSED or self.target == 0:
+            return None
+        first = method.first_estimate_after
+        if self.estimated and not self.by_probe and epochs <= first:
+            warmup = first == cfg.warmup_epochs > 1  # Co-mining estimates after its warm-up
             return (f"no sample is set aside during training: the noise rate is first estimated after epoch "
-                    f"{self.method.first_estimate_after} (the warm-up) and the run has {epochs}; pass "
-                    f"--warmup-epochs below --epochs, or --forget-rate RATE")
-        reached = ramped(1.0, epochs - 1, self.method.ramp, cfg.num_gradual, cfg.warmup_epochs)
-        if self.method.ramp != UNUSED and reached < 1:
+                    f"{first}{' (the warm-up)' if warmup else ''} and the run has {epochs}; pass --epochs above "
+                    f"{first}{', a shorter --warmup-epochs' if warmup else ''}, or --forget-rate RATE")
+        reached = ramped(1.0, epochs - 1, method.ramp, cfg.num_gradual, cfg.warmup_epochs)
+        if reached < 1:
             return (f"the run ends before the forget rate has ramped in: its last epoch sets aside {reached:.0%} "
                     f"of the rate (it ramps in over --num-gradual {cfg.num_gradual} epochs"
-                    + (f" after a warm-up of {cfg.warmup_epochs}" if self.method.ramp == AFTER_WARMUP else "")
+                    + (f" after a warm-up of {cfg.warmup_epochs}" if method.ramp == AFTER_WARMUP else "")
                     + "); pass a smaller --num-gradual, or more --epochs")
         return None
 
@@ -137,7 +142,7 @@ class ForgetRate:
         first_record = next(r for r in history if "estimated_noise_rate" in r)
         held_by = noise_rate.why_first_holds(estimate, self.target, first_record.get("noise_separation", 0.0))
         rate = self.target if held_by is not None else estimate.rate
-        by = first_record.get("noise_rate_estimated_by", MIXTURE) if held_by is not None else counted_by(estimate)
+        by = counted_by_record(first_record) if held_by is not None else counted_by(estimate)
         capped = noise_rate.capped_by_disagreement(rate, estimate.disagreement)
         spans = interval_record(rate, estimate.disagreement, estimate.confident_joint_rate, by)
         record.update(**spans)
@@ -222,6 +227,14 @@ def counted_by(estimate: noise_rate.NoiseEstimate) -> str:
     return WITHOUT_SPLIT if estimate.mixture_rate is not None else MIXTURE
 
 
+def counted_by_record(record: dict) -> str:
+    """What counted the rate of an estimate's ``record`` (metrics.jsonl), in runs made before it was
+    recorded too: there a count without a split left the mixture's rate beside it."""
+    return record.get("noise_rate_estimated_by",
+                      WITHOUT_SPLIT if "mixture_noise_rate" in record else PROBE if "probe_noise_rate" in record
+                      else MIXTURE)
+
+
 def interval_record(rate: float, disagreement: float | None, joint: float | None = None, by: str = MIXTURE) -> dict:
     """What an estimate's record holds about how sure it is: ``noise_rate_interval``, [low, high]
     around ``rate`` (``noise_rate.rate_interval``); ``noise_rate_readings``, the readings it spans
@@ -267,13 +280,14 @@ def source_text(results: dict, cfg) -> str:
     return text
 
 
-def unsure_text(results: dict) -> str:
+def unsure_text(results: dict, with_readings: bool = True) -> str:
     """Where the interval of ``results`` (results.json) is too wide to act on (``is_wide``), what the
-    summary and the review page say about it, with what to do; "" otherwise."""
+    summary and the review page say about it, with what to do (and, ``with_readings``, the readings
+    it spans); "" otherwise."""
     interval = results.get("estimated_noise_rate_interval")
     if not is_wide(interval):
         return ""
-    readings = readings_text(results)
+    readings = readings_text(results) if with_readings else ""
     return (f"the estimate is unsure: its interval, {interval[0]:.0%} to {interval[1]:.0%}, spans more than "
             f"{noise_rate.WIDE_INTERVAL * 100:.0f} points" + (f" (its readings: {readings})" if readings else "")
             + ". If you know about how many labels are wrong (for example from 50 training images drawn at "

@@ -71,10 +71,16 @@ RUN_FILES = ("config.json", "data.json", "metrics.jsonl", "checkpoint.pt", "resu
              "pred_probs.npy", "skipped_files.txt", "curves.png")
 
 
+# What a run writes before its first checkpoint; once it has more (metrics, a checkpoint, results), it
+# holds a run, even where its checkpoint was later deleted to save disk.
+BEFORE_FIRST_CHECKPOINT = {"config.json", "data.json", "skipped_files.txt"}
+
+
 def holds_a_run(folder: Path) -> bool:
-    """Whether ``folder`` is a training run's directory: its config.json beside its checkpoint or metrics."""
-    return (folder / "config.json").is_file() and any((folder / name).is_file() for name in ("checkpoint.pt",
-                                                                                           "metrics.jsonl"))
+    """Whether ``folder`` holds a training run: its config.json, and a file a run writes from its first
+    checkpoint on."""
+    return (folder / "config.json").is_file() and any(
+        (folder / name).is_file() for name in set(RUN_FILES) - BEFORE_FIRST_CHECKPOINT)
 
 
 def check_output(path, force: bool, run_dir=None, inputs=(), flag: str = "--out") -> Path:
@@ -95,18 +101,20 @@ def check_output(path, force: bool, run_dir=None, inputs=(), flag: str = "--out"
 
 
 def foreign_entry(out: Path, inputs=()) -> str | None:
-    """Why training may not write into the existing folder ``out`` (the name of an entry it did not
-    make, or of an input it reads), or None: ``out`` is new, empty, or holds only what a run that
-    stopped before its first checkpoint wrote (its config.json a whole run's settings)."""
+    """Why training may not write into the existing folder ``out``: the name of an entry it did not
+    make, or of one of its ``inputs`` there; None where ``out`` is new, empty, or holds only what a run
+    that stopped before its first checkpoint wrote (its config.json a whole run's settings). Hidden
+    entries (.DS_Store) are passed over: a run writes none, so none is replaced. A folder that holds a
+    run (``holds_a_run``) is the caller's to refuse first."""
     if not out.is_dir():
         return None
-    for entry in sorted(out.iterdir()):
-        if entry.name not in RUN_FILES:
-            return entry.name
+    entries = sorted(entry.name for entry in out.iterdir() if not entry.name.startswith("."))
+    for name in entries:
+        if name not in BEFORE_FIRST_CHECKPOINT:
+            return name
     for name in inputs:
         if name and Path(name).resolve().parent == out.resolve() and Path(name).name in RUN_FILES:
             return Path(name).name
-    entries = sorted(entry.name for entry in out.iterdir())
     if not entries:
         return None
     try:  # a run writes config.json first, with every setting

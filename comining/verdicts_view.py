@@ -180,7 +180,7 @@ def inspect_run(run_dir, output=None, per_row: int = 8, max_classes: int = 50, f
     if output:
         check_output(output, force, run_dir, flag="--output")
         from PIL import Image
-        if Path(output).suffix.lower() not in Image.registered_extensions():
+        if Image.registered_extensions().get(Path(output).suffix.lower()) not in Image.SAVE:  # PIL can write it
             raise UserError(f"--output {output}: a contact sheet is an image; name it .png or .jpg")
     rows, data, cfg = read_run(run_dir)
     classes = data.get("classes") or []

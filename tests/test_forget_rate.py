@@ -345,6 +345,14 @@ def test_what_counted_the_rate_is_recorded_and_a_held_first_estimate_keeps_its_o
     assert later["noise_rate_estimated_by"] == "mixture" and forget.target == 0.5
 
 
+def test_runs_made_before_the_source_was_recorded_name_it_from_their_records():
+    from comining.forget_rate import counted_by_record
+    assert counted_by_record({"estimated_noise_rate": 0.4, "mixture_noise_rate": 0.7}) == "without_split"
+    assert counted_by_record({"estimated_noise_rate": 0.3, "probe_noise_rate": 0.3}) == "probe"
+    assert counted_by_record({"estimated_noise_rate": 0.3}) == "mixture"
+    assert counted_by_record({"noise_rate_estimated_by": "probe", "mixture_noise_rate": 0.7}) == "probe"
+
+
 def test_a_run_too_short_for_its_warm_up_or_ramp_says_what_it_will_not_do():
     # Co-mining with auto estimates after the warm-up (5) and ramps the rate in over num_gradual (5)
     # epochs after it: epoch k (0-based) sets aside min((k - 5 + 1) / 5, 1) of the rate.
@@ -354,7 +362,15 @@ def test_a_run_too_short_for_its_warm_up_or_ramp_says_what_it_will_not_do():
     assert auto.shortfall(10) is None
     given = schedule("comining", forget_rate=0.3, warmup_epochs=5, num_gradual=5)
     assert "sets aside 20% of the rate" in given.shortfall(6) and given.shortfall(5).startswith("the run ends")
-    assert schedule("standard", forget_rate=0.3).shortfall(2) is None  # sets nothing aside: nothing to reach
+    assert "a shorter --warmup-epochs" in auto.shortfall(5)
+    assert schedule("comining", forget_rate=0.0, warmup_epochs=5).shortfall(6) is None  # a rate of 0: nothing to reach
+    # A baseline estimates after epoch 1, whatever its warm-up; methods that set nothing aside by a rate never warn.
+    baseline = schedule("coteaching", forget_rate="auto", warmup_epochs=5).shortfall(1)
+    assert "first estimated after epoch 1 and the run has 1; pass --epochs above 1, or --forget-rate" in baseline
+    for name in ("standard", "decoupling"):
+        assert schedule(name, forget_rate="auto", warmup_epochs=5).shortfall(1) is None, name
+        assert schedule(name, forget_rate=0.3).shortfall(2) is None, name
+    assert METHODS["dividemix"].ramp == "unused"  # so it never warns either (built here it would need a ledger)
 
 
 def test_a_wide_interval_names_the_readings_behind_it(capsys):

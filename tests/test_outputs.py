@@ -67,6 +67,21 @@ def test_training_never_writes_among_files_it_did_not_make(tmp_path, run_main):
     (mine / "config.json").unlink()
     (mine / "results.json").write_text("mine")  # a run's name, but no run wrote it (no config.json)
     assert foreign_entry(mine) == "results.json"
+    (mine / "results.json").unlink()
+    (mine / ".DS_Store").write_text("")  # hidden: a run writes none, so none is replaced
+    assert foreign_entry(mine) is None
+
+
+def test_a_finished_run_whose_checkpoint_was_deleted_still_holds_a_run(tmp_path, run_main):
+    from comining.rundir import holds_a_run
+    run = tmp_path / "run"
+    assert run_main("train", "--train-subset", "200", "--epochs", "1", "--quiet", "--out", run).returncode == 0
+    (run / "checkpoint.pt").unlink()
+    before = (run / "results.json").read_bytes()
+    assert holds_a_run(run) and not holds_a_run(tmp_path)
+    one_line_error(run_main("train", "--train-subset", "200", "--epochs", "1", "--quiet", "--out", run),
+                   "already holds a run")
+    assert (run / "results.json").read_bytes() == before
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,7 @@ def test_the_summary_lists_the_readings_behind_the_interval_where_the_run_record
     assert lines.get("its readings") == shown
     # 43 points wide: the page says the estimate is unsure, as the summary does, with what to do.
     assert "spans more than 20 points" in lines["unsure"] and "--forget-rate RATE" in lines["unsure"]
+    assert "its readings" not in lines["unsure"]  # they have their own row
 
 
 def test_the_summary_says_when_the_interval_is_narrow_enough_and_what_a_short_run_did_not_do():

@@ -6,7 +6,6 @@ as an exception that would kill a DataLoader worker (and the run); callers skip,
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import warnings
 from pathlib import Path
@@ -104,11 +103,11 @@ def usable_cpus() -> int:
 
 
 def leave_stop_signals_to_the_main_process(_worker_id: int) -> None:
-    """A decoding worker ignores SIGINT and SIGTERM. A scheduler, `timeout` or Ctrl-C signal the whole
-    process group; the main process then stops after its step and saves a checkpoint, which a worker
-    killed under it would turn into a traceback. Its workers end when its loader does."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """A decoding worker leaves the process group. A scheduler, `timeout` or Ctrl-C signal the whole
+    group; the main process then stops after its step and saves a checkpoint, which a worker killed
+    under it would turn into a traceback. Its loader still ends it (with SIGTERM where it lingers), and
+    it ends itself when the main process is gone."""
+    os.setpgrp()
 
 
 def loader(dataset: ImageFiles, batches: list, workers: int, pin: bool = False) -> DataLoader:
