@@ -108,6 +108,7 @@ def test_batch_must_split_evenly(tmp_path):
 def test_every_rank_refuses_to_start_over_an_existing_run(tmp_path):
     out = tmp_path / "r"
     out.mkdir()
+    (out / "config.json").write_text("{}")  # a run writes its settings first
     (out / "checkpoint.pt").write_bytes(b"a run's state")
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
