@@ -229,9 +229,11 @@ class Trainer:
         self.wrap_for_ddp()
         started = time.time() - sum(r["seconds"] for r in self.history)
         pending = self.estimate_by_probe() if self.forget.by_probe and self.forget.target is None else {}
-        shortfall = self.forget.shortfall(cfg.epochs)
-        if shortfall and not self.quiet and self.start_epoch == 0:
-            tqdm.write(f"warning: {shortfall}")
+        if not self.quiet and self.start_epoch == 0:
+            for warning in (self.forget.shortfall(cfg.epochs),
+                            hardware.slow_on_cpu(cfg.arch, self.data.crop_size, self.device, self.frozen)):
+                if warning:
+                    tqdm.write(f"warning: {warning}")
         epochs = tqdm(range(self.start_epoch, cfg.epochs), initial=self.start_epoch, total=cfg.epochs,
                       desc=f"{cfg.method} {cfg.dataset}", unit="epoch", disable=self.quiet, dynamic_ncols=True)
         with stop_on_signals(self):

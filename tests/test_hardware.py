@@ -75,3 +75,13 @@ def test_the_autocast_region_computes_in_the_chosen_precision():
         assert layer(x).dtype == torch.bfloat16
     with hardware.autocast(torch.device("cpu"), "fp32"):
         assert layer(x).dtype == torch.float32
+
+
+def test_a_whole_resnet_on_large_crops_on_a_cpu_is_announced_as_slow():
+    from comining.hardware import slow_on_cpu
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert "hours for thousands of images" in slow_on_cpu("resnet50", 448, cpu, frozen=False)
+    assert "--backbone frozen" in slow_on_cpu("resnet18", 224, cpu, frozen=False)
+    assert slow_on_cpu("resnet50", 448, gpu, frozen=False) is None
+    assert slow_on_cpu("resnet50", 448, cpu, frozen=True) is None  # a head on cached features: minutes
+    assert slow_on_cpu("small", 448, cpu, frozen=False) is None and slow_on_cpu("resnet18", 32, cpu, False) is None
