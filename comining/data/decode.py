@@ -6,7 +6,9 @@ as an exception that would kill a DataLoader worker (and the run); callers skip,
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import threading
 import warnings
 from pathlib import Path
 
@@ -102,21 +104,45 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+# A scheduler, `timeout` or Ctrl-C signal the whole process group. The main process then stops after
+# its step and saves a checkpoint; a decoding worker killed under it would turn that into a traceback.
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def leave_stop_signals_to_the_main_process(_worker_id: int) -> None:
-    """A decoding worker leaves the process group. A scheduler, `timeout` or Ctrl-C signal the whole
-    group; the main process then stops after its step and saves a checkpoint, which a worker killed
-    under it would turn into a traceback. Its loader still ends it (with SIGTERM where it lingers), and
-    it ends itself when the main process is gone."""
+    """A decoding worker, started with the stop signals blocked (``SignalSafeLoader``), leaves the
+    process group, so later group signals miss it, and drops one that reached it meanwhile (setting a
+    pending signal to be ignored discards it). Its loader can still end it with SIGTERM, and it ends
+    itself when the main process is gone."""
     os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+class SignalSafeLoader(DataLoader):
+    """A DataLoader whose workers are forked with the stop signals blocked: a group signal that comes
+    before a worker has left the group waits, and the worker drops it. The main thread's own signals
+    wait only while it forks, then reach its handler."""
+
+    def __iter__(self):
+        if not self.num_workers or threading.current_thread() is not threading.main_thread():
+            return super().__iter__()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super().__iter__()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def loader(dataset: ImageFiles, batches: list, workers: int, pin: bool = False) -> DataLoader:
     """Batches of ``dataset`` in the given order (lists of indices), decoded by ``workers`` processes
     (at most one per usable CPU: decoding is CPU-bound, more would only compete with training)."""
     workers = min(workers, usable_cpus())
-    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
-                      pin_memory=pin, prefetch_factor=4 if workers else None,
-                      worker_init_fn=leave_stop_signals_to_the_main_process if workers else None)
+    return SignalSafeLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
+                            pin_memory=pin, prefetch_factor=4 if workers else None,
+                            worker_init_fn=leave_stop_signals_to_the_main_process if workers else None)
 
 
 def in_order(size: int, batch_size: int) -> list[list[int]]:
