@@ -440,7 +440,8 @@ def test_decoding_workers_leave_the_process_group_that_stop_signals_reach():
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_process_group_stops_an_image_folder_run_and_its_decoding_workers_cleanly(tmp_path):
+@pytest.mark.parametrize("delay", [0.15, 0.35, 0.55, 0.75])  # into the next epoch: at its loader's fork, or later
+def test_sigterm_to_the_process_group_stops_an_image_folder_run_and_its_decoding_workers_cleanly(tmp_path, delay):
     # `timeout`, a scheduler and Ctrl-C signal the whole group, the image-decoding workers too: they
     # leave it to the main process, which stops after its step with a checkpoint, as when signalled alone.
     from test_folder import build_folder
@@ -452,7 +453,7 @@ def test_sigterm_to_the_process_group_stops_an_image_folder_run_and_its_decoding
                               "16", "--batch-size", "8", "--epochs", "200", "--workers", "2", "--quiet",
                               "--device", "cpu", "--out", run], tmp_path / "cwd", own_group=True)
     _wait_for_checkpoint(proc, run, stderr)
-    time.sleep(0.5)  # into the next epoch, whose loader's workers are decoding (at once, they may not be yet)
+    time.sleep(delay)
     os.killpg(proc.pid, signal.SIGTERM)
     assert _wait(proc, 60) == 143, stderr.read_text()
     err = stderr.read_text()
