@@ -351,8 +351,9 @@ def print_summary(cfg, results: dict, out: str) -> None:
                      + forget_rate.estimated_text(results["estimated_noise_rate"], results.get("estimated_noise_rate_interval"))
                      + (f", realised {noise['wrong_labels']:.1%}" if "wrong_labels" in noise else "")
                      + "; used as the forget rate")
-        if forget_rate.unsure_text(results):
-            lines.append(forget_rate.unsure_text(results))
+        unsure = forget_rate.unsure_text(results)
+        if unsure:
+            lines.append(unsure)
     if results.get("forget_rate_shortfall"):
         lines.append(f"warning: {results['forget_rate_shortfall']}")
     if "n_wrong_labels" in results:  # final verdicts: every method has them
@@ -399,17 +400,17 @@ def cmd_cache(args) -> int:
     if cache.root.exists() and not cache.root.is_dir():
         raise UserError(f"--cache-dir {cache.root} is a file, not a feature cache folder")
     foreign = cache.foreign_entries()
+    others = f"{foreign} other entr{'ies' if foreign != 1 else 'y'}"
     if args.clear and foreign and not cache.recipe_folders():
         raise UserError(f"{cache.root} holds no cached features (no folder comining wrote): nothing removed; "
                         "check --cache-dir")
     if args.clear:
         print(f"cleared {cache.root}: {bytes_text(cache.clear())} freed"
-              + (f"; {foreign} other entr{'ies' if foreign != 1 else 'y'} left as they are" if foreign else ""))
+              + (f"; {others} left as they are" if foreign else ""))
         return 0
     usage = cache.usage()
     if not usage:
-        print(f"feature cache {cache.root}: empty" + (f" ({foreign} other entr{'ies' if foreign != 1 else 'y'}, "
-                                                       "not the cache's)" if foreign else ""))
+        print(f"feature cache {cache.root}: empty" + (f" ({others}, not the cache's)" if foreign else ""))
         return 0
     print(f"feature cache {cache.root}: {bytes_text(sum(u['bytes'] for u in usage))} in {len(usage)} recipe(s)")
     for entry in usage:

@@ -24,7 +24,7 @@ from comining.data.image_set import FolderData, is_folder_dataset
 from comining.data.in_memory import InMemoryData
 from comining.data.training_set import check_same_data
 from comining.errors import UserError
-from comining.forget_rate import ForgetRate, counted_by_record, estimated_noise_rate, last_interval_record
+from comining.forget_rate import ForgetRate, estimated_by, estimated_noise_rate, last_interval_record
 from comining.guards import Interrupted, LossMonitor, NonFiniteLoss, stop_on_signals  # noqa: F401
 from comining.methods import build_method
 from comining.selection import SelectionLog, selection_metrics
@@ -91,8 +91,7 @@ class Trainer:
         if distributed.any_rank(taken, self.device):
             raise UserError(f"{out} already holds a run: continue it with --resume {out}, or choose another --out")
         # Nor write among files it did not make: a run's files would replace the user's of the same name.
-        foreign = (foreign_entry(Path(out), (cfg.labels,))
-                   if out is not None and not resuming and distributed.is_main() else None)
+        foreign = foreign_entry(Path(out)) if out is not None and not resuming and distributed.is_main() else None
         if distributed.any_rank(foreign is not None, self.device):
             raise UserError(f"{out} holds files that are not a run's ({foreign or 'on rank 0'}): choose a new or "
                             "empty --out")
@@ -420,10 +419,7 @@ class Trainer:
             results["estimated_noise_rate_interval"] = last.get("noise_rate_interval")
             if "noise_rate_readings" in last:
                 results["noise_rate_readings"] = last["noise_rate_readings"]
-            # What counted the rate the interval spans: where the first estimate held, the first's count.
-            first = next(r for r in self.history if "estimated_noise_rate" in r)
-            results["noise_rate_estimated_by"] = last.get("noise_rate_estimated_by", counted_by_record(
-                first if "unused_noise_rate" in last else last))
+            results["noise_rate_estimated_by"] = estimated_by(self.history)
         shortfall = self.forget.shortfall(self.cfg.epochs)
         if shortfall:
             results["forget_rate_shortfall"] = shortfall

@@ -158,7 +158,6 @@ class ForgetRate:
             above = ("it lies" if held_by is None else f"both it and the rate in use, {rate:.3f}, lie"
                      if estimate.rate >= capped else f"the rate in use, {rate:.3f}, lies")
             line += f"; {above} above the share of labels the network puts outside their class, {capped:.3f}, which caps it"
-
         elif held_by is None:
             record.update(estimated_noise_rate=rate)
         self.target = capped
@@ -244,6 +243,17 @@ def interval_record(rate: float, disagreement: float | None, joint: float | None
     return {"noise_rate_interval": list(noise_rate.rate_interval(rate, disagreement, joint)),
             "noise_rate_readings": {name: value for name, value in readings.items() if value is not None},
             "noise_rate_estimated_by": by}
+
+
+def estimated_by(history: list[dict]) -> str | None:
+    """What counted the rate the run's last interval spans (MIXTURE, WITHOUT_SPLIT or PROBE), in runs
+    made before it was recorded too: where a second estimate left the first standing, the first's
+    count; None where the run made no estimate."""
+    last = last_interval_record(history)
+    first = next((r for r in history if "estimated_noise_rate" in r), None)
+    if first is None:
+        return None
+    return last.get("noise_rate_estimated_by", counted_by_record(first if "unused_noise_rate" in last else last))
 
 
 def last_interval_record(history: list[dict]) -> dict:

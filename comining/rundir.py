@@ -100,9 +100,9 @@ def check_output(path, force: bool, run_dir=None, inputs=(), flag: str = "--out"
     return path
 
 
-def foreign_entry(out: Path, inputs=()) -> str | None:
+def foreign_entry(out: Path) -> str | None:
     """Why training may not write into the existing folder ``out``: the name of an entry it did not
-    make, or of one of its ``inputs`` there; None where ``out`` is new, empty, or holds only what a run
+    make; None where ``out`` is new, empty, or holds only what a run
     that stopped before its first checkpoint wrote (its config.json a whole run's settings). Hidden
     entries (.DS_Store) are passed over: a run writes none, so none is replaced. A folder that holds a
     run (``holds_a_run``) is the caller's to refuse first."""
@@ -112,9 +112,6 @@ def foreign_entry(out: Path, inputs=()) -> str | None:
     for name in entries:
         if name not in BEFORE_FIRST_CHECKPOINT:
             return name
-    for name in inputs:
-        if name and Path(name).resolve().parent == out.resolve() and Path(name).name in RUN_FILES:
-            return Path(name).name
     if not entries:
         return None
     try:  # a run writes config.json first, with every setting

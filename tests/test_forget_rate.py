@@ -351,6 +351,13 @@ def test_runs_made_before_the_source_was_recorded_name_it_from_their_records():
     assert counted_by_record({"estimated_noise_rate": 0.3, "probe_noise_rate": 0.3}) == "probe"
     assert counted_by_record({"estimated_noise_rate": 0.3}) == "mixture"
     assert counted_by_record({"noise_rate_estimated_by": "probe", "mixture_noise_rate": 0.7}) == "probe"
+    # Over a run's history: a second estimate that left the first standing spans the first's count.
+    from comining.forget_rate import estimated_by
+    first = {"epoch": 5, "estimated_noise_rate": 0.45, "mixture_noise_rate": 0.7, "noise_rate_interval": [0.3, 0.5]}
+    held = {"epoch": 10, "unused_noise_rate": 0.3, "noise_rate_interval": [0.26, 0.51]}
+    assert estimated_by([first, held]) == "without_split"
+    assert estimated_by([first, {"epoch": 10, "estimated_noise_rate": 0.5, "noise_rate_interval": [0.4, 0.6]}]) == "mixture"
+    assert estimated_by([{"epoch": 1}]) is None
 
 
 def test_a_run_too_short_for_its_warm_up_or_ramp_says_what_it_will_not_do():

@@ -73,8 +73,9 @@ def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[lis
     readings = readings_text(results)
     if readings:  # what the interval spans: where they disagree, a user may know better
         lines.append(["its readings", readings])
-    if unsure_text(results):  # the page where the flags are decided is where to say it (readings: above)
-        lines.append(["unsure", unsure_text(results, with_readings=False)])
+    unsure = unsure_text(results, with_readings=False)  # the readings have their row above
+    if unsure:  # the page where the flags are decided is where to say it
+        lines.append(["unsure", unsure])
     if results.get("forget_rate_shortfall"):
         lines.append(["warning", str(results["forget_rate_shortfall"])])
     if "last10_mean" in results:
