@@ -29,19 +29,27 @@ def find_label_issues(run_dir, ranked_by: str | None = None, share: float | None
     row indices of those samples from most to least suspect (lowest label quality first)."""
     if ranked_by not in (None, "label_quality"):
         raise UserError(f"ranked_by={ranked_by!r} is not known: pass None or 'label_quality'")
-    if share is not None and not 0 <= share <= 1:
-        raise UserError(f"share={share!r} is not a fraction of the samples: pass a number in [0, 1]")
     rows = load_verdicts(run_dir)
     quality = np.array([float(row["label_quality"]) for row in rows])
     if share is None:
         issues = np.array([row["verdict"] != "clean" for row in rows], dtype=bool)
     else:
-        from comining.verdicts import lowest_share
-        issues = lowest_share(quality, share)
+        issues = lowest_quality(rows, share)
     if ranked_by is None:
         return issues
     flagged = np.flatnonzero(issues)
     return flagged[np.argsort(quality[flagged], kind="stable")]
+
+
+def lowest_quality(rows: list[dict], share: float, name: str = "share=") -> np.ndarray:
+    """Boolean mask over verdicts.csv ``rows``: the round(share·N) of lowest label quality, ties at
+    the cut all taken (``verdicts.lowest_share``, as the run flags its own). ``name`` is how the
+    user passed ``share``, for the error where it is not a fraction."""
+    from comining.verdicts import lowest_share
+
+    if not 0 <= share <= 1:
+        raise UserError(f"{name}{share!r} is not a fraction of the samples: pass a number in [0, 1]")
+    return lowest_share(np.array([float(row["label_quality"]) for row in rows]), share)
 
 
 def load_pred_probs(run_dir) -> np.ndarray:

@@ -217,6 +217,9 @@ def build_parser() -> Parser:
     group.add_argument("--format", choices=("csv", "npy"), help="file format [default: from FILE's extension]")
     group.add_argument("--keep-discarded", action="store_true",
                        help="keep discarded samples with their given label instead of leaving them out")
+    group.add_argument("--share", type=float, metavar="RATE",
+                       help="set aside this share of the samples, those of lowest label quality, in place of the run's "
+                            "own count (where you know better how many labels are wrong)")
     group.add_argument("--force", action="store_true", help="replace an existing FILE")
 
     cache = commands.add_parser("cache", help="show the size of the --backbone frozen feature cache, or clear it")
@@ -351,7 +354,7 @@ def print_summary(cfg, results: dict, out: str) -> None:
                      + forget_rate.estimated_text(results["estimated_noise_rate"], results.get("estimated_noise_rate_interval"))
                      + (f", realised {noise['wrong_labels']:.1%}" if "wrong_labels" in noise else "")
                      + "; used as the forget rate")
-        unsure = forget_rate.unsure_text(results)
+        unsure = forget_rate.unsure_text(results, out)
         if unsure:
             lines.append(unsure)
     if results.get("forget_rate_shortfall"):
@@ -462,8 +465,10 @@ def cmd_review(args) -> int:
 def cmd_export(args) -> int:
     from comining.export import export_run
 
-    result = export_run(args.run_dir, args.out, args.keep_discarded, args.format, args.force)
-    print(f"wrote {result['path']}: labels of {result['samples']} training samples, {result['relabelled']} "
+    result = export_run(args.run_dir, args.out, args.keep_discarded, args.format, args.force, args.share)
+    print(f"wrote {result['path']}: labels of {result['samples']} training samples"
+          + ("" if args.share is None else f", the {args.share:g} of lowest label quality set aside")
+          + f", {result['relabelled']} "
           f"relabelled, " + (f"{result['discarded']} discarded ones left out (keep them with --keep-discarded)"
                              if not args.keep_discarded else "discarded ones kept with their given label")
           + (f"; {result['untrained']} samples the run did not train on are left out" if result["untrained"] else ""))

@@ -1,7 +1,8 @@
 """``comining export RUN_DIR --out FILE``: a run's decisions as a label file to train on again.
 
 Each training sample keeps the label ``labelfile.verdict_label`` gives it (a discarded one its given
-label with ``keep_discarded``); samples the run itself left out stay left out. The file is in the
+label with ``keep_discarded``); samples the run itself left out stay left out. With a ``share``, the
+user's count of wrong labels replaces the run's (``at_share``). The file is in the
 format of comining/labelfile.py, so ``--labels FILE`` (and, for image sets, ``--train-csv FILE``) reads it back.
 """
 
@@ -32,6 +33,20 @@ def decided_labels(rows: list[dict], classes: list[str], keep_discarded: bool) -
     return labels
 
 
+def at_share(rows: list[dict], share: float) -> list[dict]:
+    """verdicts.csv ``rows`` as a run that had flagged round(share·N) samples would have judged them:
+    the samples of lowest label quality (``api.lowest_quality``, the set ``find_label_issues(run,
+    share=)`` returns) are set aside, relabelled where the run relabelled them and discarded where it
+    did not; every other sample is clean. A sample the run did not flag has no suggested class,
+    since its label was never weighed against one, so it is discarded rather than guessed at."""
+    from comining.api import lowest_quality
+
+    flagged = lowest_quality(rows, share, name="--share ")
+    return [{**row, "verdict": ("relabelled" if row["verdict"] == "relabelled" and row.get("suggested_label")
+                                else "discarded") if flag else "clean"}
+            for row, flag in zip(rows, flagged)]
+
+
 def training_positions(run: RunDir, rows: list[dict], size: int) -> list[int]:
     """The position in the training set that each row of an in-memory run's verdicts.csv names."""
     positions = []
@@ -43,14 +58,19 @@ def training_positions(run: RunDir, rows: list[dict], size: int) -> list[int]:
     return positions
 
 
-def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = None, force: bool = False) -> dict:
+def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = None, force: bool = False,
+               share: float | None = None) -> dict:
     """Write the label file ``out`` (format ``fmt``, 'csv' or 'npy'; default from the extension) of the
     run in ``run_dir``; an existing ``out`` is replaced only with ``force``, the run's own files never.
-    Returns {"path", "format", "samples" (training samples of the run), "relabelled", "discarded" (left
-    out as discarded), "untrained" (left out as the run did not train on them)}."""
+    ``share``: set aside that share of the samples, those of lowest label quality, in place of the
+    run's verdicts (``at_share``). Returns {"path", "format", "samples" (training samples of the
+    run), "relabelled", "discarded" (left out as discarded), "untrained" (left out as the run did not
+    train on them)}."""
     run = RunDir(run_dir)
     out = check_output(out, force, run_dir)
     rows = run.read_verdicts((*VERDICT_COLUMNS, "suggested_label"))
+    if share is not None:
+        rows = at_share(rows, share)
     data = run.read_data_info(keys=("classes",))
     named = {".csv": "csv", ".npy": "npy"}.get(out.suffix.lower())
     if fmt and named and fmt != named:  # --labels reads a file by its extension

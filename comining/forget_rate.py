@@ -10,6 +10,7 @@ The engine asks it for the epoch's rate once per epoch; the estimators are in ``
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import replace
 
 import numpy as np
@@ -290,10 +291,10 @@ def source_text(results: dict, cfg) -> str:
     return text
 
 
-def unsure_text(results: dict, with_readings: bool = True) -> str:
-    """Where the interval of ``results`` (results.json) is too wide to act on (``is_wide``), what the
-    summary and the review page say about it, with what to do (and, ``with_readings``, the readings
-    it spans); "" otherwise."""
+def unsure_text(results: dict, run_dir: str = "RUN_DIR", with_readings: bool = True) -> str:
+    """Where the interval of ``results`` (results.json of the run in ``run_dir``) is too wide to act
+    on (``is_wide``), what the summary and the review page say about it, with what to do (and,
+    ``with_readings``, the readings it spans); "" otherwise."""
     interval = results.get("estimated_noise_rate_interval")
     if not is_wide(interval):
         return ""
@@ -301,8 +302,9 @@ def unsure_text(results: dict, with_readings: bool = True) -> str:
     return (f"the estimate is unsure: its interval, {interval[0]:.0%} to {interval[1]:.0%}, spans more than "
             f"{noise_rate.WIDE_INTERVAL * 100:.0f} points" + (f" (its readings: {readings})" if readings else "")
             + ". If you know about how many labels are wrong (for example from 50 training images drawn at "
-            "random and checked by eye: each wrong one is 2 %), pass --forget-rate RATE, or flag that share "
-            "of this run's samples with comining.find_label_issues(run, share=RATE)")
+            "random and checked by eye: each wrong one is 2 %), pass --forget-rate RATE to train again, or set "
+            f"that share of this run's samples aside now: comining export {shlex.quote(str(run_dir))} --share RATE "
+            "--out labels.csv (from Python: comining.find_label_issues(run, share=RATE))")
 
 
 def is_interval(interval) -> bool:

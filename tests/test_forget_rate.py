@@ -269,10 +269,11 @@ def test_the_summary_shows_the_interval_and_advises_a_rate_only_where_it_is_wide
                "precision": "fp32", "device": "cpu", "seconds": 5.0, "train_size": 100,
                "noise": {"wrong_labels": 0.4}, "estimated_noise_rate": 0.31, "estimated_noise_rate_interval": interval,
                "n_clean": 70, "n_relabelled": 10, "n_discarded": 20}
-    print_summary(cfg, results, "run")
+    print_summary(cfg, results, "runs/a")
     out = capsys.readouterr().out
     assert f"31.0% (likely {interval[0]:.0%} to {interval[1]:.0%})" in out
     assert ("pass --forget-rate RATE" in out) == advised
+    assert ("comining export runs/a --share RATE --out labels.csv" in out) == advised
     assert ("find_label_issues(run, share=RATE)" in out) == advised
 
 

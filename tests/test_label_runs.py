@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from comining import noise
+from comining import find_label_issues, noise
 from comining.config import resolve
 from comining.forget_rate import target_rate
 from comining.data import cifar, load_arrays
@@ -177,6 +177,29 @@ def test_export_writes_the_decisions(digits_run):
         export_run(base / "r1", "e.txt")
     with pytest.raises(UserError, match="run directory nowhere not found"):
         export_run("nowhere", "e.csv")
+
+
+def test_export_with_a_share_sets_aside_that_many_samples_of_lowest_label_quality(digits_run):
+    base, run, rows = digits_run
+    quality = [float(r["label_quality"]) for r in rows]
+    for share in (0.05, 0.3):  # fewer and more than the run flagged itself
+        count = round(share * len(rows))
+        cut = sorted(quality)[count - 1]
+        flagged = {r["sample"] for r, q in zip(rows, quality) if q <= cut}
+        assert len(flagged) >= count
+        result = run("export", "r1", "--out", f"s{share}.csv", "--share", share)
+        assert result.returncode == 0, result.stderr
+        assert f"the {share:g} of lowest label quality set aside" in result.stdout
+        written = {r["index"]: r["label"] for r in read_csv(base / f"s{share}.csv")}
+        for r in rows:
+            relabelled = r["verdict"] == "relabelled" and r["suggested_label"]
+            expected = ((r["suggested_label"] if relabelled else "") if r["sample"] in flagged else r["given_label"])
+            assert written[r["sample"]] == expected, r
+        # The same set as the Python API's.
+        assert flagged == {rows[i]["sample"] for i in np.flatnonzero(find_label_issues(base / "r1", share=share))}
+    result = run("export", "r1", "--out", "bad.csv", "--share", "1.5")
+    assert result.returncode == 2 and "--share 1.5 is not a fraction" in result.stderr
+    assert "Traceback" not in result.stderr and not (base / "bad.csv").exists()
 
 
 @pytest.mark.slow

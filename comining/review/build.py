@@ -52,7 +52,7 @@ def suspicion_order(rows: list[dict]) -> list[int]:
     return sorted(range(len(rows)), key=key)
 
 
-def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[list[str]]:
+def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int, run: Path) -> list[list[str]]:
     """[(what, value)] of the run's summary, as text."""
     dataset = cfg.get("synthetic") or cfg.get("dataset") or data.get("dataset") or "?"
     noise = results.get("noise") or {}
@@ -73,7 +73,7 @@ def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int) -> list[lis
     readings = readings_text(results)
     if readings:  # what the interval spans: where they disagree, a user may know better
         lines.append(["its readings", readings])
-    unsure = unsure_text(results, with_readings=False)  # the readings have their row above
+    unsure = unsure_text(results, run, with_readings=False)  # the readings have their row above
     if unsure:  # the page where the flags are decided is where to say it
         lines.append(["unsure", unsure])
     if results.get("forget_rate_shortfall"):
@@ -121,7 +121,7 @@ def page_data(run: Path, rows: list[dict], data: dict, cfg: dict, results: dict)
     digest = hashlib.sha1(RunDir(run).verdicts.read_bytes()).hexdigest()[:16]
     return {"run": {"name": run.resolve().name, "id": f"{run.resolve().name}:{digest}",
                     "kind": label_file_kind(data.get("root"))},
-            "summary": summary_lines(cfg, data, results, len(rows)),
+            "summary": summary_lines(cfg, data, results, len(rows), run),
             "classes": classes, "names": names, "verdicts": list(SELECTIONS),
             "counts": [list(r) for r in class_table(rows, classes)],
             "page_size": PAGE_SIZE, "columns": columns}
