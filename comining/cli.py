@@ -235,7 +235,9 @@ def typed_settings(args) -> dict:
     return {f.name: getattr(args, f.name) for f in settings_fields() if hasattr(args, f.name)}
 
 
-# Settings a resumed run may change: they leave what is computed, and in which order, as it was.
+# Settings a resumed run may change: where and how visibly it runs, and two that change its numbers
+# from the resumed epoch on without changing what it computes (the precision; the base --lr, which
+# every epoch's schedule starts from).
 RESUMABLE = {"device", "precision", "lr", "workers", "quiet", "eval_batch_size"}
 
 
@@ -460,6 +462,7 @@ def cmd_review(args) -> int:
     print(f"review page: {build_review(args.run_dir)}", flush=True)
     if args.serve:
         serve(args.run_dir, args.port)
+    return 0
 
 
 def cmd_export(args) -> int:

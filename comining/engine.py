@@ -394,9 +394,6 @@ class Trainer:
             reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
             raise UserError(f"checkpoint {run.checkpoint} does not fit its own settings ({reason}): "
                             "it was written by another configuration; start a new run") from None
-        if overrides and "lr" in overrides:  # the optimiser state would otherwise bring the old rate back
-            for group in trainer.optimizer.param_groups:
-                group["lr"] = cfg.lr
         trainer.history = state["history"]
         trainer.start_epoch = state["epoch"]
         trainer.forget.restore(trainer.history)

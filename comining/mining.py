@@ -80,7 +80,7 @@ def _ranked_mean(values: torch.Tensor, valid: torch.Tensor, lo: int, hi: int, de
 
 def semi_hard_triplet(anchors: torch.Tensor, anchor_labels: torch.Tensor, bank_feats: torch.Tensor,
                       bank_labels: torch.Tensor, margin: float, pos_range=(0, 5), neg_range=(0, 5)) -> torch.Tensor:
-    """Per-anchor loss max(0, s_n - s_p + margin) against a memory bank (DESIGN.md §2 step 7).
+    """Per-anchor loss max(0, s_n - s_p + margin) against a memory bank (docs/METHOD.md, step 7).
     anchors [A×D] and bank_feats [B×D] are compared by cosine similarity. s_p is the mean similarity
     of the positives (same label) ranked ``pos_range`` counting from the least similar: hard
     positives, but not the very hardest when ``pos_range`` starts above 0. s_n is the mean of the

@@ -1,4 +1,4 @@
-"""The paper's synthetic label-noise protocol (DESIGN.md §4).
+"""The paper's synthetic label-noise protocol (docs/DATA.md, "The noise protocol").
 
 Closed-set noise flips a label to another known class; open-set noise keeps the images of the last
 classes but gives them labels of known classes, so the model never sees those classes as targets.

@@ -1,6 +1,6 @@
 """Who are the triplet loss's "hard positives"? A diagnostic on a finished Co-mining run.
 
-The semi-hard triplet loss (DESIGN.md §2 step 7) pulls each confident anchor towards the positives
+The semi-hard triplet loss (docs/METHOD.md, step 7) pulls each confident anchor towards the positives
 (bank entries with the anchor's *given* label) it is least similar to. On noisy data those are the
 entries most likely to carry a wrong label. This script measures that on a trained run: it embeds
 the run's training images (test view), rebuilds a bank from the run's confident set H (the lowest

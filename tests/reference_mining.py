@@ -1,6 +1,6 @@
 """Slow, loop-based float64 reference for the two mining functions.
 
-Written independently of ``comining.mining`` from the spec (DESIGN.md §2 steps 7-8) so that the
+Written independently of ``comining.mining`` from the method's description (docs/METHOD.md, steps 7-8) so that the
 vectorised implementation can be checked against something obviously correct. numpy in, numpy out.
 """
 import numpy as np

@@ -450,3 +450,27 @@ def test_stack_views_fills_each_kind_in_place_and_widens_where_float16_cannot_ho
     assert layout == {"test": (0, 1), "strong": (1, 2)}
     assert images.dtype == torch.float32 and images.shape == (3, 3, 4)
     assert torch.equal(images[:, 0], torch.full((3, 4), 1.5)) and torch.equal(images[:, 1:], torch.full((3, 2, 4), 70000.0))
+
+
+class _Pooled(torch.nn.Module):
+    """A model written to the registry's contract alone: (logits, features) and feature_dim."""
+
+    def __init__(self, in_channels, num_classes, image_size):
+        super().__init__()
+        self.feature_dim = in_channels
+        self.fc = torch.nn.Linear(in_channels, num_classes)
+
+    def forward(self, x):
+        features = x.mean(dim=(2, 3))
+        return self.fc(features), features
+
+
+def test_a_registered_model_without_stages_serves_as_a_one_stage_frozen_backbone(monkeypatch):
+    from comining.models import MODELS
+    from comining.models.backbone import build_arch
+    monkeypatch.setitem(MODELS, "pooled", _Pooled)
+    extractor = build_arch("pooled", "none", 3, 8, seed=0, progress=False)
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    assert torch.equal(extractor(images), images.mean(dim=(2, 3)))  # forward's features, as the contract says
+    with pytest.raises(UserError, match="--feature-stages 2: --arch pooled offers 1"):
+        build_arch("pooled", "none", 3, 8, seed=0, progress=False, stages=2)

@@ -1,4 +1,4 @@
-"""Per-sample losses of DESIGN.md §2 steps 3-4 against hand computations."""
+"""Per-sample losses of the training step's steps 3-4 (docs/METHOD.md) against hand computations."""
 import math
 
 import torch

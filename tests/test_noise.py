@@ -1,4 +1,4 @@
-"""The synthetic noise protocol of DESIGN.md §4: transition matrices, sampling, rates, validation."""
+"""The synthetic noise protocol (docs/DATA.md, "The noise protocol"): transition matrices, sampling, rates, validation."""
 import numpy as np
 import pytest
 

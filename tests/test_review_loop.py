@@ -1,4 +1,4 @@
-"""The practitioner's loop (DESIGN.md §8) on a small image folder: train, review in the browser,
+"""The practitioner's loop (README, steps 1-5) on a small image folder: train, review in the browser,
 train again on the saved label file, predict."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Co-mining (DESIGN.md §2): one network, two views, loss-based selection, feature-space mining.
+"""Co-mining (docs/METHOD.md, "one training step"): one network, two views, loss-based selection, feature-space mining.
 
 Per batch: a clean set C (lowest scores) trains with label-smoothed cross-entropy and prediction
 consistency; its most confident part H also pulls features towards same-label bank entries
@@ -75,7 +75,7 @@ RECIPES = {
     # prediction-consistency term (on clean labels it alone cost 2.9 points), and the forget rate
     # ramped in after warm-up (at symmetric 80 % a jump to it loses classes in the first epoch).
     "default": CoMiningOptions(),
-    "paper": CoMiningOptions(w_pc=1.0, w_tri=3.0, select_per_class=False, forget_ramp=False),  # DESIGN.md §2
+    "paper": CoMiningOptions(w_pc=1.0, w_tri=3.0, select_per_class=False, forget_ramp=False),  # the method as the paper writes it
     "authors": CoMiningOptions(w_pc=1.0, w_tri=0.0, select_per_class=False, forget_ramp=False),  # its triplet term is 0
 }
 

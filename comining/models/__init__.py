@@ -2,7 +2,9 @@
 
 Every model maps images [N×C×H×W] to ``(logits [N×classes], features [N×D])``, where the features
 are the input of the final linear layer (what Co-mining's memory banks store), and exposes
-``feature_dim``.
+``feature_dim``. A model that can also give an earlier stage's features to ``--backbone frozen``
+(``--feature-stages 2``) says how many stages it offers in ``stage_count`` and returns them, last
+one last, from ``stage_features(x)``, as ``cnn.Classifier`` does; without them it offers one.
 """
 
 from __future__ import annotations
