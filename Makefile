@@ -9,9 +9,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# constraints.txt pins torch so pip takes the CPU build instead of pulling CUDA wheels, and kornia (see there).
+# constraints.txt pins torch and kornia (see there). TORCH_INDEX, where given, is the index torch is
+# taken from first: https://download.pytorch.org/whl/cpu keeps pip from pulling CUDA wheels.
+TORCH_INDEX ?=
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(VENV)/bin/pip install --disable-pip-version-check -q -c constraints.txt --index-url $(TORCH_INDEX) torch)
 	$(VENV)/bin/pip install --disable-pip-version-check -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 

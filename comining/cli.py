@@ -159,7 +159,7 @@ def build_parser() -> Parser:
                      help="a named set of the paper's settings: " + ", ".join(sorted(PRESETS)))
     run.add_argument("--config", metavar="FILE", help="JSON file of settings, by setting name (flags override it)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
-    run.add_argument("--help-all", action=HelpAction, nargs=0, help="every option, with the seed's spellings")
+    run.add_argument("--help-all", action=HelpAction, nargs=0, help="every option, with the authors' code's spellings")
     add_settings_flags(train)
 
     table = commands.add_parser("table", help="run a grid of methods × noise settings and write its table",
@@ -175,7 +175,7 @@ def build_parser() -> Parser:
                       help=f"comma-separated settings (rows), e.g. sym50,asym40,sym20-open20 [default {','.join(PAPER_NOISE)}]")
     grid.add_argument("--seeds", metavar="LIST", help="comma-separated training seeds, one run per cell and seed "
                                                       "(replaces --seed); cells report mean ± std over the seeds")
-    grid.add_argument("--help-all", action=HelpAction, nargs=0, help="every option, with the seed's spellings")
+    grid.add_argument("--help-all", action=HelpAction, nargs=0, help="every option, with the authors' code's spellings")
     add_settings_flags(table)
 
     inspect = commands.add_parser("inspect", help="summarise a run's verdicts per class and draw a contact sheet")

@@ -8,7 +8,7 @@ from dataclasses import field
 
 def setting(default, help: str = "", *, flags=(), choices=None, main: bool = False, metavar: str | None = None,
             recipe: bool = False):
-    """A settings field: ``flags`` are extra spellings (the seed's, e.g. --closeset_ratio), ``main``
+    """A settings field: ``flags`` are extra spellings (the authors' code's, e.g. --closeset_ratio), ``main``
     puts it on `comining train --help` (the rest on --help-all), ``recipe`` marks a Co-mining option
     that recipes set."""
     return field(default=default, metadata={"help": help, "flags": tuple(flags), "choices": choices,

@@ -41,11 +41,11 @@ def _output_widths(state: dict) -> set[int]:
             if isinstance(v, torch.Tensor) and v.ndim == 2 and k.endswith("weight")}
 
 
-# --- 1. the seed's CIFAR-10 command ------------------------------------------------------------
+# --- 1. the authors' code's CIFAR-10 command ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def cifar10_run(tmp_path_factory):
-    """The seed's cifar10nc command (2 epochs) on a 200/100-image CIFAR-10, run once for the tests below."""
+    """The authors' code's cifar10nc command (2 epochs) on a 200/100-image CIFAR-10, run once for the tests below."""
     base = tmp_path_factory.mktemp("cifar10")
     root = base / "data"
     write_cifar10(root, n_train=200, n_test=100)
@@ -258,7 +258,7 @@ def _without_out(cfg: dict) -> dict:
 
 
 def test_seed_spellings_and_readable_names_give_the_same_config(run_cli, tmp_path):
-    # The seed's spellings through the real command line; the readable ones through the same parser
+    # The authors' code's spellings through the real command line; the readable ones through the same parser
     # in-process (one training run is enough to see what reaches config.json).
     from comining.cli import build_parser, typed_settings
     from comining.config import resolve

@@ -1,4 +1,4 @@
-"""Label files in runs: the labels a run trains on, its realised noise, the seed's CIFAR layout, CSV
+"""Label files in runs: the labels a run trains on, its realised noise, the authors' code's CIFAR layout, CSV
 lists of images end to end, and `comining export` read back by `--labels` and `--train-csv`."""
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_seed_layout_of_cifar_under_the_default_root(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_cifar_n_file_on_the_seed_layout_end_to_end(tmp_path):
-    """The seed's CIFAR command with a CIFAR-N file: the run trains on the chosen key and reports its
+    """The authors' code's CIFAR command with a CIFAR-N file: the run trains on the chosen key and reports its
     disagreement with CIFAR's own labels, the left-out samples, and nothing synthetic."""
     write_cifar10(tmp_path / "cwd" / "datasets" / "cifar10")
     clean = np.asarray(load_arrays("cifar10", tmp_path / "cwd" / "datasets").train_labels)
