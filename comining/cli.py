@@ -18,7 +18,8 @@ import textwrap
 from pathlib import Path
 
 from comining import __version__
-from comining.config import PRESETS, REMOVED_HINT, RETIRED, SECTIONS, choices_of, method_options, settings_fields
+from comining.config import (PRESETS, REMOVED_HINT, RESUMABLE, RETIRED, SECTIONS, choices_of, method_options,
+                             settings_fields)
 from comining.errors import TrainingStopped, UserError
 from comining.methods import METHODS, paper_methods
 from comining.table import PAPER_NOISE, TABLE_PRESETS
@@ -235,10 +236,6 @@ def typed_settings(args) -> dict:
     return {f.name: getattr(args, f.name) for f in settings_fields() if hasattr(args, f.name)}
 
 
-# Settings a resumed run may change: where and how visibly it runs, and two that change its numbers
-# from the resumed epoch on without changing what it computes (the precision; the base --lr, which
-# every epoch's schedule starts from).
-RESUMABLE = {"device", "precision", "lr", "workers", "quiet", "eval_batch_size"}
 
 
 def cmd_train(args) -> int:

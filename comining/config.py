@@ -344,7 +344,8 @@ def _types_ok(cfg: Config) -> None:
 
 
 def validate(cfg: Config) -> None:
-    """Raise UserError naming the first setting that is out of range; nothing heavy has started yet."""
+    """Raise UserError naming the first setting that is out of range; nothing heavy has started yet.
+    Also writes ``cfg.noise_type`` in its canonical spelling (``sym`` → ``symmetric``)."""
     _types_ok(cfg)
     from comining.noise import canonical_noise_type
     cfg.noise_type = canonical_noise_type(cfg.noise_type)
@@ -387,6 +388,14 @@ def validate(cfg: Config) -> None:
     need(cfg.feature_stages >= 1, f"--feature-stages {cfg.feature_stages} must be at least 1")
     for options in method_options().values():  # every method's options, so a grid fails before it trains
         options.validate(cfg)
+
+
+# Settings that change where and how visibly a run is executed, not what it computes.
+RUNTIME_SETTINGS = {"out", "quiet", "workers", "eval_batch_size", "device"}
+# Settings a resumed run may change: those, but for its folder, and two that change its numbers from the
+# resumed epoch on without changing what it computes (the precision; the base --lr, which every epoch's
+# schedule starts from).
+RESUMABLE = (RUNTIME_SETTINGS - {"out"}) | {"precision", "lr"}
 
 
 def from_stored(values: dict) -> dict:

@@ -77,7 +77,8 @@ def any_rank(flag: bool, device) -> bool:
 
 
 def gather_objects(obj) -> list:
-    """A picklable object from every rank, in rank order (for RNG states at checkpoints)."""
+    """A picklable object from every rank, in rank order (RNG states at checkpoints, readings of the
+    noise rate and the probe, skipped files)."""
     if not active():
         return [obj]
     out = [None] * world_size()

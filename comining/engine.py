@@ -282,7 +282,7 @@ class Trainer:
             write_verdicts(self.run, self.selections, self.data, self.final)
             write_data_files(self.run, cfg.dataset, self.data, self.views.normalize,  # files broken meanwhile
                              self.backbone_record())
-            report.plot_run(self.history, self.run.path / "curves.png", title=self.run.path.name)
+            report.plot_run(self.history, self.run.curves, title=self.run.path.name)
         return results
 
     def backbone_record(self) -> dict | None:
@@ -367,8 +367,9 @@ class Trainer:
     @classmethod
     def resume(cls, path, overrides: dict | None = None) -> "Trainer":
         """A Trainer that continues the run in ``path`` from its checkpoint.
-        ``overrides`` may change settings that leave the computation's meaning intact (device,
-        precision, learning rate after a divergence, workers, progress bars)."""
+        ``overrides`` may change the settings of ``config.RESUMABLE``: those that leave the computation's
+        meaning intact (device, precision, learning rate after a divergence, workers, evaluation batch
+        size, progress bars)."""
         run = RunDir(path)
         state = run.load_checkpoint()  # checks the format and that every part is there
         try:

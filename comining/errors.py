@@ -1,4 +1,5 @@
-"""The one exception type the command line turns into a one-line message and exit status 2."""
+"""The exceptions the command line turns into a one-line message without a traceback: ``UserError``
+(exit status 2) and ``TrainingStopped`` (1, or 128 + the signal's number where a signal stopped it)."""
 
 
 class UserError(Exception):

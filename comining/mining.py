@@ -28,7 +28,6 @@ class MemoryBank:
         self.label_buffer = torch.zeros(self.size, dtype=torch.long, device=device)
         self.ptr = 0
         self.count = 0
-        self.pushed = 0  # rows pushed since creation (host integer)
 
     @torch.no_grad()
     def push(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
@@ -42,7 +41,6 @@ class MemoryBank:
         self.label_buffer[slots] = labels.to(self.label_buffer.device, torch.long)
         self.ptr = (self.ptr + n) % self.size
         self.count = min(self.count + n, self.size)
-        self.pushed += n
 
     @property
     def feats(self) -> torch.Tensor:
@@ -53,14 +51,12 @@ class MemoryBank:
         return self.label_buffer[: self.count]
 
     def state_dict(self) -> dict:
-        return {"buffer": self.buffer, "label_buffer": self.label_buffer, "ptr": self.ptr, "count": self.count,
-                "pushed": self.pushed}
+        return {"buffer": self.buffer, "label_buffer": self.label_buffer, "ptr": self.ptr, "count": self.count}
 
     def load_state_dict(self, state: dict) -> None:
         self.buffer.copy_(state["buffer"])
         self.label_buffer.copy_(state["label_buffer"])
-        self.ptr, self.count = int(state["ptr"]), int(state["count"])
-        self.pushed = int(state.get("pushed", self.count))  # banks saved before the counter existed
+        self.ptr, self.count = int(state["ptr"]), int(state["count"])  # other keys are ignored
 
 
 def _ranked_mean(values: torch.Tensor, valid: torch.Tensor, lo: int, hi: int, descending: bool):

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from comining import hardware
+from comining.config import Config
 from comining.data.augment import Views
 from comining.data.decode import ImageFiles, in_order, loader
 from comining.data.listing import visible_files
@@ -52,7 +53,7 @@ def predict(run_dir, paths: list[str], output="predictions.csv", device: str = "
     Returns {"images": n, "errors": n unreadable, "counts": {class: n}, "output": path}."""
     device = hardware.resolve_device(device)
     nets, info, cfg = load_networks(run_dir, device)
-    precision = hardware.resolve_precision(cfg.get("precision", "auto"), device)
+    precision = hardware.resolve_precision(cfg.get("precision", Config.precision), device)
     files = collect(paths)
     check_output(output, force, run_dir, inputs=files, flag="--output")
     classes = info["classes"]

@@ -1,4 +1,4 @@
-"""Plots and tables of finished runs."""
+"""Plots of finished runs: a run's per-epoch curves and a grid's table as bars (the table's text is table.py's)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from comining.config import Config, noise_tag
+from comining.config import ADDED_LATER, Config, noise_tag
 from comining.errors import UserError
 from comining.selection import SELECTIONS
 from comining.verdicts import VERDICTS
@@ -69,6 +69,9 @@ REWRITTEN_ON_RESUME = {"config.json", "data.json", "results.json", "verdicts.csv
 # The files a training run writes into its directory: no other command writes over them.
 RUN_FILES = ("config.json", "data.json", "metrics.jsonl", "checkpoint.pt", "results.json", "verdicts.csv",
              "pred_probs.npy", "skipped_files.txt", "curves.png")
+# What other commands write into it: inspect's contact sheet, review's page and the folder of its sprite
+# sheets, and review --serve's saved labels.
+COMMAND_FILES = ("contact_sheet.png", "review.html", "review", "reviewed_labels.csv")
 
 
 # What a run writes before its first checkpoint; once it has more (metrics, a checkpoint, results), it
@@ -202,7 +205,7 @@ def write_data_files(run: "RunDir", dataset: str, data, normalize, backbone: dic
         "skipped_files": len(data.skipped_files), **({"backbone": backbone} if backbone else {})})
     if data.reads_files:
         lines = "".join(f"{path}\t{reason}\n" for path, reason in data.skipped_files.items())
-        atomic_write(run.path / "skipped_files.txt", lines.encode())
+        atomic_write(run.skipped_files, lines.encode())
 
 
 JSON_KINDS = {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list",
@@ -236,8 +239,10 @@ class RunDir:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.config, self.data_info, self.metrics, self.checkpoint, self.results, self.verdicts, self.pred_probs = (
-            self.path / name for name in RUN_FILES[:7])
+        (self.config, self.data_info, self.metrics, self.checkpoint, self.results, self.verdicts, self.pred_probs,
+         self.skipped_files, self.curves) = (self.path / name for name in RUN_FILES)
+        self.contact_sheet, self.review_page, self.review_sheets, self.reviewed_labels = (
+            self.path / name for name in COMMAND_FILES)
 
     def create(self) -> None:
         try:
@@ -424,7 +429,7 @@ class RunDir:
         nets = []
         for i in range(count):
             net = (build_model(cfg["arch"], info["channels"], classes, info["crop_size"]) if backbone is None
-                   else build_model(cfg.get("head", "linear"), backbone["dim"], classes, 1))
+                   else build_model(cfg.get("head", ADDED_LATER["head"]), backbone["dim"], classes, 1))
             prefix = f"nets.{i}."
             try:
                 net.load_state_dict({k[len(prefix):]: v for k, v in method.items() if k.startswith(prefix)})

@@ -16,7 +16,8 @@ import numpy as np
 
 from tqdm import tqdm
 
-from comining.config import FROZEN_ONLY, Config, backbone_mode, comparable, from_stored, method_options, validate
+from comining.config import (FROZEN_ONLY, RUNTIME_SETTINGS, Config, backbone_mode, comparable, from_stored,
+                             method_options, validate)
 from comining.errors import UserError
 from comining import report
 from comining.rundir import RunDir, atomic_csv, atomic_write
@@ -50,8 +51,6 @@ def grid(base: Config, methods: list[str], noises: list[str], seeds=None) -> lis
     return cells
 
 
-# Settings that change how a run is executed or shown, not its numbers.
-RUNTIME_SETTINGS = {"out", "quiet", "workers", "eval_batch_size", "device"}
 
 
 def check_cell(run_dir: Path, cfg: Config) -> None:

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from comining.errors import UserError
 from comining.verdicts import VERDICTS
 from comining.data.decode import check_regular
-from comining.rundir import check_output, read_run
+from comining.rundir import RunDir, check_output, read_run
 
 THUMB = 96  # tile side in pixels
 CAPTION = 14  # caption strip under each tile
@@ -185,7 +185,7 @@ def inspect_run(run_dir, output=None, per_row: int = 8, max_classes: int = 50, f
     rows, data, cfg = read_run(run_dir)
     classes = data.get("classes") or []
     table = class_table(rows, classes)
-    path = Path(output) if output else Path(run_dir) / "contact_sheet.png"
+    path = Path(output) if output else RunDir(run_dir).contact_sheet
     try:
         drawn = contact_sheet(rows, classes, image_source(data, cfg), path, per_row, max_classes)
     except OSError as err:

@@ -15,6 +15,7 @@ import math
 from html import escape
 from pathlib import Path
 
+from comining.config import LEGACY_RECIPE
 from comining.errors import UserError
 from comining.forget_rate import estimated_text, readings_text, unsure_text
 from comining.selection import SELECTIONS
@@ -67,7 +68,7 @@ def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int, run: Path) 
     estimated = results.get("estimated_noise_rate")
     lines = [["data set", f"{dataset}: {n_rows} training samples, {len(data.get('classes') or [])} classes"],
              ["method", str(cfg.get("method", results.get("method", "?")))],
-             ["recipe", str(cfg.get("recipe") or "paper")],
+             ["recipe", str(cfg.get("recipe") or LEGACY_RECIPE)],
              ["noise given", given],
              ["noise estimated", estimated_text(estimated, results.get("estimated_noise_rate_interval"))]]
     readings = readings_text(results)
@@ -136,7 +137,7 @@ def script_json(obj) -> str:
 
 def write_thumbnails(run: Path, rows: list[dict], data: dict, cfg: dict, order: list[int]) -> dict | None:
     """Sprite sheets in RUN/review/ with row ``order[slot]`` in cell ``slot``; None if no images."""
-    folder = run / "review"
+    folder = RunDir(run).review_sheets
     if data.get("root"):
         return thumbs.file_sheets(Path(data["root"]), [rows[i]["sample"] for i in order], folder, usable_cpus())
     images = training_arrays(cfg)
@@ -184,7 +185,7 @@ def build_review(run_dir) -> Path:
     content["columns"]["slot"] = slots
     try:
         content["thumbs"] = write_thumbnails(run, rows, data, cfg, order)
-        page = run / "review.html"
+        page = RunDir(run).review_page
         atomic_write(page, render(HERE, f"review of {run.resolve().name}", chart, script_json(content)).encode())
     except OSError as err:
         raise UserError(f"cannot write the review page into {run} ({err.strerror or err}): "

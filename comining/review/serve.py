@@ -26,10 +26,8 @@ from pathlib import Path
 from comining.errors import UserError
 from comining.review.build import run_classes
 from comining.review.decisions import check_label_file, label_file_kind
-from comining.rundir import atomic_write
-from comining.verdicts_view import read_run
+from comining.rundir import RunDir, atomic_write, read_run
 
-SAVED_NAME = "reviewed_labels.csv"
 MAX_BYTES_PER_SAMPLE = 4096  # a generous path and class name per row
 SHEET = re.compile(r"^/review/sheet-\d{5}\.(png|jpg)$")
 TYPES = {".html": "text/html; charset=utf-8", ".png": "image/png", ".jpg": "image/jpeg"}
@@ -83,7 +81,7 @@ def make_handler(run: Path, kind: str, samples: list[str], classes: list[str]):
         def do_GET(self):  # noqa: N802  (the name http.server calls)
             path = self.path.split("?", 1)[0]
             if path in ("/", "/review.html"):
-                file = run / "review.html"
+                file = RunDir(run).review_page
             elif SHEET.match(path):
                 file = run / path.lstrip("/")
             else:
@@ -112,7 +110,7 @@ def make_handler(run: Path, kind: str, samples: list[str], classes: list[str]):
             problem = check_label_file(text, kind, samples, classes)
             if problem:
                 return self.answer(HTTPStatus.BAD_REQUEST, error=f"not a label file of this run: {problem}")
-            target = run / SAVED_NAME
+            target = RunDir(run).reviewed_labels
             try:
                 atomic_write(target, text.encode("utf-8"))
             except OSError as err:
