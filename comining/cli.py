@@ -315,7 +315,7 @@ def parse_seeds(text: str, seed_given: bool) -> list[int]:
 def print_summary(cfg, results: dict, out: str) -> None:
     noise = results.get("noise", {})
     n = results["train_size"]
-    method = cfg.method + (f" (recipe {cfg.recipe})" if cfg.method == "comining" else "")
+    method = cfg.method + (f" (recipe {cfg.recipe})" if METHODS[cfg.method].uses_recipe else "")
     if "skipped_files" in results:  # an image folder: labels as given, no synthetic noise to report
         skipped = results["skipped_files"]
         head = (f"{method} on {cfg.dataset}: {n} training images"

@@ -25,7 +25,7 @@ from comining.data.in_memory import InMemoryData
 from comining.data.training_set import check_same_data
 from comining.errors import UserError
 from comining.forget_rate import ForgetRate, estimated_by, estimated_noise_rate, last_interval_record
-from comining.guards import Interrupted, LossMonitor, NonFiniteLoss, stop_on_signals  # noqa: F401
+from comining.guards import Interrupted, LossMonitor, stop_on_signals
 from comining.methods import build_method
 from comining.selection import SelectionLog, selection_metrics
 from comining.models import build_model

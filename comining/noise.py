@@ -1,4 +1,5 @@
-"""The paper's synthetic label-noise protocol (docs/DATA.md, "The noise protocol").
+"""The paper's synthetic label-noise protocol (docs/DATA.md, "The noise protocol"), and the names a
+grid and the paper's tables give its settings (``parse_noise``, ``noise_title``).
 
 Closed-set noise flips a label to another known class; open-set noise keeps the images of the last
 classes but gives them labels of known classes, so the model never sees those classes as targets.
@@ -16,6 +17,7 @@ were made, whatever NumPy is installed.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -141,3 +143,24 @@ def realised_rates(true_labels, noisy_labels, num_closed: int) -> dict:
         "open_share": float((~closed).mean()) if len(true_labels) else 0.0,
         "wrong_labels": float(((noisy_labels != true_labels) | ~closed).mean()) if len(true_labels) else 0.0,
     }
+
+
+# A grid's names of noise settings (sym50, asym40, sym20-open20; `comining table --noise`), and the
+# row headings of the paper's tables.
+
+def parse_noise(spec: str) -> tuple[str, float, float | None]:
+    """'sym50' → ('symmetric', 0.5, None); 'asym40' → ('asymmetric', 0.4, None);
+    'sym20-open20' → ('symmetric', 0.2, 0.2). None: the open-set ratio of the grid's settings."""
+    match = re.fullmatch(r"(sym|asym)(\d{1,2})(?:-open(\d{1,2}))?", spec.strip().lower())
+    if not match:
+        raise UserError(f"noise setting '{spec}' is not like sym50, asym40 or sym20-open20: symmetric or "
+                        "asymmetric (pair flip), a percentage below 100, and optionally an open-set percentage")
+    kind = "symmetric" if match.group(1) == "sym" else "asymmetric"
+    open_ratio = int(match.group(3)) / 100 if match.group(3) else None
+    return kind, int(match.group(2)) / 100, open_ratio
+
+
+def noise_title(spec: str) -> str:
+    """'sym50' → 'Symmetric-50%', the row heading of the paper's tables; open-set rows add '+ open-20%'."""
+    kind, rate, open_ratio = parse_noise(spec)
+    return f"{kind.capitalize()}-{round(rate * 100)}%" + (f" + open-{round(open_ratio * 100)}%" if open_ratio else "")

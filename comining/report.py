@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from comining.rundir import atomic_write  # noqa: E402
 from comining.methods import titles  # noqa: E402
-from comining.titles import noise_title  # noqa: E402
+from comining.noise import noise_title  # noqa: E402
 
 
 def plot_run(history: list[dict], path: Path, title: str = "") -> None:

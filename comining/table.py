@@ -22,7 +22,7 @@ from comining.errors import UserError
 from comining import report
 from comining.rundir import RunDir, atomic_csv, atomic_write
 from comining.methods import METHODS, titles
-from comining.titles import noise_title, parse_noise
+from comining.noise import noise_title, parse_noise
 
 PAPER_NOISE = ["sym20", "sym50", "sym80", "asym20", "asym40"]
 # The paper's Tables 1-3: one data set each, every method, five noise settings.

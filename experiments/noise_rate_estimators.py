@@ -21,7 +21,7 @@ from comining import engine, noise_rate
 from comining.config import resolve
 from comining.methods.comining import default_epsilon
 from comining.evidence import plain_probabilities
-from comining.titles import parse_noise
+from comining.noise import parse_noise
 
 ROWS = ["sym20", "sym50", "sym80", "asym40", "sym20-open20"]
 

@@ -38,7 +38,7 @@ from sklearn.mixture import GaussianMixture
 from comining import engine, evidence, noise_rate
 from comining.config import resolve
 from comining.selection import CLEAN
-from comining.titles import parse_noise
+from comining.noise import parse_noise
 
 
 def mixture_posterior(values: np.ndarray) -> np.ndarray:

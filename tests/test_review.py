@@ -21,7 +21,8 @@ from PIL import Image
 
 from comining.forget_rate import estimated_text
 from comining.review.build import build_review, script_json, summary_lines, suspicion_order
-from comining.review.decisions import check_label_file, verdict_label, verdict_right
+from comining.labelfile import verdict_label
+from comining.review.decisions import check_label_file, verdict_right
 from comining.review.serve import open_server
 from comining.errors import UserError
 from comining.review.thumbs import FILE_CELL, SIDE, array_sheets, file_sheets

@@ -75,7 +75,8 @@ import torch
 
 from comining import cli, engine, rundir
 from comining.config import resolve
-from comining.engine import Interrupted, LossMonitor, NonFiniteLoss, Trainer
+from comining.engine import Trainer
+from comining.guards import Interrupted, LossMonitor, NonFiniteLoss
 from comining.rundir import RunDir, atomic_csv, atomic_json, atomic_torch_save, write_verdicts
 from conftest import _cli_env, one_torch_thread
 

@@ -13,7 +13,7 @@ from comining import engine
 from comining.config import recipe_values, resolve
 from comining.errors import UserError
 from comining.table import aggregate, markdown_table, run_grid, write_table
-from comining.titles import parse_noise
+from comining.noise import parse_noise
 
 
 def test_parse_noise():

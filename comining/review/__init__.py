@@ -1,6 +1,5 @@
 """``comining review``: a page to look at a run's verdicts, decide per image, and save a label file."""
 
 from comining.review.build import build_review
-from comining.review.decisions import verdict_label
 
-__all__ = ["build_review", "verdict_label"]
+__all__ = ["build_review"]

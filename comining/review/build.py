@@ -21,7 +21,8 @@ from comining.forget_rate import estimated_text, readings_text, unsure_text
 from comining.selection import SELECTIONS
 from comining.review import thumbs
 from comining.review.chart import history_chart
-from comining.review.decisions import label_file_kind, verdict_label, verdict_right
+from comining.labelfile import verdict_label
+from comining.review.decisions import label_file_kind, verdict_right
 from comining.rundir import RunDir, atomic_write, read_run
 from comining.data.decode import usable_cpus
 from comining.verdicts_view import class_table, training_arrays

@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 
-from comining.labelfile import verdict_label  # noqa: F401  (the one rule, shared with `export`)
-
 
 def verdict_right(verdict: str, given: str, suggested: str | None, true: str) -> bool:
     """Whether a verdict agrees with the known true label: clean is right when the given label is,
