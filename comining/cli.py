@@ -15,13 +15,13 @@ import shlex
 import shutil
 import sys
 import textwrap
-from pathlib import Path
 
 from comining import __version__
 from comining.config import (PRESETS, REMOVED_HINT, RESUMABLE, RETIRED, SECTIONS, choices_of, method_options,
                              settings_fields)
 from comining.errors import TrainingStopped, UserError
 from comining.methods import METHODS, paper_methods
+from comining.summary import print_summary
 from comining.table import PAPER_NOISE, TABLE_PRESETS
 
 # The data sets whose preset defaults --help shows beside the general default.
@@ -310,82 +310,6 @@ def parse_seeds(text: str, seed_given: bool) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise UserError(f"--seeds {text!r} must list distinct non-negative integers, e.g. 1,2,3")
     return seeds
-
-
-def print_summary(cfg, results: dict, out: str) -> None:
-    noise = results.get("noise", {})
-    n = results["train_size"]
-    method = cfg.method + (f" (recipe {cfg.recipe})" if METHODS[cfg.method].uses_recipe else "")
-    if "skipped_files" in results:  # an image folder: labels as given, no synthetic noise to report
-        skipped = results["skipped_files"]
-        head = (f"{method} on {cfg.dataset}: {n} training images"
-                + (f" ({skipped} unreadable file{'s' if skipped != 1 else ''} skipped, listed in skipped_files.txt)"
-                   if skipped else ", no unreadable files"))
-    else:
-        parts = [f"labels of {cfg.labels}" + (f"[{cfg.label_key}]" if cfg.label_key else "")] if cfg.labels else []
-        if cfg.closed_rate or cfg.open_ratio or not cfg.labels:  # synthetic noise, on its own or on top
-            parts.append(f"{cfg.noise_type} {cfg.closed_rate:.0%}"
-                         + (f", open-set {cfg.open_ratio:.0%}" if cfg.open_ratio else ""))
-        head = (f"{method} on {cfg.dataset}: {n} training images, "
-                f"{noise.get('wrong_labels', 0) * 100:.1f} % of labels wrong ({' + '.join(parts)})")
-    left_out = results.get("left_out")
-    if left_out:
-        head += f"; {left_out} sample{'s' if left_out != 1 else ''} left out of training (no label in the label file)"
-    lines = [head]
-    unmatched = results.get("unmatched_label_rows")
-    if unmatched:
-        count = unmatched["count"]
-        lines.append(f"warning: {count} row{'s' if count != 1 else ''} of {cfg.labels} name{'' if count != 1 else 's'} "
-                     f"no image of the data set (e.g. {unmatched['first']}) and {'were' if count != 1 else 'was'} "
-                     "ignored: paths are relative to the data root (a CSV list's folder), as in verdicts.csv, "
-                     "or absolute")
-    if cfg.train_csv and cfg.val_csv and Path(cfg.train_csv).resolve() == Path(cfg.val_csv).resolve():
-        lines.append("warning: --train-csv and --val-csv are the same file, so the test accuracy below is "
-                     "training accuracy: list held-out images in --val-csv")
-    lines += [f"test accuracy {results['last10_mean']:.2f} ± {results['last10_std']:.2f} % "
-             f"(last {min(10, results['epochs'])} epochs; best {results['best_acc']:.2f} at epoch {results['best_epoch']}; "
-             f"{results['precision']} on {results['device']}, {results['seconds']:.0f} s)"]
-    if results.get("precision_reason"):
-        lines.append(f"precision {results['precision_reason']}")
-    if "estimated_noise_rate" in results:
-        from comining import forget_rate
-        lines.append(f"noise rate estimated from {forget_rate.source_text(results, cfg)}: "
-                     + forget_rate.estimated_text(results["estimated_noise_rate"], results.get("estimated_noise_rate_interval"))
-                     + (f", realised {noise['wrong_labels']:.1%}" if "wrong_labels" in noise else "")
-                     + "; used as the forget rate")
-        unsure = forget_rate.unsure_text(results, out)
-        if unsure:
-            lines.append(unsure)
-    if results.get("forget_rate_shortfall"):
-        lines.append(f"warning: {results['forget_rate_shortfall']}")
-    if "n_wrong_labels" in results:  # final verdicts: every method has them
-        wrong = results["n_wrong_labels"]
-        lines.append(f"wrong labels caught: {results['wrong_caught']} of {wrong}"
-                     + (f" ({results['wrong_caught'] / wrong:.0%})" if wrong else "")
-                     + f"; right labels set aside: {results['right_flagged']} of {n - wrong}")
-    lines.append(f"verdicts: {results['n_clean']} clean, {results['n_relabelled']} relabelled"
-                 + (f" ({results['relabelled_correctly']} to the true class)" if "relabelled_correctly" in results else "")
-                 + f", {results['n_discarded']} discarded")
-    lines.append(f"run directory: {out} (verdicts.csv, metrics.jsonl, curves.png)")
-    if cfg.backbone == "frozen" or cfg.dataset in ("folder", "csv"):
-        lines.append(backbone_line(cfg, results.get("backbone")))
-    if "skipped_files" in results:
-        lines.append(f"look at the verdicts with `comining inspect {shlex.quote(str(out))}`; "
-                     f"classify new images with `comining predict --run {shlex.quote(str(out))} PATH...`")
-    print("\n".join(lines))
-
-
-def backbone_line(cfg, frozen: dict | None) -> str:
-    """Which backbone mode ran, and how to get the other."""
-    if frozen is None:
-        from comining.config import pretrained
-        if not pretrained(cfg):  # random features: a head on them would learn little
-            return f"backbone: {cfg.arch} trained whole from random weights"
-        return (f"backbone: {cfg.arch} fine-tuned whole; --backbone frozen trains only a head on its cached "
-                "features, minutes on a CPU")
-    line = (f"backbone: frozen {frozen['backbone']}, a {frozen['head']} head trained on its cached features "
-            f"({frozen['computed']} images computed, {frozen['cached']} from the cache {frozen['cache_dir']})")
-    return line + "; --backbone finetune trains the whole network (hours on a CPU, better on a GPU)"
 
 
 def bytes_text(size: int) -> str:

@@ -5,12 +5,12 @@ the rate the synthetic noise implies, or an estimate where it is unknown: from t
 training, or on pretrained features from a linear probe before it), the ramp that brings it
 in, when the noise rate is estimated (``--forget-rate auto``) and what survives a second estimate,
 its recovery on ``--resume``, and the prior share of wrong labels that the final verdicts use.
-The engine asks it for the epoch's rate once per epoch; the estimators are in ``noise_rate``.
+The engine asks it for the epoch's rate once per epoch; the estimators are in ``noise_rate``, and
+how a finished run's summary words the estimate in ``summary``.
 """
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import replace
 
 import numpy as np
@@ -263,71 +263,8 @@ def last_interval_record(history: list[dict]) -> dict:
     return next((r for r in reversed(history) if "noise_rate_interval" in r), {})
 
 
-def readings_text(results: dict) -> str:
-    """"the losses 43%, the network's disagreement 18%, confident learning's count 10%": the readings
-    the interval of ``results`` (results.json) spans, named as the summary names them (the probe's
-    where the pretrained features' probe read them); "" where the run recorded none, or they are
-    damaged."""
-    readings, by = results.get("noise_rate_readings"), results.get("noise_rate_estimated_by", MIXTURE)
-    if not isinstance(readings, dict):
-        return ""
-    names = {"rate": {PROBE: "the probe's count", WITHOUT_SPLIT: "the count without a split"}.get(by, "the losses"),
-             "disagreement": "the probe's disagreement" if by == PROBE else "the network's disagreement",
-             "confident_joint": "confident learning's count"}
-    return ", ".join(f"{names[k]} {readings[k]:.0%}" for k in names if isinstance(readings.get(k), (int, float)))
-
-
-def source_text(results: dict, cfg) -> str:
-    """What set the noise rate of ``results`` (results.json), as the summary names it: "the losses",
-    "a count without a split (the losses did not separate)" or the probe, and ", capped at the
-    network's disagreement" where the cap set it."""
-    by = results.get("noise_rate_estimated_by", MIXTURE)
-    text = {PROBE: f"a linear probe of the {probe_source(cfg)}",
-            WITHOUT_SPLIT: "a count without a split (the losses did not separate)"}.get(by, "the losses")
-    readings, rate = results.get("noise_rate_readings"), results.get("estimated_noise_rate")
-    if by != PROBE and isinstance(readings, dict) and isinstance(rate, (int, float)) \
-            and isinstance(readings.get("rate"), (int, float)) and rate < readings["rate"]:
-        text += ", capped at the network's disagreement"
-    return text
-
-
-def unsure_text(results: dict, run_dir: str = "RUN_DIR", with_readings: bool = True) -> str:
-    """Where the interval of ``results`` (results.json of the run in ``run_dir``) is too wide to act
-    on (``is_wide``), what the summary and the review page say about it, with what to do (and,
-    ``with_readings``, the readings it spans); "" otherwise."""
-    interval = results.get("estimated_noise_rate_interval")
-    if not is_wide(interval):
-        return ""
-    readings = readings_text(results) if with_readings else ""
-    return (f"the estimate is unsure: its interval, {interval[0]:.0%} to {interval[1]:.0%}, spans more than "
-            f"{noise_rate.WIDE_INTERVAL * 100:.0f} points" + (f" (its readings: {readings})" if readings else "")
-            + ". If you know about how many labels are wrong (for example from 50 training images drawn at "
-            "random and checked by eye: each wrong one is 2 %), pass --forget-rate RATE to train again, or set "
-            f"that share of this run's samples aside now: comining export {shlex.quote(str(run_dir))} --share RATE "
-            "--out labels.csv (from Python: comining.find_label_issues(run, share=RATE))")
-
-
-def is_interval(interval) -> bool:
-    """Whether ``interval`` (from results.json, so possibly absent or damaged) is [low, high]."""
-    return isinstance(interval, list) and len(interval) == 2 and all(isinstance(v, (int, float)) for v in interval)
-
-
-def estimated_text(estimated, interval) -> str:
-    """"31.3% (likely 24% to 41%)": an estimated noise rate, with its interval where the run has one
-    (older runs do not); "not estimated" without a rate."""
-    if not isinstance(estimated, (int, float)):
-        return "not estimated"
-    if is_interval(interval):
-        return f"{estimated:.1%} (likely {interval[0]:.0%} to {interval[1]:.0%})"
-    return f"{estimated:.1%}"
-
-
 def interval_text(interval) -> str:
     """"0.27–0.35" for an interval [low, high]."""
     return f"{interval[0]:.2f}–{interval[1]:.2f}"
 
 
-def is_wide(interval) -> bool:
-    """Whether an interval [low, high] is too wide to act on (``noise_rate.WIDE_INTERVAL``); False
-    for a missing or damaged one."""
-    return is_interval(interval) and interval[1] - interval[0] > noise_rate.WIDE_INTERVAL

@@ -355,7 +355,7 @@ def test_version(run_main):
 
 
 def test_the_backbone_line_suggests_a_frozen_backbone_only_for_pretrained_weights():
-    from comining.cli import backbone_line
+    from comining.summary import backbone_line
     from comining.config import Config
     random_start = backbone_line(Config(dataset="folder", arch="small", weights="none"), None)
     assert random_start == "backbone: small trained whole from random weights"

@@ -263,7 +263,7 @@ def test_a_given_forget_rate_is_never_estimated(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("interval, advised", [([0.25, 0.37], False), ([0.12, 0.47], True)])
 def test_the_summary_shows_the_interval_and_advises_a_rate_only_where_it_is_wide(capsys, interval, advised):
-    from comining.cli import print_summary
+    from comining.summary import print_summary
     cfg = resolve({"forget_rate": "auto", "closed_rate": 0.4})
     results = {"last10_mean": 90.0, "last10_std": 1.0, "epochs": 10, "best_acc": 91.0, "best_epoch": 9,
                "precision": "fp32", "device": "cpu", "seconds": 5.0, "train_size": 100,
@@ -382,7 +382,7 @@ def test_a_run_too_short_for_its_warm_up_or_ramp_says_what_it_will_not_do():
 
 
 def test_a_wide_interval_names_the_readings_behind_it(capsys):
-    from comining.cli import print_summary
+    from comining.summary import print_summary
     cfg = resolve({"forget_rate": "auto", "closed_rate": 0.4})
     results = {"last10_mean": 90.0, "last10_std": 1.0, "epochs": 10, "best_acc": 91.0, "best_epoch": 9,
                "precision": "fp32", "device": "cpu", "seconds": 5.0, "train_size": 100, "noise": {},

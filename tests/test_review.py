@@ -19,8 +19,8 @@ from browser import browser, watched  # noqa: F401  (fixtures)
 from conftest import cli_runner
 from PIL import Image
 
-from comining.forget_rate import estimated_text
-from comining.review.build import build_review, script_json, summary_lines, suspicion_order
+from comining.review.build import build_review, script_json, suspicion_order
+from comining.summary import estimated_text, page_rows
 from comining.labelfile import verdict_label
 from comining.review.decisions import check_label_file, verdict_right
 from comining.review.serve import open_server
@@ -84,7 +84,7 @@ def test_the_summary_shows_the_estimate_with_its_interval_where_the_run_has_one(
 def test_the_summary_lists_the_readings_behind_the_interval_where_the_run_recorded_them(readings, shown):
     results = {"estimated_noise_rate": 0.18, "estimated_noise_rate_interval": [0.06, 0.49],
                "noise_rate_readings": readings}
-    lines = dict(summary_lines({}, {}, results, 10, Path("my run")))
+    lines = dict(page_rows({}, {}, results, 10, Path("my run")))
     assert lines.get("its readings") == shown
     # 43 points wide: the page says the estimate is unsure, as the summary does, with what to do.
     assert "spans more than 20 points" in lines["unsure"] and "--forget-rate RATE" in lines["unsure"]
@@ -94,9 +94,9 @@ def test_the_summary_lists_the_readings_behind_the_interval_where_the_run_record
 
 def test_the_summary_says_when_the_interval_is_narrow_enough_and_what_a_short_run_did_not_do():
     results = {"estimated_noise_rate": 0.3, "estimated_noise_rate_interval": [0.25, 0.4]}
-    assert "unsure" not in dict(summary_lines({}, {}, results, 10, Path("r")))
+    assert "unsure" not in dict(page_rows({}, {}, results, 10, Path("r")))
     results["forget_rate_shortfall"] = "no sample is set aside during training: ..."
-    assert dict(summary_lines({}, {}, results, 10, Path("r")))["warning"].startswith("no sample is set aside")
+    assert dict(page_rows({}, {}, results, 10, Path("r")))["warning"].startswith("no sample is set aside")
 
 
 def test_script_json_cannot_close_the_script_element():

@@ -15,15 +15,14 @@ import math
 from html import escape
 from pathlib import Path
 
-from comining.config import LEGACY_RECIPE
 from comining.errors import UserError
-from comining.forget_rate import estimated_text, readings_text, unsure_text
 from comining.selection import SELECTIONS
 from comining.review import thumbs
 from comining.review.chart import history_chart
 from comining.labelfile import verdict_label
 from comining.review.decisions import label_file_kind, verdict_right
 from comining.rundir import RunDir, atomic_write, read_run
+from comining.summary import page_rows
 from comining.data.decode import usable_cpus
 from comining.verdicts_view import class_table, training_arrays
 
@@ -52,39 +51,6 @@ def suspicion_order(rows: list[dict]) -> list[int]:
         return (row["verdict"] not in SUSPECT_VERDICTS, doubt, i)
 
     return sorted(range(len(rows)), key=key)
-
-
-def summary_lines(cfg: dict, data: dict, results: dict, n_rows: int, run: Path) -> list[list[str]]:
-    """[(what, value)] of the run's summary, as text."""
-    dataset = cfg.get("synthetic") or cfg.get("dataset") or data.get("dataset") or "?"
-    noise = results.get("noise") or {}
-    if data.get("root"):
-        dataset += f" ({data['root']})"
-        given = "the labels as given (rate unknown)"
-    else:
-        given = f"{cfg.get('noise_type', '?')} {cfg.get('closed_rate', 0):.0%}" + (
-            f", open-set {cfg['open_ratio']:.0%}" if cfg.get("open_ratio") else "")
-        if "wrong_labels" in noise:
-            given += f" ({noise['wrong_labels']:.1%} of the labels wrong)"
-    estimated = results.get("estimated_noise_rate")
-    lines = [["data set", f"{dataset}: {n_rows} training samples, {len(data.get('classes') or [])} classes"],
-             ["method", str(cfg.get("method", results.get("method", "?")))],
-             ["recipe", str(cfg.get("recipe") or LEGACY_RECIPE)],
-             ["noise given", given],
-             ["noise estimated", estimated_text(estimated, results.get("estimated_noise_rate_interval"))]]
-    readings = readings_text(results)
-    if readings:  # what the interval spans: where they disagree, a user may know better
-        lines.append(["its readings", readings])
-    unsure = unsure_text(results, run, with_readings=False)  # the readings have their row above
-    if unsure:  # the page where the flags are decided is where to say it
-        lines.append(["unsure", unsure])
-    if results.get("forget_rate_shortfall"):
-        lines.append(["warning", str(results["forget_rate_shortfall"])])
-    if "last10_mean" in results:
-        lines.append(["test accuracy", f"{results['last10_mean']:.2f} ± {results.get('last10_std', 0):.2f} % "
-                      f"(mean of the last {min(10, results.get('epochs', 10))} epochs; best "
-                      f"{results.get('best_acc', 0):.2f} % at epoch {results.get('best_epoch', '?')})"])
-    return lines
 
 
 def run_classes(rows: list[dict], data: dict) -> list[str]:
@@ -123,7 +89,7 @@ def page_data(run: Path, rows: list[dict], data: dict, cfg: dict, results: dict)
     digest = hashlib.sha1(RunDir(run).verdicts.read_bytes()).hexdigest()[:16]
     return {"run": {"name": run.resolve().name, "id": f"{run.resolve().name}:{digest}",
                     "kind": label_file_kind(data.get("root"))},
-            "summary": summary_lines(cfg, data, results, len(rows), run),
+            "summary": page_rows(cfg, data, results, len(rows), run),
             "classes": classes, "names": names, "verdicts": list(SELECTIONS),
             "counts": [list(r) for r in class_table(rows, classes)],
             "page_size": PAGE_SIZE, "columns": columns}
