@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from comining import models
 from comining.errors import UserError, need
 from comining.methods import METHODS
 from comining.noise import FOLDER_DATASETS
@@ -60,9 +61,8 @@ class DataSettings:
 
 @dataclass
 class ModelSettings:
-    arch: str = setting("cnn", "cnn (the paper's 6-layer CNN), small (CPU-sized), resnet18, resnet50; with "
-                        "--backbone frozen the backbone (linear, mlp: --head)", main=True,
-                        metavar="NAME")
+    arch: str = setting("cnn", f"{models.described()}; with --backbone frozen the backbone "
+                        f"({', '.join(models.names(heads=True))}: --head)", main=True, metavar="NAME")
     weights: str | None = setting(None, "initial weights: none, imagenet (downloaded), or a state-dict file",
                                   main=True, metavar="W")
     backbone: str = setting("auto", "frozen: a head trains on the pretrained network's cached features (minutes "
@@ -72,8 +72,8 @@ class ModelSettings:
     backbone_file: str | None = setting(None, "--backbone frozen: a TorchScript feature extractor (images in, N×D "
                                         "features out) instead of --arch/--weights. Loading it runs the code inside "
                                         "it: use only files from someone you trust", metavar="FILE")
-    head: str = setting("mlp", "--backbone frozen: what trains on the features: mlp (one hidden layer) or "
-                        "linear (one layer)", choices=("mlp", "linear"))
+    head: str = setting("mlp", f"--backbone frozen: what trains on the features: {models.described(heads=True)}",
+                        choices=models.names(heads=True))
     feature_stages: int = setting(2, "--backbone frozen with --arch: the features are the pooled outputs of the "
                                   "backbone's last N stages, concatenated (1: its classifier's input only)",
                                   metavar="N")

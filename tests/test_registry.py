@@ -70,7 +70,7 @@ class Flat(nn.Module):
         return self.fc(feats), feats
 
 
-@register("flat")
+@register("flat", "every pixel, one layer", slow_on_cpu=True)
 def flat(in_channels, num_classes, image_size):
     return Flat(in_channels, num_classes, image_size)
 '''
@@ -102,6 +102,12 @@ def test_a_new_method_and_architecture_train_from_one_file_each(package_with_new
     config = json.loads((out / "config.json").read_text())
     assert config["method"] == "probe" and config["probe_weight"] == 0.5 and config["arch"] == "flat"
     assert json.loads((out / "results.json").read_text())["epochs"] == 2
+    # Registered as slow on a CPU: a run of it on large crops is warned before it starts.
+    env = {**os.environ, "PYTHONPATH": str(package_with_new_files)}
+    warning = subprocess.run([sys.executable, "-c", "import torch; from comining.hardware import slow_on_cpu; "
+                              "print(slow_on_cpu('flat', 224, torch.device('cpu'), frozen=False))"],
+                             cwd=package_with_new_files, env=env, capture_output=True, text=True, timeout=120).stdout
+    assert "training a whole flat on 224-px crops on a CPU is slow" in warning
     refused = run(package_with_new_files, "train", "--method", "probe", "--probe-weight", "0", "--quiet")
     assert refused.returncode == 2 and "--probe-weight 0" in refused.stderr  # its own validation
 
@@ -109,6 +115,7 @@ def test_a_new_method_and_architecture_train_from_one_file_each(package_with_new
 def test_the_help_and_the_table_know_the_new_method(package_with_new_files, tmp_path):
     text = run(package_with_new_files, "train", "--help-all").stdout
     assert "Probe options (--method probe):" in text and "--probe-weight" in text
+    assert "flat (every pixel, one layer)" in " ".join(text.split())  # the new architecture, as registered
     assert "probe" in run(package_with_new_files, "train", "--help").stdout  # among the methods named
     out = tmp_path / "grid"
     result = run(package_with_new_files, "table", "--methods", "probe,standard", "--noise", "sym40", "--epochs", "1",

@@ -5,6 +5,10 @@ are the input of the final linear layer (what Co-mining's memory banks store), a
 ``feature_dim``. A model that can also give an earlier stage's features to ``--backbone frozen``
 (``--feature-stages 2``) says how many stages it offers in ``stage_count`` and returns them, last
 one last, from ``stage_features(x)``, as ``cnn.Classifier`` does; without them it offers one.
+
+What ``register`` is told besides the name is what the rest of the package asks of an architecture:
+a few words for ``--help``, whether training it whole on a CPU is worth a warning, and whether it is
+a head that trains on a frozen backbone's features (``--head``) rather than a network on images.
 """
 
 from __future__ import annotations
@@ -17,11 +21,25 @@ from comining.errors import UserError
 MODELS: dict = {}
 
 
-def register(name: str):
+def register(name: str, summary: str = "", slow_on_cpu: bool = False, head: bool = False):
+    """Register ``builder(in_channels, num_classes, image_size)`` as architecture ``name``, with
+    ``summary`` (shown by --help), ``slow_on_cpu`` (training it whole on a CPU takes hours at image-set
+    sizes: the run warns first) and ``head`` (it trains on features, named by --head)."""
     def wrap(builder):
+        builder.summary, builder.slow_on_cpu, builder.head = summary, slow_on_cpu, head
         MODELS[name] = builder
         return builder
     return wrap
+
+
+def names(heads: bool = False) -> tuple[str, ...]:
+    """The registered networks on images, or with ``heads`` the heads, in registration order."""
+    return tuple(name for name, builder in MODELS.items() if builder.head == heads)
+
+
+def described(heads: bool = False) -> str:
+    """"cnn (the paper's 6-layer CNN), small (CPU-sized), resnet18": ``names`` with their summaries."""
+    return ", ".join(f"{name} ({MODELS[name].summary})" if MODELS[name].summary else name for name in names(heads))
 
 
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int):
@@ -32,5 +50,5 @@ def build_model(name: str, in_channels: int, num_classes: int, image_size: int):
 
 
 for _module in pkgutil.iter_modules(__path__):  # each architecture's module registers its builder
-    if _module.name != "weights":
+    if _module.name not in ("weights", "backbone"):  # loading weights, wrapping models: no architecture
         importlib.import_module(f"{__name__}.{_module.name}")

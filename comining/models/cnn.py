@@ -51,7 +51,7 @@ class Classifier(nn.Module):
         return [pooled, self.body[self.earlier:](feature_map)]
 
 
-@register("cnn")
+@register("cnn", "the paper's 6-layer CNN")
 def paper_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier:
     """Conv 3×3 64,64,pool,128,128,pool,196,16,pool with BatchNorm and ReLU; linear on the flat map.
     The flattened size follows the input size (32 px → 16·4·4 = 256, 28 px → 144, 8 px → 16)."""
@@ -67,7 +67,7 @@ def paper_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier
     return Classifier(body, 16 * side * side, num_classes, earlier=6)  # the 128-channel map
 
 
-@register("small")
+@register("small", "CPU-sized")
 def small_cnn(in_channels: int, num_classes: int, image_size: int) -> Classifier:
     """Three conv blocks (32, 64, 64 channels, each pooled) and a 128-wide hidden layer.
     About 9× cheaper than the paper's CNN on 28-px images. The flattened map (not a global

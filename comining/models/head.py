@@ -16,14 +16,14 @@ from comining.models.cnn import Classifier
 MLP_WIDTH = 256  # hidden units of the mlp head
 
 
-@register("linear")
+@register("linear", "one layer", head=True)
 def linear_head(in_channels: int, num_classes: int, image_size: int) -> Classifier:
     """One linear layer on the flattened input (in_channels · image_size² values; features: image_size 1)."""
     width = in_channels * image_size * image_size
     return Classifier(nn.Flatten(), width, num_classes)
 
 
-@register("mlp")
+@register("mlp", "one hidden layer", head=True)
 def mlp_head(in_channels: int, num_classes: int, image_size: int) -> Classifier:
     """Flatten, a hidden layer of MLP_WIDTH units with BatchNorm and ReLU, then the linear classifier."""
     width = in_channels * image_size * image_size

@@ -110,13 +110,13 @@ class ResNet(nn.Module):
         return [torch.flatten(self.avgpool(x), 1), torch.flatten(self.avgpool(self.layer4(x)), 1)]
 
 
-@register("resnet18")
+@register("resnet18", slow_on_cpu=True)
 def resnet18(in_channels: int, num_classes: int, image_size: int) -> ResNet:
     """ResNet-18 (BasicBlock ×[2, 2, 2, 2]); any input size of at least 1 px works (adaptive pooling)."""
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels)
 
 
-@register("resnet50")
+@register("resnet50", slow_on_cpu=True)
 def resnet50(in_channels: int, num_classes: int, image_size: int) -> ResNet:
     """ResNet-50 (Bottleneck ×[3, 4, 6, 3]), the paper's web backbone."""
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels)
