@@ -11,9 +11,7 @@ import numpy as np
 import torch
 
 from comining import hardware
-from comining.mining import reciprocal_relabel
 
-QUERY_CHUNK = 512  # queries per k-reciprocal search (whose distances are made in pieces: mining.DISTANCE_BLOCK)
 
 
 @dataclass
@@ -58,8 +56,7 @@ def gather(method, data, views, selections, precision: str, batch_size: int, see
     n, num_classes = len(data), method.num_classes
     kinds = final_view_kinds(method)
     probs = torch.full((len(kinds), n, num_classes), 1.0 / num_classes, device=device)
-    banks = [bank for bank in getattr(method, "banks", ()) if bank.count > 0]
-    votes = torch.zeros(n, num_classes, device=device) if banks else None
+    votes = None  # the neighbours' votes, for a method that keeps features (``Method.neighbour_votes``)
     nets = evaluation_nets(method)
     was_training = method.training
     method.eval()
@@ -72,9 +69,11 @@ def gather(method, data, views, selections, precision: str, batch_size: int, see
                 with hardware.autocast(device, precision):
                     outputs = [net(x) for net in nets]
                 probs[v, index] = torch.stack([logits.float().softmax(1) for logits, _ in outputs]).mean(0)
-                if votes is not None and kind in ("test", "plain"):
-                    feats = outputs[0][1].float()
-                    votes[index] = neighbour_votes(feats, banks, method.cfg.re_k, method.cfg.re_sigma, num_classes)
+                batch_votes = method.neighbour_votes(outputs[0][1].float()) if kind in ("test", "plain") else None
+                if batch_votes is not None:
+                    if votes is None:
+                        votes = torch.zeros(n, num_classes, device=device)
+                    votes[index] = batch_votes
     method.train(was_training)
     history = torch.where(selections.epochs_ranked > 0, selections.rank_mean, float("nan"))
     probs, labels = probs.cpu().numpy(), data.labels.cpu().numpy()
@@ -142,13 +141,3 @@ def given_label_losses(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     given = probs.gather(1, labels[:, None]).squeeze(1)
     return (-given.clamp(min=1e-12).log()).cpu().numpy()
 
-
-def neighbour_votes(feats: torch.Tensor, banks, k: int, sigma: float, num_classes: int) -> torch.Tensor:
-    """Mean over the memory banks of the k-reciprocal neighbours' soft labels of each feature row."""
-    total = torch.zeros(feats.shape[0], num_classes, device=feats.device)
-    for start in range(0, feats.shape[0], QUERY_CHUNK):
-        chunk = feats[start:start + QUERY_CHUNK]
-        for bank in banks:
-            soft, _, _ = reciprocal_relabel(chunk, bank.feats, bank.labels, k, sigma, num_classes)
-            total[start:start + QUERY_CHUNK] += soft / len(banks)
-    return total

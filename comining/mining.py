@@ -148,3 +148,18 @@ def is_reciprocal(bank: torch.Tensor, pool: torch.Tensor, neighbours: torch.Tens
     owner = torch.arange(first, first + q_count, device=pool.device).repeat_interleave(k_bank)
     to_owner = dist.gather(1, owner[:, None])
     return (torch.lt(dist, to_owner).sum(1, dtype=torch.int32) < k).view(q_count, k_bank)
+
+
+QUERY_CHUNK = 512  # queries per k-reciprocal search (whose distances are made in pieces: DISTANCE_BLOCK)
+
+
+def neighbour_votes(feats: torch.Tensor, banks, k: int, sigma: float, num_classes: int) -> torch.Tensor:
+    """[N×C]: the mean over the memory ``banks`` of the k-reciprocal neighbours' soft labels of each
+    row of ``feats`` [N×D] (``reciprocal_relabel`` with ``k`` and ``sigma``), in chunks of queries."""
+    total = torch.zeros(feats.shape[0], num_classes, device=feats.device)
+    for start in range(0, feats.shape[0], QUERY_CHUNK):
+        chunk = feats[start:start + QUERY_CHUNK]
+        for bank in banks:
+            soft, _, _ = reciprocal_relabel(chunk, bank.feats, bank.labels, k, sigma, num_classes)
+            total[start:start + QUERY_CHUNK] += soft / len(banks)
+    return total

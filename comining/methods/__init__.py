@@ -103,6 +103,12 @@ class Method(nn.Module):
     def loss(self, views, labels, index, epoch, rate):
         raise NotImplementedError
 
+    def neighbour_votes(self, features: torch.Tensor) -> torch.Tensor | None:
+        """For the final verdicts: [B×C] class votes of the neighbours of ``features`` [B×D] (the first
+        network's, un-augmented) in what the method remembers of the training set; None for a method
+        that keeps no features (the default), or has none yet."""
+        return None
+
 
 def pick_smallest(values: torch.Tensor, rate: float, among: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean mask of the ⌊n(1-rate)⌋ smallest ``values`` among the candidates ``among`` (all if None).

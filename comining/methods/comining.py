@@ -21,7 +21,7 @@ from comining.errors import UserError, need
 from comining.losses import co_guess, smooth_labels, soft_cross_entropy, symmetric_kl
 from comining.methods import AFTER_WARMUP, AT_ONCE, Method, masked_mean, num_kept, register
 from comining.selection import CLEAN, DISCARDED, RELABELLED
-from comining.mining import MemoryBank, reciprocal_relabel, semi_hard_triplet
+from comining.mining import MemoryBank, neighbour_votes, reciprocal_relabel, semi_hard_triplet
 from comining.setting import setting
 
 
@@ -240,6 +240,13 @@ class CoMining(Method):
         labels = distributed.gather_rows(labels)
         for bank, h in zip(self.banks, (h1, h2)):
             bank.push(distributed.gather_rows(h.detach()), labels)
+
+    def neighbour_votes(self, features):
+        """The k-reciprocal neighbours' soft labels in both views' banks, as relabelling reads them."""
+        banks = [bank for bank in self.banks if bank.count > 0]
+        if not banks:
+            return None
+        return neighbour_votes(features, banks, self.cfg.re_k, self.cfg.re_sigma, self.num_classes)
 
     def get_extra_state(self):
         return {"banks": [bank.state_dict() for bank in self.banks]}
