@@ -19,7 +19,7 @@ from pathlib import Path
 from comining import models
 from comining.errors import UserError, need
 from comining.methods import METHODS
-from comining.noise import FOLDER_DATASETS
+from comining.noise import FOLDER_DATASETS, USER_IMAGE_SETS
 from comining.setting import setting
 
 
@@ -292,7 +292,7 @@ def backbone_mode(cfg: Config) -> str:
         return cfg.backbone
     if cfg.backbone_file is not None:  # a feature extractor is only ever used frozen
         return "frozen"
-    if cfg.dataset not in ("folder", "csv") or not pretrained(cfg) or cfg.device.startswith("cuda"):
+    if cfg.dataset not in USER_IMAGE_SETS or not pretrained(cfg) or cfg.device.startswith("cuda"):
         return "finetune"
     import torch  # only here: the settings and their help need no torch
     return "frozen" if cfg.device == "cpu" or not torch.cuda.is_available() else "finetune"

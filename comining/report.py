@@ -13,13 +13,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from comining.rundir import atomic_write  # noqa: E402
 from comining.methods import titles  # noqa: E402
 from comining.noise import noise_title  # noqa: E402
+from comining.selection import SELECTION_METRICS  # noqa: E402
 
 
 def plot_run(history: list[dict], path: Path, title: str = "") -> None:
     """Test accuracy per epoch (left) and the quality of the clean set where the truth is known (right)."""
     epochs = [r["epoch"] for r in history]
-    selection = [k for k in ("label_precision", "label_recall", "relabel_acc", "open_discarded")
-                 if any(r.get(k) is not None for r in history)]
+    selection = [k for k in SELECTION_METRICS if any(r.get(k) is not None for r in history)]
     fig, axes = plt.subplots(1, 2 if selection else 1, figsize=(11 if selection else 6, 4), squeeze=False)
     ax = axes[0][0]
     nets = len(history[0].get("test_acc_nets", [])) if history else 0

@@ -41,7 +41,7 @@ import torch
 
 from comining.config import ADDED_LATER, Config, noise_tag
 from comining.errors import UserError
-from comining.selection import SELECTIONS
+from comining.selection import SELECTION_METRICS, SELECTIONS
 from comining.verdicts import VERDICTS
 
 FORMAT = 1  # data.json's "format"; raise it when a file changes in a way older readers would misread
@@ -58,8 +58,7 @@ RESULT_TYPES = {"last10_mean": NUMBER, "last10_std": NUMBER, "best_acc": NUMBER,
                 "epochs": int, "seconds": NUMBER, "estimated_noise_rate": NUMBER,
                 "estimated_noise_rate_interval": (list, NONE), "noise": dict}
 RESULT_KEYS = ("last10_mean", "last10_std", "best_acc", "best_epoch", "epochs", "seconds")  # always written
-EPOCH_TYPES = {"epoch": int, "test_acc": NUMBER, "label_precision": (*NUMBER, NONE),
-               "label_recall": (*NUMBER, NONE), "relabel_acc": (*NUMBER, NONE), "open_discarded": (*NUMBER, NONE)}
+EPOCH_TYPES = {"epoch": int, "test_acc": NUMBER, **{key: (*NUMBER, NONE) for key in SELECTION_METRICS}}
 VERDICT_COLUMNS = ("sample", "given_label", "verdict")  # every verdicts.csv has them, older ones too
 NUMBER_COLUMNS = {"label_quality": False, "outlier_score": False, "score": True}  # True: empty allowed (no score)
 # What `comining train --resume RUN` writes again from checkpoint.pt (it finishes an unfinished run first).

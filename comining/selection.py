@@ -82,6 +82,10 @@ class SelectionLog:
                 getattr(self, key).copy_(value)
 
 
+# The shares ``selection_metrics`` reports, each None where its denominator is empty.
+SELECTION_METRICS = ("label_precision", "label_recall", "relabel_acc", "open_discarded")
+
+
 def selection_metrics(selections: SelectionLog, noisy: torch.Tensor, true: torch.Tensor, num_closed: int) -> dict:
     """Quality of this epoch's decisions, computable because synthetic noise keeps the true labels.
     label_precision: share of the clean set whose given label is right; label_recall: share of the
@@ -102,8 +106,6 @@ def selection_metrics(selections: SelectionLog, noisy: torch.Tensor, true: torch
     def ratio(a, b):
         return a / b if b else None
 
-    return {
-        "label_precision": ratio(n_clean_right, n_clean), "label_recall": ratio(n_clean_right, n_right),
-        "relabel_acc": ratio(n_relab_right, n_relab), "open_discarded": ratio(n_open_disc, n_open),
-        "clean": n_clean, "relabelled": n_relab, "discarded": n_disc,
-    }
+    shares = (ratio(n_clean_right, n_clean), ratio(n_clean_right, n_right), ratio(n_relab_right, n_relab),
+              ratio(n_open_disc, n_open))
+    return {**dict(zip(SELECTION_METRICS, shares)), "clean": n_clean, "relabelled": n_relab, "discarded": n_disc}

@@ -13,6 +13,7 @@ from comining import noise_rate
 from comining.config import LEGACY_RECIPE, pretrained
 from comining.forget_rate import MIXTURE, PROBE, WITHOUT_SPLIT, probe_source
 from comining.methods import METHODS
+from comining.noise import USER_IMAGE_SETS
 
 
 def print_summary(cfg, results: dict, out: str) -> None:
@@ -71,7 +72,7 @@ def print_summary(cfg, results: dict, out: str) -> None:
                  + (f" ({results['relabelled_correctly']} to the true class)" if "relabelled_correctly" in results else "")
                  + f", {results['n_discarded']} discarded")
     lines.append(f"run directory: {out} (verdicts.csv, metrics.jsonl, curves.png)")
-    if cfg.backbone == "frozen" or cfg.dataset in ("folder", "csv"):
+    if cfg.backbone == "frozen" or cfg.dataset in USER_IMAGE_SETS:
         lines.append(backbone_line(cfg, results.get("backbone")))
     if "skipped_files" in results:
         lines.append(f"look at the verdicts with `comining inspect {shlex.quote(str(out))}`; "

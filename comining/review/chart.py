@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from html import escape
 
+from comining.selection import SELECTION_METRICS
+
 WIDTH, HEIGHT, PAD = 420, 220, 36
-SELECTION_KEYS = ("label_precision", "label_recall", "relabel_acc", "open_discarded")
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 
 
@@ -56,7 +57,7 @@ def history_chart(history: list[dict]) -> str:
     epochs = [int(r.get("epoch", n + 1)) for n, r in enumerate(history)]
     out = [_panel("test accuracy (%)", epochs, {"test accuracy": [r.get("test_acc") for r in history]}, 100, "")]
     selection = {key.replace("_", " "): [r.get(key) for r in history]
-                 for key in SELECTION_KEYS if any(r.get(key) is not None for r in history)}
+                 for key in SELECTION_METRICS if any(r.get(key) is not None for r in history)}
     if selection:
         out.append(_panel("selection, against the true labels", epochs, selection, 1, ""))
     return "".join(out)
