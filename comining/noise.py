@@ -26,10 +26,10 @@ from comining.errors import UserError
 NOISE_TYPES = ("symmetric", "asymmetric")
 _ALIASES = {"sym": "symmetric", "asym": "asymmetric", "pairflip": "asymmetric", "pair": "asymmetric"}
 
-# Image sets read from disk (folders, or a CSV list of files): their labels carry real noise, which the
-# protocol never adds to.
-# A user's own images (``auto`` backbone and summary treat them so); the web-* sets are the paper's.
+# A user's own images, a folder or a CSV list of files (the ``auto`` backbone and the summary treat
+# them so); the web-* sets are the paper's.
 USER_IMAGE_SETS = ("folder", "csv")
+# Image sets read from disk: their labels carry real noise, which the protocol never adds to.
 FOLDER_DATASETS = ("web-bird", "web-car", "web-aircraft", *USER_IMAGE_SETS)
 # Named settings of the paper: (data set, open-set ratio).
 SYNTHETIC = {"cifar10nc": ("cifar10", 0.0), "cifar100nc": ("cifar100", 0.0), "cifar80no": ("cifar100", 0.2)}
