@@ -19,7 +19,7 @@ from pathlib import Path
 from comining import models
 from comining.errors import UserError, need
 from comining.methods import METHODS
-from comining.noise import FOLDER_DATASETS, USER_IMAGE_SETS
+from comining.noise import FOLDER_DATASETS, NOISE_TYPES, USER_IMAGE_SETS
 from comining.setting import setting
 
 
@@ -31,7 +31,8 @@ class DataSettings:
                                     main=True, metavar="DIR")
     synthetic: str | None = setting(None, "the paper's named setting: cifar10nc, cifar100nc, cifar80no",
                                     flags=("--synthetic-data",), metavar="NAME")
-    noise_type: str = setting("symmetric", "symmetric or asymmetric (pair flip)", main=True, metavar="KIND")
+    noise_type: str = setting("symmetric", "symmetric or asymmetric (pair flip)", main=True, metavar="KIND",
+                              choices=NOISE_TYPES)
     closed_rate: float = setting(0.2, "closed-set noise rate ρc added to in-memory data sets",
                                  flags=("--closeset_ratio", "--closeset-ratio", "--noise-rate", "--noise_rate"),
                                  main=True, metavar="RATE")
@@ -219,8 +220,6 @@ def choices_of(f: dataclasses.Field):
     """The values a setting accepts, where they are a fixed list."""
     if f.name == "recipe":
         return tuple(_recipes())
-    if f.name == "noise_type":
-        return ("symmetric", "asymmetric")
     return f.metadata.get("choices")
 
 
