@@ -43,8 +43,9 @@ def find_label_issues(run_dir, ranked_by: str | None = None, share: float | None
 
 def lowest_quality(rows: list[dict], share: float, name: str = "share=") -> np.ndarray:
     """Boolean mask over verdicts.csv ``rows``: the round(share·N) of lowest label quality, ties at
-    the cut all taken (``verdicts.lowest_share``, as the run flags its own). ``name`` is how the
-    user passed ``share``, for the error where it is not a fraction."""
+    the cut all taken (``verdicts.lowest_share``, the rule the run flags its own by, here on the
+    qualities as verdicts.csv rounds them). ``name`` is how the user passed ``share``, for the error
+    where it is not a fraction."""
     from comining.verdicts import lowest_share
 
     if not 0 <= share <= 1:

@@ -236,8 +236,6 @@ def typed_settings(args) -> dict:
     return {f.name: getattr(args, f.name) for f in settings_fields() if hasattr(args, f.name)}
 
 
-
-
 def cmd_train(args) -> int:
     from comining import distributed
     from comining.config import resolve
@@ -390,12 +388,19 @@ def cmd_export(args) -> int:
     from comining.export import export_run
 
     result = export_run(args.run_dir, args.out, args.keep_discarded, args.format, args.force, args.share)
-    print(f"wrote {result['path']}: labels of {result['samples']} training samples"
-          + ("" if args.share is None else f", the {args.share:g} of lowest label quality set aside")
-          + f", {result['relabelled']} "
-          f"relabelled, " + (f"{result['discarded']} discarded ones left out (keep them with --keep-discarded)"
-                             if not args.keep_discarded else "discarded ones kept with their given label")
-          + (f"; {result['untrained']} samples the run did not train on are left out" if result["untrained"] else ""))
+    parts = [f"labels of {result['samples']} training samples"]
+    if args.share is not None:
+        parts.append(f"the {result['set_aside']} of lowest label quality set aside ({args.share * 100:g} % asked)")
+    parts.append(f"{result['relabelled']} relabelled")
+    if args.keep_discarded:
+        parts.append("discarded ones kept with their given label")
+    else:
+        parts.append(f"{result['discarded']} discarded ones left out"
+                     + ("" if args.share is not None else " (keep them with --keep-discarded)"))
+    text = ", ".join(parts)
+    if result["untrained"]:
+        text += f"; {result['untrained']} samples the run did not train on are left out"
+    print(f"wrote {result['path']}: {text}")
     print(f"train on them with `comining train ... --labels {shlex.quote(str(result['path']))}`")
     return 0
 

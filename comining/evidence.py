@@ -13,7 +13,6 @@ import torch
 from comining import hardware
 
 
-
 @dataclass
 class Evidence:
     """Per-sample evidence for the final verdicts (N training samples, C known classes).
@@ -140,4 +139,3 @@ def given_label_losses(probs: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     symmetric noise they put the rate at 0.77 where this pass gives 0.50 (realised 0.49; docs/METHOD.md)."""
     given = probs.gather(1, labels[:, None]).squeeze(1)
     return (-given.clamp(min=1e-12).log()).cpu().numpy()
-

@@ -34,11 +34,12 @@ def decided_labels(rows: list[dict], classes: list[str], keep_discarded: bool) -
 
 
 def at_share(rows: list[dict], share: float) -> list[dict]:
-    """verdicts.csv ``rows`` as a run that had flagged round(share·N) samples would have judged them:
-    the samples of lowest label quality (``api.lowest_quality``, the set ``find_label_issues(run,
-    share=)`` returns) are set aside, relabelled where the run relabelled them and discarded where it
-    did not; every other sample is clean. A sample the run did not flag has no suggested class,
-    since its label was never weighed against one, so it is discarded rather than guessed at."""
+    """verdicts.csv ``rows`` with the user's count of wrong labels in place of the run's: the
+    round(share·N) samples of lowest label quality (``api.lowest_quality``, the set
+    ``find_label_issues(run, share=)`` returns; ties at the cut all taken) are set aside, keeping the
+    run's relabelling where it suggested a class and discarded otherwise; every other sample is
+    clean. A sample the run did not flag has no suggested class, since its label was never weighed
+    against one, so it is discarded rather than guessed at."""
     from comining.api import lowest_quality
 
     flagged = lowest_quality(rows, share, name="--share ")
@@ -63,12 +64,16 @@ def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = Non
     """Write the label file ``out`` (format ``fmt``, 'csv' or 'npy'; default from the extension) of the
     run in ``run_dir``; an existing ``out`` is replaced only with ``force``, the run's own files never.
     ``share``: set aside that share of the samples, those of lowest label quality, in place of the
-    run's verdicts (``at_share``). Returns {"path", "format", "samples" (training samples of the
-    run), "relabelled", "discarded" (left out as discarded), "untrained" (left out as the run did not
-    train on them)}."""
+    run's verdicts (``at_share``; not with ``keep_discarded``, which would keep them). Returns {"path",
+    "format", "samples" (training samples of the run), "set_aside" (relabelled or discarded),
+    "relabelled", "discarded" (left out as discarded), "untrained" (left out as the run did not train
+    on them)}."""
+    if share is not None and keep_discarded:
+        raise UserError("--share sets the samples of lowest label quality aside and --keep-discarded keeps "
+                        "them: pass one of the two")
     run = RunDir(run_dir)
     out = check_output(out, force, run_dir)
-    rows = run.read_verdicts((*VERDICT_COLUMNS, "suggested_label"))
+    rows = run.read_verdicts((*VERDICT_COLUMNS, "suggested_label", *(("label_quality",) if share is not None else ())))
     if share is not None:
         rows = at_share(rows, share)
     data = run.read_data_info(keys=("classes",))
@@ -81,6 +86,7 @@ def export_run(run_dir, out, keep_discarded: bool = False, fmt: str | None = Non
     classes = data["classes"]
     labels = decided_labels(rows, classes, keep_discarded)
     summary = {"path": str(out), "format": fmt, "samples": len(rows),
+               "set_aside": sum(r["verdict"] in ("relabelled", "discarded") for r in rows),
                "relabelled": sum(r["verdict"] == "relabelled" and bool(r.get("suggested_label")) for r in rows),
                "discarded": sum(y == labelfile.LEFT_OUT for y in labels), "untrained": 0}
     if data.get("root") is None:  # in-memory: samples are positions in the training set

@@ -266,5 +266,3 @@ def last_interval_record(history: list[dict]) -> dict:
 def interval_text(interval) -> str:
     """"0.27–0.35" for an interval [low, high]."""
     return f"{interval[0]:.2f}–{interval[1]:.2f}"
-
-

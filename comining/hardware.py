@@ -12,16 +12,14 @@ import torch
 from comining.errors import UserError
 
 
-
-
 def slow_on_cpu(arch: str, crop_size: int, device: torch.device, frozen: bool) -> str | None:
     """What to say before training a whole ``arch`` on ``crop_size``-px crops on ``device`` where that
     takes hours; None where it does not (a GPU, a frozen backbone's head, the small CNN, small crops)."""
     # An architecture registers whether it is slow: a ResNet-18 on 224-px crops took 165 s an epoch for
     # 2,000 images on 2 cores (docs/PERFORMANCE.md, (f)); a ResNet-50, or 448 px, more.
-    from comining.models import MODELS
+    from comining.models import about
 
-    if device.type != "cpu" or frozen or not getattr(MODELS.get(arch), "slow_on_cpu", False) or crop_size < 128:
+    if device.type != "cpu" or frozen or not about(arch).slow_on_cpu or crop_size < 128:
         return None
     return (f"training a whole {arch} on {crop_size}-px crops on a CPU is slow (a ResNet-18 at 224 px: about 80 ms "
             "an image an epoch on 2 cores, hours for thousands of images); for a first look use pretrained --weights "

@@ -51,8 +51,6 @@ def grid(base: Config, methods: list[str], noises: list[str], seeds=None) -> lis
     return cells
 
 
-
-
 def check_cell(run_dir: Path, cfg: Config) -> None:
     """UserError unless the run already in ``run_dir`` was made with ``cfg``'s settings."""
     stored = comparable(from_stored(RunDir(run_dir).read_config()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -189,7 +190,7 @@ def test_export_with_a_share_sets_aside_that_many_samples_of_lowest_label_qualit
         assert len(flagged) >= count
         result = run("export", "r1", "--out", f"s{share}.csv", "--share", share)
         assert result.returncode == 0, result.stderr
-        assert f"the {share:g} of lowest label quality set aside" in result.stdout
+        assert f"the {len(flagged)} of lowest label quality set aside ({share * 100:g} % asked)" in result.stdout
         written = {r["index"]: r["label"] for r in read_csv(base / f"s{share}.csv")}
         for r in rows:
             relabelled = r["verdict"] == "relabelled" and r["suggested_label"]
@@ -197,9 +198,23 @@ def test_export_with_a_share_sets_aside_that_many_samples_of_lowest_label_qualit
             assert written[r["sample"]] == expected, r
         # The same set as the Python API's.
         assert flagged == {rows[i]["sample"] for i in np.flatnonzero(find_label_issues(base / "r1", share=share))}
-    result = run("export", "r1", "--out", "bad.csv", "--share", "1.5")
-    assert result.returncode == 2 and "--share 1.5 is not a fraction" in result.stderr
-    assert "Traceback" not in result.stderr and not (base / "bad.csv").exists()
+    for bad, message in ((["--share", "1.5"], "--share 1.5 is not a fraction"),
+                         (["--share", "0.2", "--keep-discarded"], "pass one of the two")):
+        result = run("export", "r1", "--out", "bad.csv", *bad)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and not (base / "bad.csv").exists()
+    # A run whose verdicts.csv has no label quality (written before it existed) has nothing to rank by.
+    old = base / "r-old"
+    shutil.copytree(base / "r1", old)
+    with open(old / "verdicts.csv", newline="") as f:
+        table = [{k: v for k, v in row.items() if k != "label_quality"} for row in csv.DictReader(f)]
+    with open(old / "verdicts.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    result = run("export", "r-old", "--out", "old.csv", "--share", "0.2")
+    assert result.returncode == 2 and "has no column label_quality" in result.stderr, result.stderr
+    assert run("export", "r-old", "--out", "old.csv").returncode == 0  # the run's own verdicts need none
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ def _get(d: Any, key: str, path: Path) -> Any:
 
 
 def _locate(root: str | Path | None, name: str, folder: str, files: list[str], title: str, shown: str) -> Path:
-    """Return the CIFAR folder under `root`: `root/folder`, the seed's `root/name/folder`, or `root/name`
+    """Return the CIFAR folder under `root`: `root/folder`, the authors' code's `root/name/folder`, or `root/name`
     or `root` itself when it already holds the batches. A folder named `folder` must be complete."""
     base = Path(DEFAULT_ROOT if root is None else root)
     for cand in (base / folder, base / name / folder, base / name, base):

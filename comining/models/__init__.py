@@ -15,31 +15,46 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import dataclass
 
 from comining.errors import UserError
 
 MODELS: dict = {}
 
 
+@dataclass(frozen=True)
+class Architecture:
+    """What ``register`` was told of an architecture besides its builder."""
+    summary: str = ""  # a few words for --help
+    slow_on_cpu: bool = False  # training it whole on a CPU takes hours at image-set sizes: the run warns first
+    head: bool = False  # it trains on a frozen backbone's features, and --head names it
+
+
+ABOUT: dict[str, Architecture] = {}
+
+
 def register(name: str, summary: str = "", slow_on_cpu: bool = False, head: bool = False):
-    """Register ``builder(in_channels, num_classes, image_size)`` as architecture ``name``, with
-    ``summary`` (shown by --help), ``slow_on_cpu`` (training it whole on a CPU takes hours at image-set
-    sizes: the run warns first) and ``head`` (it trains on features, named by --head)."""
+    """Register ``builder(in_channels, num_classes, image_size)`` as architecture ``name``, with what
+    ``Architecture`` records of it."""
     def wrap(builder):
-        builder.summary, builder.slow_on_cpu, builder.head = summary, slow_on_cpu, head
-        MODELS[name] = builder
+        MODELS[name], ABOUT[name] = builder, Architecture(summary, slow_on_cpu, head)
         return builder
     return wrap
 
 
+def about(name: str) -> Architecture:
+    """What was registered of ``name`` (an unknown or hand-added name: nothing)."""
+    return ABOUT.get(name, Architecture())
+
+
 def names(heads: bool = False) -> tuple[str, ...]:
     """The registered networks on images, or with ``heads`` the heads, in registration order."""
-    return tuple(name for name, builder in MODELS.items() if builder.head == heads)
+    return tuple(name for name in MODELS if about(name).head == heads)
 
 
 def described(heads: bool = False) -> str:
     """"cnn (the paper's 6-layer CNN), small (CPU-sized), resnet18": ``names`` with their summaries."""
-    return ", ".join(f"{name} ({MODELS[name].summary})" if MODELS[name].summary else name for name in names(heads))
+    return ", ".join(f"{name} ({about(name).summary})" if about(name).summary else name for name in names(heads))
 
 
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int):
