@@ -196,8 +196,7 @@ class Trainer:
         for images, labels in self.data.test_batches(self.cfg.eval_batch_size, self.rank, self.world):
             x = self.views(images, "test")
             with hardware.autocast(self.device, self.precision):
-                for n, net in enumerate(self.method.nets):
-                    net = getattr(net, "module", net)  # DDP's forward is a collective; evaluation is not
+                for n, net in enumerate(evidence.evaluation_nets(self.method)):
                     counts[n] += (net(x)[0].argmax(1) == labels).sum()
             counts[-1] += labels.shape[0]
         counts = distributed.reduce(counts)
@@ -337,9 +336,7 @@ class Trainer:
         when fine-tuning, the features of the network as ``--weights`` give it, built afresh so that
         a run resumed after some training reads the same (NaN rows for images that cannot be read)."""
         if self.frozen:
-            first, _ = self.data.layout["test"]
-            last = self.data.backbone.get("last_dim") or self.data.feature_dim
-            return self.data.images[:, first, -last:].float().cpu().numpy()
+            return self.data.last_stage_plain()
         # Its random classifier, and the data loader's seed on image folders, must not move the run's
         # draws: a run given the probe's count replays this one.
         with torch.random.fork_rng(devices=[]):

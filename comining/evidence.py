@@ -82,8 +82,8 @@ def gather(method, data, views, selections, precision: str, batch_size: int, see
 
 
 def evaluation_nets(method) -> list:
-    """The method's networks without their DDP wrappers: a pass over the training set that each rank
-    makes on its own must not enter DDP's collectives."""
+    """The method's networks without their DDP wrappers: a pass over the data that each rank makes on
+    its own (the training set's evidence, the test accuracy) must not enter DDP's collectives."""
     return [getattr(net, "module", net) for net in method.nets]
 
 

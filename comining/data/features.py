@@ -440,6 +440,13 @@ class FeatureData(TrainingSet):
     def feature_views(self) -> FeatureViews:
         return FeatureViews(self.layout, self.normalize)
 
+    def last_stage_plain(self) -> np.ndarray:
+        """[N×D] float32: each training image's un-augmented view (its centre crop, the evaluation
+        view), of the backbone's last stage only (its classifier's input) where several are cached."""
+        first, _ = self.layout["test"]
+        last = self.backbone.get("last_dim") or self.feature_dim
+        return self.images[:, first, -last:].float().cpu().numpy()
+
     # Features held on the device are batched as InMemoryData batches its images: the same functions,
     # on ``images`` [N × V × D] and ``test_images`` [M × 1 × D].
     epoch_batches = InMemoryData.epoch_batches
