@@ -83,7 +83,7 @@ def kind_folder(cache, dim: int, kind: str, count: int) -> Path:
 
 def write_cache(out: Path, rows: int, dim: int, views: int) -> None:
     import torch
-    from comining.data.features import CHUNK, FeatureCache
+    from comining.data.feature_cache import CHUNK, FeatureCache
 
     cache = FeatureCache(out / "cache")
     generator = torch.Generator().manual_seed(0)
@@ -100,7 +100,8 @@ def write_cache(out: Path, rows: int, dim: int, views: int) -> None:
 def phase_load(out: Path, rows: int, dim: int, views: int) -> float:
     """A run's whole feature array read back from the cache kind by kind, through the same
     ``stack_views`` as FeatureData.prepare."""
-    from comining.data.features import FeatureCache, stack_views
+    from comining.data.feature_cache import FeatureCache
+    from comining.data.features import stack_views
 
     cache = FeatureCache(out / "cache")
     names = keys(rows)
@@ -125,7 +126,8 @@ def phase_train(rows: int, dim: int, views: int) -> float:
     from comining import engine
     from comining.config import resolve
     from comining.data.augment import IMAGENET_MEAN, IMAGENET_STD
-    from comining.data.features import CHUNK, FeatureCache, FeatureData, cached_views, stack_views
+    from comining.data.feature_cache import CHUNK, FeatureCache
+    from comining.data.features import FeatureData, cached_views, stack_views
 
     class RandomFeatures(FeatureData):
         """FeatureData holding random feature rows instead of a backbone's."""
@@ -138,6 +140,7 @@ def phase_train(rows: int, dim: int, views: int) -> float:
             self.labels = torch.randint(0, CLASSES, (rows,), generator=generator)
             self.test_labels = torch.randint(0, CLASSES, (1000,), generator=generator)
             self.full_size, self.left_out, self.skipped_files, self.failed_positions = rows, 0, {}, set()
+            self.unmatched_label_rows = []
             self.channels, self.image_size, self.crop_size, self.padding, self.flip = 3, 224, 224, 0, True
             self.normalize, self.feature_dim = (IMAGENET_MEAN, IMAGENET_STD), dim
             self.computed, self.cached, self.layout = 0, rows, {}

@@ -318,7 +318,7 @@ def bytes_text(size: int) -> str:
 
 
 def cmd_cache(args) -> int:
-    from comining.data.features import FeatureCache
+    from comining.data.feature_cache import FeatureCache
 
     cache = FeatureCache(args.cache_dir)
     if cache.root.exists() and not cache.root.is_dir():

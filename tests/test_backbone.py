@@ -23,8 +23,9 @@ from PIL import Image
 
 from comining import config
 from comining.data import decode as decode_module
-from comining.data import features as features_module
-from comining.data.features import FeatureCache, FeatureData, stack_views
+from comining.data import feature_cache as feature_cache_module
+from comining.data.feature_cache import FeatureCache
+from comining.data.features import FeatureData, stack_views
 from comining.errors import UserError
 from comining.models.backbone import feature_width, restore_backbone
 from conftest import cli_runner
@@ -166,7 +167,7 @@ def test_the_cache_remembers_an_array_until_it_is_damaged(tmp_path, monkeypatch)
     def full_disk(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(features_module, "atomic_write", full_disk)  # a cache that cannot be written to
+    monkeypatch.setattr(feature_cache_module, "atomic_write", full_disk)  # a cache that cannot be written to
     assert np.array_equal(cache.remembered(folder, "probe-new", (3, 2), compute), first)
     assert not (folder / "probe-new.npy").exists()
 
