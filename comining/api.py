@@ -17,7 +17,12 @@ def load_verdicts(run_dir) -> list[dict]:
 
 def label_quality_scores(run_dir) -> np.ndarray:
     """Per training sample (rows of verdicts.csv), the label quality in [0, 1]; higher = more likely right."""
-    return np.array([float(row["label_quality"]) for row in load_verdicts(run_dir)])
+    return qualities(load_verdicts(run_dir))
+
+
+def qualities(rows: list[dict]) -> np.ndarray:
+    """The ``label_quality`` column of verdicts.csv ``rows`` as floats."""
+    return np.array([float(row["label_quality"]) for row in rows])
 
 
 def find_label_issues(run_dir, ranked_by: str | None = None, share: float | None = None) -> np.ndarray:
@@ -30,27 +35,27 @@ def find_label_issues(run_dir, ranked_by: str | None = None, share: float | None
     if ranked_by not in (None, "label_quality"):
         raise UserError(f"ranked_by={ranked_by!r} is not known: pass None or 'label_quality'")
     rows = load_verdicts(run_dir)
-    quality = np.array([float(row["label_quality"]) for row in rows])
+    quality = qualities(rows)
     if share is None:
         issues = np.array([row["verdict"] != "clean" for row in rows], dtype=bool)
     else:
-        issues = lowest_quality(rows, share)
+        issues = lowest_quality(quality, share)
     if ranked_by is None:
         return issues
     flagged = np.flatnonzero(issues)
     return flagged[np.argsort(quality[flagged], kind="stable")]
 
 
-def lowest_quality(rows: list[dict], share: float, name: str = "share=") -> np.ndarray:
-    """Boolean mask over verdicts.csv ``rows``: the round(share·N) of lowest label quality, ties at
-    the cut all taken (``verdicts.lowest_share``, the rule the run flags its own by, here on the
-    qualities as verdicts.csv rounds them). ``name`` is how the user passed ``share``, for the error
-    where it is not a fraction."""
+def lowest_quality(quality: np.ndarray, share: float, name: str = "share=") -> np.ndarray:
+    """Boolean mask over the label ``quality`` of verdicts.csv's rows (``qualities``): the
+    round(share·N) lowest, ties at the cut all taken (``verdicts.lowest_share``, the rule the run flags
+    its own by, here on the qualities as verdicts.csv rounds them). ``name`` is how the user passed
+    ``share``, for the error where it is not a fraction."""
     from comining.verdicts import lowest_share
 
     if not 0 <= share <= 1:
         raise UserError(f"{name}{share!r} is not a fraction of the samples: pass a number in [0, 1]")
-    return lowest_share(np.array([float(row["label_quality"]) for row in rows]), share)
+    return lowest_share(quality, share)
 
 
 def load_pred_probs(run_dir) -> np.ndarray:

@@ -40,9 +40,9 @@ def at_share(rows: list[dict], share: float) -> list[dict]:
     run's relabelling where it suggested a class and discarded otherwise; every other sample is
     clean. A sample the run did not flag has no suggested class, since its label was never weighed
     against one, so it is discarded rather than guessed at."""
-    from comining.api import lowest_quality
+    from comining.api import lowest_quality, qualities
 
-    flagged = lowest_quality(rows, share, name="--share ")
+    flagged = lowest_quality(qualities(rows), share, name="--share ")
     return [{**row, "verdict": ("relabelled" if row["verdict"] == "relabelled" and row.get("suggested_label")
                                 else "discarded") if flag else "clean"}
             for row, flag in zip(rows, flagged)]
