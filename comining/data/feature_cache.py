@@ -1,15 +1,15 @@
 """The feature cache of ``--backbone frozen`` on disk (``FeatureCache``, under ``--cache-dir``).
 
-One folder per recipe, a hash of the SHA-256 of
-the weights the features depend on, the stages and their width (``--feature-stages`` other than 1),
-the image geometry, the view kind and K and the precision,
-holding chunk files of (sample keys, features). A sample's key is a hash of its content (an image file's bytes, an in-memory image's
-pixels), so a changed file is computed again and never served stale, a renamed or copied one is not,
-and any run on the same images with the same backbone (``--resume``, another method, another seed)
-finds them. Chunks are written to a temporary file and renamed (``os.replace``), so runs and ranks
-sharing a cache never see half a chunk; two that compute the same images write the same chunk.
-Beside the un-augmented view's chunks the cache keeps the noise-rate probe's out-of-fold
-probabilities (``remembered``), named by a hash of the features, labels and seed they came from.
+One folder per recipe, a hash of the SHA-256 of the weights the features depend on, the stages and
+their width (``--feature-stages`` other than 1), the image geometry, the view kind and K and the
+precision, holding chunk files of (sample keys, features). A sample's key is a hash of its content
+(an image file's bytes, an in-memory image's pixels), so a changed file is computed again and never
+served stale, a renamed or copied one is not, and any run on the same images with the same
+backbone (``--resume``, another method, another seed) finds them. Chunks are written to a temporary
+file and renamed (``os.replace``), so runs and ranks sharing a cache never see half a chunk; two
+that compute the same images write the same chunk. Beside the un-augmented view's chunks the cache
+keeps the noise-rate probe's out-of-fold probabilities (``remembered``), named by a hash of the
+features, labels and seed they came from.
 """
 
 from __future__ import annotations
@@ -165,13 +165,18 @@ class FeatureCache:
             except (OSError, ValueError):
                 recipe = {}
             out.append({"folder": folder, "recipe": recipe, "chunks": len(self.chunks(folder)),
-                        "samples": sum(len(keys) for keys, _ in self.entries(folder)),
-                        "bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())})
+                        "samples": sum(len(keys) for keys, _ in self.entries(folder)), "bytes": size(folder)})
         return out
 
     def clear(self) -> int:
         """Remove every recipe folder (``recipe_folders``), nothing else; returns the bytes freed."""
-        freed = sum(entry["bytes"] for entry in self.usage())
-        for folder in self.recipe_folders():
+        folders = self.recipe_folders()
+        freed = sum(size(folder) for folder in folders)
+        for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
         return freed
+
+
+def size(folder: Path) -> int:
+    """Bytes on disk of the files under ``folder``."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
