@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from comining import models
 from comining.errors import UserError, need
 from comining.methods import METHODS
@@ -293,7 +295,6 @@ def backbone_mode(cfg: Config) -> str:
         return "frozen"
     if cfg.dataset not in USER_IMAGE_SETS or not pretrained(cfg) or cfg.device.startswith("cuda"):
         return "finetune"
-    import torch  # only here: the settings and their help need no torch
     return "frozen" if cfg.device == "cpu" or not torch.cuda.is_available() else "finetune"
 
 
